@@ -1,0 +1,153 @@
+"""Every setting finsentry reads, in one typed place.
+
+Each field is an environment variable: ``FINSENTRY_`` + the field name in capitals
+(``broker`` → ``FINSENTRY_BROKER``). A ``.env`` file in the working directory is read too.
+CLI flags only override these. The README's settings table is generated from this class
+(``finsentry settings --markdown``), so the description here is the documentation.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FINSENTRY_", env_file=".env", extra="ignore")
+
+    # --- Kafka ------------------------------------------------------------------------------
+    broker: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap URL(s), e.g. kafka://k1:9092;k2:9092.")
+    broker_embedded: bool = Field(False, description="The broker is the embedded tansu broker: apply its limits (one record per producer batch, no idempotence).")
+    topic_prefix: str = Field("finsentry.", description="Prefix of every topic name.")
+    topic_partitions: int = Field(4, description="Partitions of the topics finsentry creates (= max workers per consumer group).")
+    topic_replication: int = Field(1, description="Replication factor of created topics (3 on a production cluster).")
+    app_id: str = Field("finsentry", description="Faust app id = Kafka consumer group of the workers.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field("PLAINTEXT", description="Kafka security protocol.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field("PLAIN", description="SASL mechanism when SASL is used.")
+    kafka_username: str | None = Field(None, description="SASL user name.")
+    kafka_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    kafka_ca_file: Path | None = Field(None, description="CA bundle for Kafka TLS.")
+    broker_session_timeout_s: float = Field(30.0, description="Consumer group session timeout.")
+    broker_heartbeat_s: float = Field(3.0, description="Consumer group heartbeat interval.")
+
+    # --- Store ------------------------------------------------------------------------------
+    store: str = Field("sqlite:///var/finsentry.db", description="Where scored documents and alerts go: sqlite:///path.db or http(s)://host:9200 (Elasticsearch/OpenSearch).")
+    es_username: str | None = Field(None, description="Elasticsearch basic-auth user.")
+    es_password: SecretStr | None = Field(None, description="Elasticsearch basic-auth password (never logged).")
+    es_api_key: SecretStr | None = Field(None, description="Elasticsearch API key (instead of user/password).")
+    es_ca_certs: Path | None = Field(None, description="CA bundle for Elasticsearch TLS.")
+    es_verify_certs: bool = Field(True, description="Verify the Elasticsearch server certificate.")
+    es_compat: Literal["elasticsearch", "opensearch"] = Field("elasticsearch", description="'opensearch' sends plain application/json instead of the Elasticsearch compatibility media type (also ?compat=opensearch in the store URL).")
+    es_index_prefix: str = Field("finsentry", description="Prefix of the documents/alerts/labels indices and their alias.")
+    es_retention_days: int = Field(90, description="Daily document indices older than this are deleted by the retention job.")
+    store_batch_size: int = Field(500, description="Records per bulk write.")
+    store_retry_max_s: float = Field(30.0, description="Longest back-off between store retries (the pipeline waits, never drops).")
+
+    # --- Model ------------------------------------------------------------------------------
+    model_path: Path | None = Field(None, description="Model directory to serve; default: the promoted registry version, else the shipped model.")
+    backend: Literal["auto", "onnx", "torch", "torch-bf16", "cuda"] = Field("auto", description="Inference backend; auto measures and picks the fastest that agrees with fp32.")
+    model_cache_dir: Path = Field(Path("var/model-cache"), description="Where exported ONNX files and backend choices are cached.")
+    registry_dir: Path = Field(Path("var/registry"), description="Model registry root (versions, manifests, the promoted pointer).")
+    inference_threads: int = Field(0, description="Threads for inference (0 = all cores).")
+    max_batch: int = Field(64, description="Most documents scored in one model call.")
+    batch_window_s: float = Field(0.05, description="Longest wait to fill a batch before scoring what is there.")
+    max_text_bytes: int = Field(100_000, description="Documents with more UTF-8 bytes of text are dead-lettered.")
+    explain_evidence: bool = Field(True, description="Attach word-level explanations to alert evidence.")
+
+    # --- Near-duplicates --------------------------------------------------------------------
+    dedup_threshold: float = Field(0.8, description="Jaccard similarity (MinHash) above which a document duplicates an earlier story.")
+    dedup_horizon_s: float = Field(6 * 3600, description="How long a story is remembered for near-duplicate detection.")
+
+    # --- Detector ---------------------------------------------------------------------------
+    alert_bucket_s: int = Field(60, description="Event-time bucket width in seconds.")
+    alert_lateness_s: int = Field(300, description="Records later than this behind the newest bucket of their scope are not counted (counted as late in metrics).")
+    alert_window_buckets: int = Field(3, description="Current window = this many latest buckets.")
+    alert_baseline_halflife_buckets: float = Field(60.0, description="Half-life of the EWMA baseline of negative share and volume, in buckets.")
+    alert_min_count: int = Field(20, description="Volume floor: fewer distinct stories in the window never alert.")
+    alert_min_baseline_buckets: int = Field(5, description="Buckets a scope must have seen before it may alert.")
+    alert_z_threshold: float = Field(4.0, description="z-score of the window's negative share against the baseline to alert (warning).")
+    alert_z_critical: float = Field(7.0, description="z-score for severity critical.")
+    alert_min_share_increase: float = Field(0.15, description="Window negative share must exceed the baseline by at least this much.")
+    alert_cusum_k: float = Field(0.05, description="CUSUM slack (share units) for slow drifts.")
+    alert_cusum_h: float = Field(3.0, description="CUSUM decision threshold (0 disables CUSUM).")
+    alert_cooldown_s: int = Field(1800, description="After an episode ends, the same scope stays quiet this long.")
+    alert_scope_overrides: str = Field("", description="Per-scope thresholds, e.g. 'topic:Earnings=z=5,min=30;entity:AAPL=z=3'.")
+    alert_evidence_docs: int = Field(5, description="Representative documents attached to an alert.")
+    watched_entities: str = Field("", description="Comma-separated tickers shown on dashboards and exported as metrics (bounded label set).")
+
+    # --- Notifications ----------------------------------------------------------------------
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://alertmanager:9093.")
+    apprise_urls: str = Field("", description="Apprise URLs separated by spaces or commas (Slack, Teams, mailto://, json://...).")
+    outbox_path: Path = Field(Path("var/outbox.db"), description="Persistent notification outbox (SQLite).")
+    notify_max_per_minute: int = Field(30, description="Rate limit per notifier.")
+    notify_retry_max_s: float = Field(300.0, description="Longest back-off between notification retries.")
+    dashboard_url: str = Field("http://127.0.0.1:6066", description="Link to the dashboard put into notifications.")
+
+    # --- Web / metrics ----------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Address the worker's web page, /api and /metrics bind to (loopback by default).")
+    web_port: int = Field(6066, description="Port of the worker's web page, /api and /metrics.")
+    web_token: SecretStr | None = Field(None, description="If set, /api and the page require this token (header X-Finsentry-Token or ?token=).")
+
+    # --- Ingest -----------------------------------------------------------------------------
+    sources_file: Path = Field(Path("sources.yml"), description="Scraper source list.")
+    seen_path: Path = Field(Path("var/seen.db"), description="Persistent seen-set of the scrapers (URL / GUID / content hash).")
+    push_host: str = Field("127.0.0.1", description="Bind address of the HTTP push endpoint.")
+    push_port: int = Field(6070, description="Port of the HTTP push endpoint.")
+    push_token: SecretStr | None = Field(None, description="Token the push endpoint requires (Authorization: Bearer ...); the endpoint refuses to start without one.")
+    user_agent: str = Field("finsentry/0.1 (+https://github.com/finsentry/finsentry)", description="User-Agent of the scrapers.")
+    per_host_interval_s: float = Field(2.0, description="Politeness: least seconds between two requests to one host.")
+    scrape_metrics_port: int = Field(6071, description="Port of the scraper's /metrics.")
+
+    # --- Training ---------------------------------------------------------------------------
+    train_schedule: str = Field("0 3 * * 0", description="Cron schedule of scheduled retraining (UTC).")
+    train_data_dir: Path = Field(Path("data/tfn"), description="Directory with the base training CSVs (tfns_*/tfnt_*).")
+    train_method: Literal["full", "lora"] = Field("lora", description="Fine-tuning method of scheduled retraining.")
+    train_max_steps: int = Field(0, description="Cap on steps of scheduled retraining (0 = full epochs).")
+    gate_tolerance: float = Field(0.01, description="A candidate may be at most this much worse than the promoted model on any golden metric.")
+    gate_min_sentiment_accuracy: float = Field(0.80, description="Absolute floor: sentiment accuracy on the golden set.")
+    gate_min_sentiment_macro_f1: float = Field(0.75, description="Absolute floor: sentiment macro-F1.")
+    gate_min_topic_accuracy: float = Field(0.80, description="Absolute floor: topic accuracy.")
+    gate_max_forgetting: float = Field(0.02, description="Max drop on the parent's held-out set (continual learning bound).")
+    drift_window: int = Field(2000, description="Scored documents per drift check window.")
+    drift_psi_threshold: float = Field(0.2, description="Population stability index of the predicted class mix that counts as drift.")
+    drift_confidence_drop: float = Field(0.1, description="Drop of mean top-class confidence that counts as drift.")
+    drift_label_accuracy_floor: float = Field(0.75, description="Accuracy on fresh analyst labels below which drift is declared.")
+    drift_check_interval_s: float = Field(300.0, description="How often the trainer checks for drift.")
+
+    # --- Process ----------------------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Working data directory (Faust table state, databases).")
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(False, description="Log as JSON lines instead of key=value.")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def broker_address(self) -> str:
+        """host:port[,host:port] for kafka-python/aiokafka from the Faust-style URL."""
+        url = self.broker.split("://", 1)[-1]
+        return ",".join(part.strip() for part in url.replace(";", ",").split(",") if part.strip())
+
+    def parsed_apprise_urls(self) -> list[str]:
+        return [u for u in self.apprise_urls.replace(",", " ").split() if u]
+
+    def parsed_watched_entities(self) -> list[str]:
+        return [e.strip().upper() for e in self.watched_entities.split(",") if e.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_markdown() -> str:
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else str(default)
+        rows.append(f"| `FINSENTRY_{name.upper()}` | `{shown}` | {field.description or ''} |")
+    return "\n".join(rows)

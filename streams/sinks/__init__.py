@@ -1,0 +1,1 @@
+"""Stores for scored documents, alerts and analyst labels (one interface, several backends)."""

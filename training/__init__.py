@@ -1,0 +1,1 @@
+"""Re-fine-tuning, evaluation gate, drift detection and the retraining scheduler."""

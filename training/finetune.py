@@ -1,0 +1,360 @@
+"""Fine-tune the two-head classifier; reads top to bottom like an HF example script.
+
+1. arguments (a dataclass)  2. data: train files + feedback + replay, a dev split carved
+from the *training* files (the published held-out sets are never seen here)  3. model: the
+parent version or the base encoder, full fine-tune or LoRA  4. train with length-grouped
+batches and a masked two-task loss, checkpointing each epoch (resumable)  5. keep the best
+epoch on dev, fit temperatures on dev  6. write the artifact and a run report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from finsentry.models.classifier import (
+    ModelCard,
+    MultiTaskClassifier,
+    load_artifact,
+    load_tokenizer,
+    save_artifact,
+)
+from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.training.batching import grouped_batches
+from finsentry.training.calibration import fit_temperature, softmax
+from finsentry.training.data import MISSING, Example, examples_sha256, file_sha256, read_labelled, read_tfns, read_tfnt, stratified_split
+from finsentry.training.metrics import classification_report
+from finsentry.training.predict import logits_for
+
+log = logging.getLogger("finsentry.training")
+
+
+@dataclass
+class TrainArguments:
+    output_dir: Path
+    sentiment_files: list[Path] = field(default_factory=list)  # TFNS-format CSVs
+    topic_files: list[Path] = field(default_factory=list)  # TFNT-format CSVs
+    labelled_files: list[Path] = field(default_factory=list)  # CSV/JSONL: text + sentiment/topic
+    feedback: list[Example] = field(default_factory=list)  # analyst labels, already resolved to text
+    parent: Path | None = None  # start from this model directory instead of the base encoder
+    replay_files: list[Path] = field(default_factory=list)  # the parent's training data (TFNS/TFNT)
+    replay_fraction: float = 0.3  # of the replay data mixed in when a parent is given
+    method: str = "full"  # full | lora
+    lora_r: int = 16
+    lora_alpha: int = 32
+    epochs: float = 5.0
+    max_steps: int = 0  # >0 caps the run (tests, smoke runs)
+    batch_size: int = 32
+    learning_rate: float = 8e-5
+    head_learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 128
+    dev_fraction: float = 0.1
+    seed: int = 13
+    bf16: str = "auto"  # auto | on | off: autocast where the hardware computes bf16 natively
+    threads: int = 0
+    version: str | None = None
+    shuffle_labels: bool = False  # deliberately broken run; the gate must reject it
+    resume: bool = True
+    progress: bool = True
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def bf16_supported(device: str) -> bool:
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pass
+    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
+
+
+def load_examples(args: TrainArguments) -> tuple[list[Example], dict[str, str]]:
+    examples: list[Example] = []
+    hashes: dict[str, str] = {}
+    for path in args.sentiment_files:
+        examples += read_tfns(path)
+        hashes[str(path)] = file_sha256(path)
+    for path in args.topic_files:
+        examples += read_tfnt(path)
+        hashes[str(path)] = file_sha256(path)
+    for path in args.labelled_files:
+        examples += read_labelled(path)
+        hashes[str(path)] = file_sha256(path)
+    if args.feedback:
+        examples += args.feedback
+        hashes["analyst_feedback"] = examples_sha256(args.feedback)
+    return examples, hashes
+
+
+def replay_sample(args: TrainArguments, rng: random.Random) -> list[Example]:
+    """A share of the parent's training data, so new data does not erase old skills."""
+    old: list[Example] = []
+    for path in args.replay_files:
+        old += read_tfnt(path) if "tfnt" in Path(path).name else read_tfns(path)
+    rng.shuffle(old)
+    return old[: int(len(old) * args.replay_fraction)]
+
+
+def shuffled(examples: list[Example], rng: random.Random) -> list[Example]:
+    sent = [e.sentiment for e in examples]
+    top = [e.topic for e in examples]
+    rng.shuffle(sent)
+    rng.shuffle(top)
+    return [Example(e.text, s if e.sentiment != MISSING else MISSING, t if e.topic != MISSING else MISSING)
+            for e, s, t in zip(examples, sent, top)]
+
+
+def build_model(args: TrainArguments) -> tuple[MultiTaskClassifier, ModelCard | None]:
+    if args.parent:
+        model, parent_card = load_artifact(args.parent)
+    else:
+        model, parent_card = MultiTaskClassifier.from_base(), None
+    model.freeze_word_embeddings()
+    if args.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=0.05,
+            target_modules=["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+        )
+        model.encoder = get_peft_model(model.encoder, config)
+    elif args.method != "full":
+        raise ValueError(f"unknown method {args.method!r}: use 'full' or 'lora'")
+    return model, parent_card
+
+
+def masked_loss(s_logits, t_logits, s_labels, t_labels) -> torch.Tensor:
+    loss = s_logits.new_zeros(())
+    if (s_labels != MISSING).any():
+        loss = loss + F.cross_entropy(s_logits.float(), s_labels, ignore_index=MISSING)
+    if (t_labels != MISSING).any():
+        loss = loss + F.cross_entropy(t_logits.float(), t_labels, ignore_index=MISSING)
+    return loss
+
+
+def evaluate_split(model, tokenizer, examples: list[Example], max_length: int, temps=(1.0, 1.0)) -> dict:
+    s_logits, t_logits = logits_for(model, tokenizer, [e.text for e in examples], max_length)
+    out: dict = {}
+    s_idx = [i for i, e in enumerate(examples) if e.sentiment != MISSING]
+    t_idx = [i for i, e in enumerate(examples) if e.topic != MISSING]
+    if s_idx:
+        y = np.array([examples[i].sentiment for i in s_idx])
+        out["sentiment"] = classification_report(y, softmax(s_logits[s_idx], temps[0]), SENTIMENT_LABELS)
+    if t_idx:
+        y = np.array([examples[i].topic for i in t_idx])
+        out["topic"] = classification_report(y, softmax(t_logits[t_idx], temps[1]), TOPIC_LABELS)
+    out["_logits"] = (s_logits, t_logits, s_idx, t_idx)
+    return out
+
+
+def dev_score(metrics: dict) -> float:
+    parts = [metrics[k]["accuracy"] for k in ("sentiment", "topic") if k in metrics]
+    parts += [metrics["sentiment"]["macro_f1"]] if "sentiment" in metrics else []
+    return float(np.mean(parts)) if parts else 0.0
+
+
+def train(args: TrainArguments) -> dict:
+    started = time.time()
+    seed_everything(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+
+    # --- data -------------------------------------------------------------------------
+    examples, hashes = load_examples(args)
+    train_set, dev_set = stratified_split(examples, args.dev_fraction, args.seed)
+    if args.parent and args.replay_files:
+        train_set += replay_sample(args, rng)
+    if args.shuffle_labels:
+        train_set = shuffled(train_set, rng)
+    if not train_set:
+        raise ValueError("no training examples")
+    log.info("data train=%d dev=%d", len(train_set), len(dev_set))
+
+    # --- model ------------------------------------------------------------------------
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, parent_card = build_model(args)
+    model.to(device)
+    tokenizer = load_tokenizer(args.max_length)
+    use_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and bf16_supported(device))
+    enc = tokenizer([e.text for e in train_set], truncation=True, max_length=args.max_length)["input_ids"]
+    lengths = [len(x) for x in enc]
+    s_labels = torch.tensor([e.sentiment for e in train_set])
+    t_labels = torch.tensor([e.topic for e in train_set])
+
+    steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
+    total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
+    head_params = [p for n, p in model.named_parameters() if n.startswith(("sentiment_head", "topic_head"))]
+    enc_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("sentiment_head", "topic_head"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": enc_params, "lr": args.learning_rate}, {"params": head_params, "lr": args.head_learning_rate}],
+        weight_decay=args.weight_decay,
+    )
+    warmup = max(1, int(total_steps * args.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+    )
+
+    step, epoch, best = 0, 0, {"score": -1.0, "epoch": -1}
+    history: list[dict] = []
+    if args.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, best, history = state["step"], state["epoch"], state["best"], state["history"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d (epoch %d)", ckpt_path, step, epoch)
+
+    best_path = out_dir / "best.pt"
+    bar = tqdm(total=total_steps, initial=step, desc="train", disable=not args.progress, unit="step")
+    while step < total_steps:
+        model.train()
+        running = 0.0
+        for n_batch, idx in enumerate(grouped_batches(lengths, args.batch_size, rng), 1):
+            if step >= total_steps:
+                break
+            batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(device)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
+                s_out, t_out = model(batch["input_ids"], batch["attention_mask"])
+            loss = masked_loss(s_out, t_out, s_labels[idx].to(device), t_labels[idx].to(device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            running += float(loss)
+            bar.update(1)
+            if n_batch % 20 == 0:
+                bar.set_postfix(loss=f"{running / n_batch:.4f}", epoch=epoch)
+        epoch += 1
+        metrics = evaluate_split(model, tokenizer, dev_set, args.max_length)
+        metrics.pop("_logits")
+        score = dev_score(metrics)
+        summary = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": running / max(1, n_batch),
+            "dev_score": score,
+            **{f"dev_{k}_accuracy": v["accuracy"] for k, v in metrics.items()},
+        }
+        history.append(summary)
+        log.info("epoch %s", json.dumps(summary))
+        bar.write(f"epoch {epoch}: {json.dumps(summary)}")
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch}
+            torch.save(model.state_dict(), best_path)
+        torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "step": step, "epoch": epoch, "best": best, "history": history, "rng": rng.getstate(),
+             "torch_rng": torch.get_rng_state()},
+            ckpt_path,
+        )
+    bar.close()
+
+    # --- best epoch, calibration, artifact ---------------------------------------------
+    model.load_state_dict(torch.load(best_path, weights_only=True))
+    if args.method == "lora":
+        model.encoder = model.encoder.merge_and_unload()
+    model.to("cpu").float().eval()
+    dev_eval = evaluate_split(model, tokenizer, dev_set, args.max_length)
+    s_logits, t_logits, s_idx, t_idx = dev_eval.pop("_logits")
+    temps = (
+        fit_temperature(s_logits[s_idx], np.array([dev_set[i].sentiment for i in s_idx])) if s_idx else 1.0,
+        fit_temperature(t_logits[t_idx], np.array([dev_set[i].topic for i in t_idx])) if t_idx else 1.0,
+    )
+    calibrated = evaluate_split(model, tokenizer, dev_set, args.max_length, temps)
+    calibrated.pop("_logits")
+
+    version = args.version or datetime.now(timezone.utc).strftime("m%Y%m%d-%H%M%S")
+    hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()
+             if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "replay_files", "parent")}
+    card = ModelCard(
+        version=version,
+        max_length=args.max_length,
+        sentiment_temperature=temps[0],
+        topic_temperature=temps[1],
+        parent=parent_card.version if parent_card else None,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        method=args.method,
+        metrics={"dev": _strip(calibrated), "dev_uncalibrated_ece": {k: v["ece"] for k, v in dev_eval.items()}},
+        data={"files": hashes, "train_examples": len(train_set), "dev_examples": len(dev_set),
+              "dev_split": f"stratified {args.dev_fraction:.0%} of the training files, seed {args.seed}"},
+        hyperparameters=hyper,
+    )
+    artifact = save_artifact(model, card, out_dir / "model")
+    report = {
+        "version": version,
+        "parent": card.parent,
+        "artifact": str(artifact),
+        "seconds": round(time.time() - started, 1),
+        "steps": step,
+        "best_epoch": best["epoch"],
+        "history": history,
+        "temperatures": {"sentiment": temps[0], "topic": temps[1]},
+        "dev": _strip(calibrated),
+        "data": card.data,
+        "hyperparameters": hyper,
+        "bf16": use_bf16,
+        "device": device,
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.md").write_text(render_report(report))
+    for leftover in (ckpt_path, best_path):
+        leftover.unlink(missing_ok=True)
+    return report
+
+
+def _strip(metrics: dict) -> dict:
+    return {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "ece")} for k, v in metrics.items()}
+
+
+def render_report(report: dict) -> str:
+    lines = [f"# Training run {report['version']}", "",
+             f"- parent: {report['parent'] or 'base encoder'}",
+             f"- steps: {report['steps']}, best epoch: {report['best_epoch']}, seconds: {report['seconds']}",
+             f"- device: {report['device']}, bf16: {report['bf16']}",
+             f"- temperatures: {report['temperatures']}", "", "## Dev metrics (calibrated)", "",
+             "| head | n | accuracy | macro-F1 | ECE |", "| --- | --- | --- | --- | --- |"]
+    for head, m in report["dev"].items():
+        lines.append(f"| {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} |")
+    lines += ["", "## Epochs", "", "```", *(json.dumps(h) for h in report["history"]), "```", "",
+              "## Data", "", "```", json.dumps(report["data"], indent=2), "```", "",
+              "## Hyper-parameters", "", "```", json.dumps(report["hyperparameters"], indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - `finsentry train` is the entry point
+    logging.basicConfig(level=os.environ.get("FINSENTRY_LOG_LEVEL", "INFO"))
+    root = Path(__file__).resolve().parent.parent / "data" / "tfn"
+    train(TrainArguments(output_dir=Path("runs/default"),
+                         sentiment_files=[root / "tfns_sentiment_train.csv"],
+                         topic_files=[root / "tfnt_topic_train.csv"]))
