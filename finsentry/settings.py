@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     user_agent: str = Field("finsentry/0.1 (+https://github.com/finsentry/finsentry)", description="User-Agent of the scrapers.")
     per_host_interval_s: float = Field(2.0, description="Politeness: least seconds between two requests to one host.")
     scrape_metrics_port: int = Field(6071, description="Port of the scraper's /metrics.")
+    scrape_metrics_host: str = Field("127.0.0.1", description="Address the scraper's /metrics binds to (loopback by default).")
+    scrape_timeout_s: float = Field(20.0, description="Timeout of one scraper HTTP request.")
+    scrape_backoff_max_s: float = Field(600.0, description="Cap of the back-off of a failing source (waits double from the shorter of its interval and 30 s; a longer interval is its own cap).")
+    push_max_body_bytes: int = Field(10_000_000, description="Largest request body the HTTP push endpoint accepts.")
+    producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("gzip", description="Compression of the ingest producer (snappy, lz4 and zstd need their Python libraries).")
+    producer_linger_ms: int = Field(5, description="How long the ingest producer waits to fill a batch (the embedded broker always gets one record per batch).")
+    producer_delivery_timeout_s: float = Field(120.0, description="Upper bound on delivering one document, retries included; past it the send fails with an error.")
 
     # --- Training ---------------------------------------------------------------------------
     train_schedule: str = Field("0 3 * * 0", description="Cron schedule of scheduled retraining (UTC).")

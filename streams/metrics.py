@@ -40,3 +40,15 @@ OUTBOX_PENDING = Gauge("finsentry_outbox_pending", "Notifications waiting in the
 def set_model_info(version: str, backend: str) -> None:
     MODEL_INFO.clear()
     MODEL_INFO.labels(version=version, backend=backend).set(1)
+
+
+# Ingest: the producer (every publisher) and the scrapers (one label value per configured source).
+INGEST_PUBLISHED = Counter("finsentry_ingest_published_total", "Records acknowledged by the broker on the raw topic.")
+INGEST_DELIVERY_FAILURES = Counter("finsentry_ingest_delivery_failures_total", "Records the broker never acknowledged (the send raised or timed out).", ["error"])
+SCRAPE_ITEMS = Counter("finsentry_scrape_items_total", "New documents a source published.", ["source"])
+SCRAPE_SEEN = Counter("finsentry_scrape_seen_total", "Items a source skipped because they were published before.", ["source"])
+SCRAPE_NOT_MODIFIED = Counter("finsentry_scrape_not_modified_total", "Polls answered 304 Not Modified.", ["source"])
+SCRAPE_ERRORS = Counter("finsentry_scrape_errors_total", "Failed polls of a source (retried with back-off).", ["source", "kind"])
+SCRAPE_LAST_SUCCESS = Gauge("finsentry_scrape_last_success_timestamp_seconds", "Unix time of the last successful poll of a source.", ["source"])
+SCRAPE_ROBOTS_BLOCKED = Counter("finsentry_scrape_robots_blocked_total", "Requests not made because robots.txt disallows them.", ["source"])
+PUSH_REQUESTS = Counter("finsentry_push_requests_total", "Requests to the HTTP push endpoint by answer.", ["status"])

@@ -1,0 +1,173 @@
+"""The one way documents enter Kafka: a kafka-python producer keyed by story.
+
+Every record is acknowledged by all in-sync replicas (acks=all) and retried until
+``producer_delivery_timeout_s``; a record that still fails is counted
+(``finsentry_ingest_delivery_failures_total``), fails its future, and makes the next
+``flush()`` raise — nothing is dropped quietly.
+
+Against the embedded tansu broker the producer sends one record per batch and no
+idempotence: tansu's ListOffsets answers wrong end offsets for multi-record batches and it
+has no InitProducerId. ``batch_size=0`` is what guarantees the first: kafka-python's batch
+builders accept the first record of a batch unconditionally and refuse every further one
+whose size would exceed ``batch_size``, so a zero size closes every batch after one record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata, RecordMetadata
+
+from finsentry.settings import Settings, get_settings
+from finsentry.streams import metrics
+from finsentry.streams.records import Document, document_id
+
+log = logging.getLogger("finsentry.ingest.producer")
+
+
+class DeliveryError(RuntimeError):
+    """Records were not acknowledged by the broker."""
+
+    def __init__(self, failed: int, first: BaseException | None):
+        self.failed = failed
+        self.first = first
+        detail = f": {type(first).__name__}: {first}" if first else ""
+        super().__init__(f"{failed} record(s) were not delivered{detail}")
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """kafka-python KafkaProducer keyword arguments from the settings."""
+    delivery_ms = int(settings.producer_delivery_timeout_s * 1000)
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.broker_address.split(","),
+        "client_id": f"{settings.app_id}-ingest",
+        "acks": "all",
+        "compression_type": None if settings.producer_compression == "none" else settings.producer_compression,
+        "delivery_timeout_ms": delivery_ms,
+        # kafka-python insists delivery timeout >= request timeout + linger.
+        "request_timeout_ms": min(30_000, delivery_ms // 2),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.broker_embedded:
+        # One record per batch (see the module docstring); with idempotence off, a single
+        # request in flight keeps retried records in order.
+        config.update(enable_idempotence=False, batch_size=0, linger_ms=0, retries=2**31 - 1,
+                      max_in_flight_requests_per_connection=1)
+    else:
+        config.update(enable_idempotence=True, linger_ms=settings.producer_linger_ms)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_username,
+            sasl_plain_password=settings.kafka_password.get_secret_value() if settings.kafka_password else None,
+        )
+    if settings.kafka_security_protocol.endswith("SSL") and settings.kafka_ca_file:
+        config["ssl_cafile"] = str(settings.kafka_ca_file)
+    return config
+
+
+def with_stable_id(doc: Document) -> Document:
+    """The document with its id filled — the same id the worker would derive — so that
+    publishers can report ids. Nothing else is touched."""
+    if doc.id:
+        return doc
+    return doc.model_copy(update={"id": document_id(doc.source, doc.url, doc.title, doc.text)})
+
+
+def encode_document(doc: Document) -> bytes:
+    return doc.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+class DocumentProducer:
+    """Publishes documents to the raw topic. Thread-safe, like the KafkaProducer inside."""
+
+    def __init__(self, settings: Settings | None = None, *, topic: str | None = None, **overrides: Any):
+        self.settings = settings or get_settings()
+        self.topic = topic or self.settings.topic("docs.raw")
+        self._producer = KafkaProducer(**{**producer_config(self.settings), **overrides})
+        self._lock = threading.Lock()
+        self.published = 0
+        self.failed = 0
+        self._unreported_failures = 0
+        self._first_unreported: BaseException | None = None
+
+    def publish(self, doc: Document) -> FutureRecordMetadata:
+        """Send one document, keyed by its story key; the future resolves to its offset."""
+        doc = with_stable_id(doc)
+        return self._send(encode_document(doc), doc.key.encode("utf-8"))
+
+    def publish_raw(self, payload: bytes, key: bytes | str | None = None) -> FutureRecordMetadata:
+        """Send bytes as they are — for tools and tests that must deliver malformed payloads so
+        the worker dead-letters them. Without a key, the payload's hash keeps re-sends together."""
+        if key is None:
+            key = hashlib.sha1(payload).hexdigest()[:16]
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        return self._send(payload, key)
+
+    def _send(self, value: bytes, key: bytes) -> FutureRecordMetadata:
+        try:
+            future = self._producer.send(self.topic, key=key, value=value)
+        except KafkaError as exc:  # e.g. record too large, metadata unavailable within max_block_ms
+            self._count_failure(exc)
+            raise DeliveryError(1, exc) from exc
+        future.add_callback(self._on_success)
+        future.add_errback(self._on_failure)
+        return future
+
+    def _on_success(self, _metadata: RecordMetadata) -> None:
+        with self._lock:
+            self.published += 1
+        metrics.INGEST_PUBLISHED.inc()
+
+    def _on_failure(self, exc: BaseException) -> None:
+        """A record failed after send() returned: the caller may never look at its future,
+        so the next flush() reports it."""
+        with self._lock:
+            self._unreported_failures += 1
+            if self._first_unreported is None:
+                self._first_unreported = exc
+        self._count_failure(exc)
+
+    def _count_failure(self, exc: BaseException) -> None:
+        with self._lock:
+            self.failed += 1
+        metrics.INGEST_DELIVERY_FAILURES.labels(error=type(exc).__name__).inc()
+        log.error("delivery failed topic=%s error=%s detail=%s", self.topic, type(exc).__name__, exc)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every record sent so far is acknowledged or failed; raise
+        DeliveryError if any failed since the previous flush."""
+        try:
+            self._producer.flush(timeout)
+        except KafkaError as exc:
+            raise DeliveryError(0, exc) from exc
+        with self._lock:
+            failed, first = self._unreported_failures, self._first_unreported
+            self._unreported_failures, self._first_unreported = 0, None
+        if failed:
+            raise DeliveryError(failed, first)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then close; still raises DeliveryError for records that failed."""
+        try:
+            self.flush(timeout)
+        finally:
+            self._producer.close(timeout=timeout)
+
+    def __enter__(self) -> "DocumentProducer":
+        return self
+
+    def __exit__(self, exc_type, *_exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # do not mask the original error with a delivery error
+            try:
+                self.close()
+            except DeliveryError as err:
+                log.error("%s while closing after an error", err)
