@@ -67,6 +67,9 @@ class TrainArguments:
     bf16: str = "auto"  # auto | on | off: autocast where the hardware computes bf16 natively
     threads: int = 0
     version: str | None = None
+    teacher: Path | None = None  # distil from this model: soft labels for both heads on every example
+    distill_weight: float = 1.0
+    distill_temperature: float = 2.0
     shuffle_labels: bool = False  # deliberately broken run; the gate must reject it
     resume: bool = True
     progress: bool = True
@@ -155,6 +158,23 @@ def masked_loss(s_logits, t_logits, s_labels, t_labels) -> torch.Tensor:
     return loss
 
 
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.: KL between softened teacher and student distributions, times T²."""
+    log_p = F.log_softmax(student.float() / temperature, dim=-1)
+    q = F.softmax(teacher.float() / temperature, dim=-1)
+    return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
+
+
+def teacher_logits(args: TrainArguments, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's logits for every training text. They give each example a soft label
+    for the head it has no gold label for (the two sets are labelled for one task each)."""
+    teacher, card = load_artifact(args.teacher)
+    tokenizer = load_tokenizer(card.max_length)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_supported("cpu")):
+        s, t = logits_for(teacher, tokenizer, texts, card.max_length, batch_size=256)
+    return torch.from_numpy(s), torch.from_numpy(t)
+
+
 def evaluate_split(model, tokenizer, examples: list[Example], max_length: int, temps=(1.0, 1.0)) -> dict:
     s_logits, t_logits = logits_for(model, tokenizer, [e.text for e in examples], max_length)
     out: dict = {}
@@ -207,6 +227,7 @@ def train(args: TrainArguments) -> dict:
     lengths = [len(x) for x in enc]
     s_labels = torch.tensor([e.sentiment for e in train_set])
     t_labels = torch.tensor([e.topic for e in train_set])
+    soft = teacher_logits(args, [e.text for e in train_set]) if args.teacher else None
 
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
@@ -245,6 +266,10 @@ def train(args: TrainArguments) -> dict:
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 s_out, t_out = model(batch["input_ids"], batch["attention_mask"])
             loss = masked_loss(s_out, t_out, s_labels[idx].to(device), t_labels[idx].to(device))
+            if soft is not None:
+                loss = loss + args.distill_weight * (
+                    distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature)
+                    + distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -296,7 +321,8 @@ def train(args: TrainArguments) -> dict:
 
     version = args.version or datetime.now(timezone.utc).strftime("m%Y%m%d-%H%M%S")
     hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()
-             if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "replay_files", "parent")}
+             if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "replay_files", "parent", "teacher")}
+    hyper["teacher"] = ModelCard.read(args.teacher).version if args.teacher else None
     card = ModelCard(
         version=version,
         max_length=args.max_length,
@@ -311,6 +337,7 @@ def train(args: TrainArguments) -> dict:
         hyperparameters=hyper,
     )
     artifact = save_artifact(model, card, out_dir / "model")
+    write_golden(dev_set, artifact / "golden.jsonl", args.seed)
     report = {
         "version": version,
         "parent": card.parent,
@@ -331,6 +358,21 @@ def train(args: TrainArguments) -> dict:
     for leftover in (ckpt_path, best_path):
         leftover.unlink(missing_ok=True)
     return report
+
+
+def write_golden(dev_set: list[Example], path: Path, seed: int, size: int = 256) -> None:
+    """A small labelled batch from the dev split, shipped with the model: workers check a
+    new version on it before swapping, and `auto` measures backends on it."""
+    sample = dev_set[:]
+    random.Random(seed).shuffle(sample)
+    with open(path, "w", encoding="utf-8") as fh:
+        for ex in sample[:size]:
+            row = {"text": ex.text}
+            if ex.sentiment != MISSING:
+                row["sentiment"] = SENTIMENT_LABELS[ex.sentiment]
+            if ex.topic != MISSING:
+                row["topic"] = TOPIC_LABELS[ex.topic]
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _strip(metrics: dict) -> dict:

@@ -1,0 +1,137 @@
+"""The `finsentry` command. Each subcommand parses flags and calls into the packages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from finsentry.settings import Settings, get_settings, settings_markdown
+
+app = typer.Typer(help="finsentry: a real-time financial opinion monitor.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+
+
+def settings_with(**overrides) -> Settings:
+    """Settings from the environment, with CLI flags (non-None) on top."""
+    base = get_settings()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=changes) if changes else base
+
+
+def configure_logging(settings: Settings) -> None:
+    from finsentry.logging import setup_logging
+
+    setup_logging(settings.log_level, settings.log_json)
+
+
+@app.command()
+def broker(port: int = typer.Option(9092, help="Port to listen on (loopback)."),
+           host: str = typer.Option("127.0.0.1", help="Address to bind.")) -> None:
+    """Run the embedded Kafka-compatible broker (tansu) in the foreground. Memory only:
+    everything it holds is gone when it stops."""
+    import signal
+    import time
+
+    from finsentry.streams.broker import EmbeddedBroker
+
+    with EmbeddedBroker(host=host, port=port) as b:
+        typer.echo(f"broker listening on {b.address} (memory storage: data is lost on stop); "
+                   f"use FINSENTRY_BROKER=kafka://{b.address} FINSENTRY_BROKER_EMBEDDED=true")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while b.running():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafka URL, e.g. kafka://127.0.0.1:9092."),
+           store: Optional[str] = typer.Option(None, help="Store URL: sqlite:///path.db or http(s)://host:9200."),
+           web_port: Optional[int] = typer.Option(None, help="Port of the web page, /api and /metrics."),
+           model: Optional[Path] = typer.Option(None, help="Model directory (default: promoted, else shipped)."),
+           backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda."),
+           embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker.")) -> None:
+    """Run a Faust worker with every agent, serving the web page and /metrics."""
+    from finsentry.streams.worker import run_worker
+
+    settings = settings_with(broker=broker_url, store=store, web_port=web_port, model_path=model,
+                             backend=backend, broker_embedded=embedded)
+    configure_logging(settings)
+    run_worker(settings)
+
+
+@app.command()
+def demo(store: Optional[str] = typer.Option(None, help="Store URL (default: a fresh SQLite file under var/demo)."),
+         web_port: int = typer.Option(6066, help="Port of the dashboard page."),
+         speed: float = typer.Option(30.0, help="Replay speed: event-time seconds per wall-clock second."),
+         max_docs: Optional[int] = typer.Option(None, help="Stop after this many documents are stored and print a JSON summary."),
+         input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL stream to replay instead of the bundled sample."),
+         backend: Optional[str] = typer.Option(None, help="Inference backend (default auto).")) -> None:
+    """Start broker + worker + store + dashboard and replay the bundled sample stream."""
+    from finsentry.streams.demo import DemoOptions, run_demo
+
+    settings = settings_with(backend=backend)
+    configure_logging(settings)
+    summary = run_demo(settings, DemoOptions(store=store, web_port=web_port, speed=speed, max_docs=max_docs,
+                                             input_file=input_file))
+    if summary is not None:
+        typer.echo(json.dumps(summary))
+
+
+@app.command()
+def classify(model: Optional[Path] = typer.Option(None, help="Model directory (default: the shipped model)."),
+             backend: str = typer.Option("auto", help="auto | onnx | torch | torch-bf16 | cuda."),
+             batch_size: int = typer.Option(256, help="Lines read per model call."),
+             explain_words: bool = typer.Option(False, "--explain", help="Add word-level explanations (slower).")) -> None:
+    """Score text lines or JSONL ({"text": ...}) from stdin; one JSONL line out per line in, in order."""
+    from finsentry.models.classify import classify_stream
+
+    settings = get_settings()
+    classify_stream(sys.stdin, sys.stdout, model=model or settings.model_path, backend=backend,
+                    batch_size=batch_size, explain_words=explain_words, cache_dir=settings.model_cache_dir)
+
+
+@app.command()
+def explain(text: str = typer.Argument(..., help="The text to explain."),
+            model: Optional[Path] = typer.Option(None, help="Model directory."),
+            top: int = typer.Option(8, help="Words to show.")) -> None:
+    """Show the words that pushed a text's sentiment score, strongest first."""
+    from finsentry.models.engine import Engine
+    from finsentry.models.explain import explain as explain_text
+
+    engine = Engine.load(model or get_settings().model_path, backend="torch")
+    pred = engine.predict([text])[0]
+    typer.echo(json.dumps({**pred.as_record(), "explanation": explain_text(engine, text, top)}))
+
+
+@app.command("settings")
+def show_settings(markdown: bool = typer.Option(False, help="Print the documentation table instead of values.")) -> None:
+    """Print every setting (FINSENTRY_* environment variables), secrets masked."""
+    if markdown:
+        typer.echo(settings_markdown())
+        return
+    for name, value in get_settings().model_dump().items():
+        typer.echo(f"FINSENTRY_{name.upper()}={value}")  # SecretStr values print as **********
+
+
+def _mount() -> None:
+    """Sub-apps of the packages, each owning its commands."""
+    from finsentry.streams.sinks.cli import app as store_app
+
+    app.add_typer(store_app, name="store")
+
+
+_mount()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

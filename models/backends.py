@@ -1,0 +1,120 @@
+"""Inference backends: one padded batch of token ids in, two logit arrays out.
+
+- torch fp32 on the CPU: the reference every other backend is checked against;
+- torch bf16 autocast on CPUs that compute bf16 natively (AVX512-BF16 / AMX);
+- ONNX Runtime with int8 dynamically quantised weights (exported once per model
+  version and cached);
+- torch on CUDA with bf16 (or fp16) autocast and pinned host memory, chosen when a GPU is
+  present. No GPU is available to this project's CI: the CUDA path is guarded and its
+  host-side logic runs in tests with the device forced to CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+log = logging.getLogger("finsentry.models")
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+class TorchBackend:
+    def __init__(self, model: torch.nn.Module, dtype: str = "fp32", device: str = "cpu"):
+        if device.startswith("cuda") and not cuda_available():
+            raise RuntimeError("CUDA backend requested but no CUDA device is available")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        self.name = "cuda" if self.device.type == "cuda" else ("torch" if dtype == "fp32" else f"torch-{dtype}")
+        self.pin = self.device.type == "cuda"
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+        if self.pin:
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=self.pin)
+
+    @torch.inference_mode()
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = self._tensor(input_ids), self._tensor(attention_mask)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            sentiment, topic = self.model(ids, mask)
+        return sentiment.float().cpu().numpy(), topic.float().cpu().numpy()
+
+
+class _LogitsOnly(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids, attention_mask)
+
+
+def export_onnx_int8(model: torch.nn.Module, directory: Path) -> Path:
+    """Export to ONNX and quantise the weights to int8; returns the quantised file."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    fp32_path, int8_path = directory / "model.fp32.onnx", directory / "model.int8.onnx"
+    if int8_path.exists():
+        return int8_path
+    ids = torch.ones((2, 16), dtype=torch.long)
+    mask = torch.ones((2, 16), dtype=torch.long)
+    wrapper = _LogitsOnly(model.eval())
+    with torch.inference_mode():
+        torch.onnx.export(
+            wrapper, (ids, mask), str(fp32_path), input_names=["input_ids", "attention_mask"],
+            output_names=["sentiment", "topic"], opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                          "sentiment": {0: "batch"}, "topic": {0: "batch"}},
+        )
+    tmp = int8_path.with_suffix(".tmp.onnx")
+    quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    os.replace(tmp, int8_path)
+    fp32_path.unlink(missing_ok=True)
+    return int8_path
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, path: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sentiment, topic = self.session.run(
+            ["sentiment", "topic"],
+            {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)},
+        )
+        return sentiment, topic

@@ -1,0 +1,74 @@
+"""Alerting agents.
+
+observe: docs.scored → one observation per scope (global, topic, each entity), keyed
+         "scope:key", so every scope's state lives in exactly one partition — scale-out by
+         partitions, no cross-worker coordination.
+detect:  observations → Detector over a changelog-backed Faust table (a restarted or
+         rebalanced worker recovers its baselines from the changelog) → alerts.
+notify:  alerts → the store's alerts collection + the notification outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from pydantic import ValidationError
+
+from finsentry.streams import metrics
+from finsentry.streams.records import Alert, ScoredDocument
+from finsentry.streams.runtime import Runtime, deliver, deliver_all
+
+log = logging.getLogger("finsentry.alerting")
+
+
+def register(app: faust.App, rt: Runtime):
+    from finsentry.streams.alerting.detector import Detector, DetectorConfig
+    from finsentry.streams.alerting.observations import Observation, fan_out
+
+    state = app.Table("finsentry-detector-state", default=None, partitions=rt.settings.topic_partitions,
+                      key_type=str, value_type=None)
+    detector = Detector(DetectorConfig.from_settings(rt.settings), state)
+
+    @app.agent(rt.topics.scored, name="finsentry.observe")
+    async def observe(stream):
+        async for payload in stream:
+            try:
+                record = ScoredDocument.model_validate_json(payload)
+            except ValidationError:
+                continue  # the index agent dead-letters invalid scored records
+            obs = fan_out(record)
+            await deliver_all(rt.topics.observations, [(f"{o.scope}:{o.key}", o) for o in obs])
+
+    @app.agent(rt.topics.observations, name="finsentry.detect")
+    async def detect(stream):
+        async for payload in stream:
+            obs = Observation.model_validate_json(payload)
+            for alert in detector.observe(obs):
+                await deliver(rt.topics.alerts, alert.id, alert)
+
+    @app.agent(rt.topics.alerts, name="finsentry.notify")
+    async def notify(stream):
+        await rt.ready.wait()
+        async for payload in stream:
+            alert = Alert.model_validate_json(payload)
+            if rt.settings.explain_evidence and rt.engine is not None:
+                await attach_explanations(rt, alert)
+            await rt.store.put_alert(alert)
+            if rt.outbox is not None:
+                await rt.outbox.enqueue(alert)
+            log.warning("alert %s id=%s", alert.summary, alert.id)
+
+    return observe, detect, notify
+
+
+async def attach_explanations(rt: Runtime, alert: Alert) -> None:
+    """Word-level explanations for the evidence documents that lack one (off the loop)."""
+    import asyncio
+
+    from finsentry.models.explain import explain
+
+    loop = asyncio.get_running_loop()
+    for ev in alert.evidence:
+        if ev.explanation is None and ev.title:
+            ev.explanation = await loop.run_in_executor(rt.executor, explain, rt.engine, ev.title, 6)

@@ -1,0 +1,75 @@
+"""index: docs.scored → the store in bulk, acknowledged only after the store accepted it.
+
+When the store is unavailable the agent retries the same batch with capped exponential
+back-off and does not move on: offsets stay uncommitted, the topic backs up, nothing is
+dropped. Records the store rejects for their content go to the dlq with the store's reason.
+Every write is an upsert by document id, so re-delivery after a crash never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Sequence
+
+import faust
+from pydantic import ValidationError
+
+from finsentry.streams import metrics
+from finsentry.streams.records import DeadLetter, ScoredDocument
+from finsentry.streams.runtime import Runtime, deliver
+from finsentry.streams.sinks.base import StoreUnavailable, UpsertResult
+
+log = logging.getLogger("finsentry.index")
+
+
+async def upsert_until_accepted(store, records: Sequence[ScoredDocument], max_backoff: float,
+                                should_stop=lambda: False) -> UpsertResult:
+    """Retry transient failures forever (bounded back-off); content rejections come back."""
+    delay = 0.2
+    while True:
+        started = time.perf_counter()
+        try:
+            result = await store.upsert_many(records)
+            metrics.STORE_BULK_SECONDS.observe(time.perf_counter() - started)
+            return result
+        except StoreUnavailable as exc:
+            metrics.STORE_ERRORS.labels(kind="unavailable").inc()
+            if should_stop():
+                raise
+            log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(max_backoff, delay * 2)
+
+
+def register(app: faust.App, rt: Runtime):
+    @app.agent(rt.topics.scored, name="finsentry.index")
+    async def index(stream):
+        await rt.ready.wait()
+        async for batch in stream.take(rt.settings.store_batch_size, within=0.1):
+            records: dict[str, ScoredDocument] = {}
+            for payload in batch:
+                try:
+                    record = ScoredDocument.model_validate_json(payload)
+                except ValidationError as exc:
+                    metrics.DOCS_DEAD.labels(stage="index", reason="invalid_record").inc()
+                    await deliver(rt.topics.dlq, None, DeadLetter.of(payload, f"invalid scored record: {exc.errors()[0]['msg']}", "index"))
+                    continue
+                records[record.id] = record  # a re-delivered copy in the same batch collapses here
+            if not records:
+                continue
+            result = await upsert_until_accepted(rt.store, list(records.values()), rt.settings.store_retry_max_s)
+            now = time.time()
+            rejected = {r.id: r.reason for r in result.rejected}
+            for record in records.values():
+                if record.id in rejected:
+                    metrics.DOCS_DEAD.labels(stage="index", reason="store_rejected").inc()
+                    await deliver(rt.topics.dlq, record.key, DeadLetter.of(
+                        record.model_dump_json(), f"store rejected the document: {rejected[record.id]}", "index"))
+                else:
+                    metrics.INGEST_TO_STORED.observe(max(0.0, now - record.ingested_at))
+            metrics.DOCS_STORED.inc(len(records) - len(rejected))
+
+    return index

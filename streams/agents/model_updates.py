@@ -1,0 +1,95 @@
+"""Hot swap: every worker follows the model-updates topic and swaps versions between batches.
+
+Promotion is a broadcast, not work to share, so this reader is outside the consumer group:
+it assigns itself every partition and starts at the end. The new version is loaded and
+checked on its golden batch in a loader thread; scoring goes on meanwhile with the old
+one, and the swap is a reference change between two model calls — no document is lost
+or scored twice, and every record names the version that scored it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from finsentry.streams import metrics
+from finsentry.streams.records import ModelUpdate
+from finsentry.streams.runtime import Runtime
+
+log = logging.getLogger("finsentry.models")
+
+
+async def apply_update(rt: Runtime, update: ModelUpdate) -> bool:
+    from finsentry.models.registry import Registry
+
+    if rt.engine is not None and rt.engine.version == update.version:
+        return False
+    loop = asyncio.get_running_loop()
+    try:
+        version = Registry(rt.settings.registry_dir).get(update.version)
+        candidate = await loop.run_in_executor(
+            rt.loader, lambda: rt.engine.prepare(version.path, cache_dir=rt.settings.model_cache_dir,
+                                                  threads=rt.settings.inference_threads))
+    except Exception as exc:  # a bad version must never take the worker down
+        metrics.MODEL_SWAPS.labels(action=update.action, result="failed").inc()
+        log.error("model update failed action=%s version=%s error=%s", update.action, update.version, exc)
+        return False
+    rt.engine.swap(candidate)
+    metrics.set_model_info(rt.engine.version, rt.engine.backend_name)
+    metrics.MODEL_SWAPS.labels(action=update.action, result="swapped").inc()
+    return True
+
+
+async def follow_updates(rt: Runtime, app: faust.App) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    await rt.ready.wait()
+    name = rt.topics.model_updates.get_topic_name()
+    consumer = AIOKafkaConsumer(bootstrap_servers=rt.settings.broker_address, group_id=None,
+                                enable_auto_commit=False, **kafka_security(rt.settings))
+    await consumer.start()
+    try:
+        partitions = None
+        while not partitions:
+            partitions = consumer.partitions_for_topic(name)
+            if not partitions:
+                await consumer.topics()  # refresh metadata until the topic exists
+                await asyncio.sleep(1.0)
+        tps = [TopicPartition(name, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        async for message in consumer:
+            try:
+                update = ModelUpdate.model_validate_json(message.value)
+            except ValueError as exc:
+                log.error("ignoring malformed model update: %s", exc)
+                continue
+            log.info("model update received action=%s version=%s", update.action, update.version)
+            await apply_update(rt, update)
+    finally:
+        await consumer.stop()
+
+
+def kafka_security(settings) -> dict:
+    """aiokafka keyword arguments for SASL/TLS from settings (nothing for PLAINTEXT)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    import ssl
+
+    kwargs: dict = {"security_protocol": settings.kafka_security_protocol}
+    if "SSL" in settings.kafka_security_protocol:
+        kwargs["ssl_context"] = ssl.create_default_context(cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_username,
+                      sasl_plain_password=settings.kafka_password.get_secret_value() if settings.kafka_password else None)
+    return kwargs
+
+
+def register(app: faust.App, rt: Runtime):
+    @app.task
+    async def model_updates() -> None:
+        await follow_updates(rt, app)
+
+    return model_updates

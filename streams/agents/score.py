@@ -1,0 +1,92 @@
+"""score: docs.valid → batches → the model engine (in an executor) → docs.scored.
+
+Batches come from `take(max_batch, within=window)`: under load they fill up and the model
+runs at full width; when quiet, a lone document waits at most `window`. Inference runs in
+a dedicated thread so the event loop keeps consuming, heart-beating and serving the web
+page. A batch is acknowledged only after its scored records were delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Sequence
+
+import faust
+from pydantic import ValidationError
+
+from finsentry.models.entities import extractor
+from finsentry.models.textnorm import model_input
+from finsentry.streams import metrics
+from finsentry.streams.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
+from finsentry.streams.runtime import Runtime, deliver, deliver_all
+
+log = logging.getLogger("finsentry.score")
+
+
+def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None) -> list[ScoredDocument]:
+    """Blocking: one model call for the whole batch; every record names the version used."""
+    preds = engine.predict([model_input(d.title, d.text) for d in docs])
+    ext = extractor(str(entities_csv) if entities_csv else None)
+    now = time.time()
+    out = []
+    for doc, pred in zip(docs, preds):
+        out.append(ScoredDocument(
+            **doc.model_dump(),
+            sentiment=Sentiment(label=pred.sentiment, probabilities=pred.probabilities, score=pred.score),
+            topic=Topic(label=pred.topic, probability=pred.topic_probability),
+            entities=ext.extract(doc.title, doc.text),
+            model_version=pred.model_version,
+            scored_at=now,
+        ))
+    return out
+
+
+async def score_batch(rt: Runtime, docs: list[ValidDocument]) -> tuple[list[ScoredDocument], list[tuple[ValidDocument, str]]]:
+    """Score in the executor. If the batch fails, find the culprit(s) one by one so a
+    single poisonous document is dead-lettered instead of blocking its neighbours."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    try:
+        scored = await loop.run_in_executor(rt.executor, score_documents, rt.engine, docs, rt.settings.entity_aliases)
+        metrics.BATCH_SIZE.observe(len(docs))
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+        return scored, []
+    except Exception as exc:
+        if len(docs) == 1:
+            return [], [(docs[0], f"scoring failed: {type(exc).__name__}: {exc}")]
+        log.warning("batch of %d failed (%s); scoring one by one", len(docs), exc)
+    scored, failed = [], []
+    for doc in docs:
+        ok, bad = await score_batch(rt, [doc])
+        scored += ok
+        failed += bad
+    return scored, failed
+
+
+def register(app: faust.App, rt: Runtime):
+    @app.agent(rt.topics.valid, name="finsentry.score")
+    async def score(stream):
+        await rt.ready.wait()
+        async for batch in stream.take(rt.settings.max_batch, within=rt.settings.batch_window_s):
+            docs, dead = [], []
+            for payload in batch:
+                try:
+                    docs.append(ValidDocument.model_validate_json(payload))
+                except ValidationError as exc:  # only a foreign producer writes bad data here
+                    dead.append(DeadLetter.of(payload, f"invalid record on docs.valid: {exc.errors()[0]['msg']}", "score"))
+            scored, failed = await score_batch(rt, docs) if docs else ([], [])
+            dead += [DeadLetter.of(d.model_dump_json(), reason, "score") for d, reason in failed]
+            for record in scored:
+                record.dup_of = rt.dedup.check(record.id, model_input(record.title, record.text),
+                                               record.published_at.timestamp()) if rt.dedup else None
+                if record.dup_of:
+                    metrics.DOCS_DUPLICATE.inc()
+                metrics.DOCS_SCORED.labels(source=metrics.source_label(record.source)).inc()
+            for letter in dead:
+                metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
+                await deliver(rt.topics.dlq, None, letter)
+            await deliver_all(rt.topics.scored, [(r.key, r) for r in scored])
+
+    return score

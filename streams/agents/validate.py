@@ -1,0 +1,55 @@
+"""validate: docs.raw → docs.valid, or → dlq with the reason and the raw payload."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from finsentry.streams import metrics
+from finsentry.streams.records import DeadLetter, ValidDocument, parse_document
+from finsentry.streams.runtime import Runtime, deliver
+
+log = logging.getLogger("finsentry.validate")
+
+
+def reason_kind(reason: str) -> str:
+    """A bounded label for metrics from a free-text reason."""
+    for prefix, kind in (("payload is not valid UTF-8", "invalid_utf8"), ("malformed JSON", "malformed_json"),
+                         ("a document must be", "not_an_object"), ("text is ", "text_size"),
+                         ("text contains NUL", "control_chars")):
+        if reason.startswith(prefix):
+            return kind
+    return "schema"
+
+
+def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: int) -> ValidDocument:
+    """Raw bytes → ValidDocument (stable id, UTC time, ingest time), or ValueError(reason)."""
+    if payload is None:
+        raise ValueError("empty message (no value)")
+    doc = parse_document(payload, max_text_bytes).with_defaults()
+    return ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
+
+
+def register(app: faust.App, rt: Runtime):
+    @app.agent(rt.topics.raw, name="finsentry.validate")
+    async def validate(stream):
+        async for event in stream.events():
+            metrics.DOCS_INGESTED.inc()
+            message = event.message
+            ingested_at = message.timestamp if message.timestamp else time.time()
+            try:
+                doc = validate_payload(event.value, ingested_at, rt.settings.max_text_bytes)
+            except ValueError as exc:
+                reason = str(exc)
+                metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(reason)).inc()
+                log.info("dead-lettered stage=validate reason=%r offset=%s/%s", reason, message.partition, message.offset)
+                await deliver(rt.topics.dlq, message.key, DeadLetter.of(
+                    event.value or b"", reason, "validate", topic=message.topic,
+                    partition=message.partition, offset=message.offset))
+                continue
+            metrics.DOCS_VALID.labels(source=metrics.source_label(doc.source)).inc()
+            await deliver(rt.topics.valid, doc.key, doc)
+
+    return validate

@@ -1,0 +1,263 @@
+"""`finsentry demo`: the whole pipeline on one machine, nothing to install beyond the package.
+
+It supervises two child processes — the embedded broker (memory only: everything is gone
+when the demo stops) and one worker running every agent with the SQLite store and the
+web page — and replays the bundled sample stream into the raw topic. It reports what
+happens while it runs; with --max-docs it stops once that many documents are stored and
+prints a JSON summary as its last line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from finsentry.settings import Settings
+from finsentry.streams.broker import EmbeddedBroker
+
+SAMPLE = Path(__file__).resolve().parent / "ingest" / "samples" / "demo.jsonl.gz"
+
+
+@dataclass
+class DemoOptions:
+    store: str | None = None
+    web_port: int = 6066
+    speed: float = 30.0
+    max_docs: int | None = None
+    input_file: Path | None = None
+    workdir: Path = Path("var/demo")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def read_stream(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return [line.rstrip("\n") for line in fh if line.strip()]
+
+
+def rebase(lines: list[str], end: datetime) -> Iterator[tuple[float, str]]:
+    """(event offset seconds, line) with published_at shifted so the stream ends at `end`.
+    Lines that are not JSON objects (the sample's deliberately malformed records) pass as-is."""
+    stamps = []
+    for line in lines:
+        try:
+            stamps.append(datetime.fromisoformat(json.loads(line)["published_at"].replace("Z", "+00:00")))
+        except (ValueError, KeyError, TypeError):
+            stamps.append(None)
+    known = [s for s in stamps if s]
+    first, last = min(known), max(known)
+    shift = end - last
+    previous = 0.0
+    for stamp, line in zip(stamps, lines):
+        if stamp is None:
+            yield previous, line
+            continue
+        doc = json.loads(line)
+        doc["published_at"] = (stamp + shift).isoformat().replace("+00:00", "Z")
+        previous = (stamp - first).total_seconds()
+        yield previous, json.dumps(doc, ensure_ascii=False)
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """Sum of each finsentry counter on the worker's /metrics (labels folded)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("finsentry_"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class Demo:
+    def __init__(self, settings: Settings, opts: DemoOptions):
+        self.opts = opts
+        self.workdir = opts.workdir
+        self.store_url = opts.store or f"sqlite:///{self.workdir / 'finsentry.db'}"
+        self.settings = settings
+        self.broker = EmbeddedBroker(log_file=self.workdir / "broker.log")
+        self.worker: subprocess.Popen | None = None
+
+    # --- processes -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)  # the broker starts empty, so must the store and outbox
+        self.workdir.mkdir(parents=True)
+        self.broker.start()
+        say(f"broker   kafka://{self.broker.address}  (embedded tansu, memory only: data is gone when the demo stops)")
+        env = {**os.environ,
+               "FINSENTRY_BROKER": self.broker.url, "FINSENTRY_BROKER_EMBEDDED": "true",
+               "FINSENTRY_STORE": self.store_url, "FINSENTRY_WEB_PORT": str(self.opts.web_port),
+               "FINSENTRY_DATA_DIR": str(self.workdir), "FINSENTRY_OUTBOX_PATH": str(self.workdir / "outbox.db"),
+               "FINSENTRY_BROKER_SESSION_TIMEOUT_S": "10", "FINSENTRY_BROKER_HEARTBEAT_S": "1",
+               "FINSENTRY_DASHBOARD_URL": f"http://127.0.0.1:{self.opts.web_port}/"}
+        log = open(self.workdir / "worker.log", "ab")
+        self.worker = subprocess.Popen([sys.executable, "-m", "finsentry.cli", "worker"], env=env,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        say(f"worker   pid {self.worker.pid}, log {self.workdir / 'worker.log'}; loading the model…")
+        self.wait_ready()
+        say(f"dashboard http://127.0.0.1:{self.opts.web_port}/   metrics http://127.0.0.1:{self.opts.web_port}/metrics")
+        say(f"store    {self.store_url}")
+        say(f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry ingest docs.jsonl")
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.worker.returncode}; see {self.workdir / 'worker.log'}")
+            if scrape_metrics(self.opts.web_port).get("finsentry_model_info"):
+                return
+            time.sleep(0.5)
+        raise TimeoutError("the worker did not become ready")
+
+    def stop(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait()
+        self.broker.stop()
+
+    # --- replay and report -----------------------------------------------------------------
+    async def run(self) -> dict | None:
+        from finsentry.streams.ingest.producer import DocumentProducer
+        from finsentry.streams.sinks import open_store
+
+        producer_settings = self.settings.model_copy(update={"broker": self.broker.url, "broker_embedded": True})
+        producer = DocumentProducer(producer_settings)
+        store = open_store(self.store_url, self.settings)
+        await store.open()
+        lines = read_stream(self.opts.input_file or SAMPLE)
+        started = time.time()
+        stream = list(rebase(lines, datetime.now(timezone.utc)))
+        published, seen_alerts, last_report = 0, set(), 0.0
+        say(f"replaying {len(stream)} documents at {self.opts.speed:g}× event time")
+        try:
+            for offset, line in self.paced(stream):
+                producer.publish_raw(line.encode("utf-8"), key=_key_of(line))
+                published += 1
+                if time.monotonic() - last_report > 5:
+                    last_report = time.monotonic()
+                    await self.report(store, published, seen_alerts)
+                if self.opts.max_docs and published >= self.opts.max_docs + self.malformed_in(stream[:published]):
+                    break
+            producer.flush()
+            if self.opts.max_docs:
+                return await self.finish(store, published, started)
+            say("sample replayed; the pipeline keeps running — Ctrl-C to stop")
+            while True:
+                await asyncio.sleep(5)
+                await self.report(store, published, seen_alerts)
+        finally:
+            producer.close()
+            await store.close()
+
+    def paced(self, stream):
+        speed = self.opts.speed
+        t0 = time.monotonic()
+        for offset, line in stream:
+            if speed and speed > 0:
+                delay = offset / speed - (time.monotonic() - t0)
+                if delay > 0:
+                    time.sleep(delay)
+            yield offset, line
+
+    @staticmethod
+    def malformed_in(stream) -> int:
+        return sum(1 for _, line in stream if not _is_document(line))
+
+    async def report(self, store, published: int, seen_alerts: set) -> None:
+        stored = await store.count()
+        m = scrape_metrics(self.opts.web_port)
+        say(f"published {published}  scored {int(m.get('finsentry_documents_scored_total', 0))}  stored {stored}  "
+            f"dead-lettered {int(m.get('finsentry_documents_dead_lettered_total', 0))}")
+        for alert in await store.alerts(limit=50):
+            if alert["id"] not in seen_alerts:
+                seen_alerts.add(alert["id"])
+                say(f"ALERT [{alert['severity']}] {alert['scope']} '{alert['key']}': negative share "
+                    f"{alert['negative_share']:.0%} vs baseline {alert['baseline']:.0%} over {alert['volume']} stories")
+
+    async def finish(self, store, published: int, started: float) -> dict:
+        target = self.opts.max_docs
+        deadline = time.monotonic() + 120
+        while await store.count() < target and time.monotonic() < deadline:
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited; see {self.workdir / 'worker.log'}")
+            await asyncio.sleep(0.2)
+        finished = time.time()
+        latencies, last_stored = [], started
+        async for doc in store.export():
+            latencies.append((doc["stored_at"] - doc["ingested_at"]) * 1000)
+            last_stored = max(last_stored, doc["stored_at"])
+        await asyncio.sleep(1.0)  # let the worker's counters catch up with the last batch
+        m = scrape_metrics(self.opts.web_port)
+        stored = await store.count()
+        return {
+            "docs_in": published,
+            "docs_scored": int(m.get("finsentry_documents_scored_total", 0)),
+            "docs_stored": stored,
+            "docs_dead_lettered": int(m.get("finsentry_documents_dead_lettered_total", 0)),
+            "alerts": len(await store.alerts(limit=1000)),
+            "docs_per_s": round(stored / max(1e-6, last_stored - started), 1),
+            "p50_ms": round(percentile(latencies, 0.50), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1),
+        }
+
+
+def _is_document(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _key_of(line: str) -> str | None:
+    from finsentry.streams.records import story_key
+
+    try:
+        doc = json.loads(line)
+        return story_key(doc.get("title"), doc.get("text") or "")
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def run_demo(settings: Settings, opts: DemoOptions) -> dict | None:
+    demo = Demo(settings, opts)
+    try:
+        demo.start()
+        return asyncio.run(demo.run())
+    except KeyboardInterrupt:
+        say("stopping")
+        return None
+    finally:
+        demo.stop()

@@ -1,0 +1,106 @@
+"""What the agents share inside one worker: settings, topics, the model engine, the store,
+the near-duplicate index, the notification outbox, and the executor inference runs in.
+
+Heavy start-up (model load, backend choice, store schema) happens in `start()`, off the
+event loop; agents wait for `ready` before their first record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from finsentry.settings import Settings
+from finsentry.streams.topics import Topics
+
+log = logging.getLogger("finsentry.worker")
+
+
+async def deliver(channel, key: str | bytes | None, value: BaseModel | bytes) -> None:
+    """Send and wait until the broker acknowledged it (or the channel accepted it).
+
+    Agents finish a batch only after its outputs are delivered, so the input offsets are
+    committed only for work that reached the next topic: a crash re-delivers, never loses.
+    """
+    payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
+    raw_key = key.encode() if isinstance(key, str) else key
+    result = await channel.send(key=raw_key, value=payload)
+    if isinstance(result, asyncio.Future):
+        await result
+
+
+async def deliver_all(channel, items: list[tuple[str | bytes | None, BaseModel | bytes]]) -> None:
+    futures = []
+    for key, value in items:
+        payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
+        raw_key = key.encode() if isinstance(key, str) else key
+        futures.append(await channel.send(key=raw_key, value=payload))
+    pending = [f for f in futures if isinstance(f, asyncio.Future)]
+    if pending:
+        await asyncio.gather(*pending)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    topics: Topics | None = None
+    engine: Any = None  # finsentry.models.engine.Engine
+    store: Any = None  # finsentry.streams.sinks.base.Store
+    dedup: Any = None  # finsentry.streams.alerting.dedup.NearDuplicateIndex
+    outbox: Any = None  # finsentry.streams.alerting.outbox.Outbox
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="inference"))
+    loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
+
+    async def start(self) -> None:
+        """Load what is not injected yet. Tests inject their own pieces before calling this."""
+        loop = asyncio.get_running_loop()
+        if self.engine is None:
+            self.engine = await loop.run_in_executor(self.loader, self._load_engine)
+        if self.store is None:
+            from finsentry.streams.sinks import open_store
+
+            self.store = open_store(self.settings.store, self.settings)
+            await self.store.open()
+        if self.dedup is None:
+            from finsentry.streams.alerting.dedup import NearDuplicateIndex
+
+            self.dedup = NearDuplicateIndex(self.settings.dedup_threshold, self.settings.dedup_horizon_s)
+        from finsentry.streams import metrics
+
+        metrics.set_model_info(self.engine.version, self.engine.backend_name)
+        self.ready.set()
+        log.info("worker ready model=%s backend=%s store=%s", self.engine.version,
+                 self.engine.backend_name, self.settings.store.split("@")[-1])
+
+    def _load_engine(self):
+        from finsentry.models.engine import Engine
+
+        s = self.settings
+        return Engine.load(self.model_dir(), backend=s.backend, max_batch=s.max_batch,
+                           cache_dir=s.model_cache_dir, threads=s.inference_threads)
+
+    def model_dir(self):
+        """The explicit model path, else the registry's promoted version, else the shipped one."""
+        if self.settings.model_path:
+            return self.settings.model_path
+        try:
+            from finsentry.models.registry import Registry
+
+            promoted = Registry(self.settings.registry_dir).promoted()
+            if promoted is not None:
+                return promoted.path
+        except (ImportError, FileNotFoundError):
+            pass
+        return None
+
+    async def stop(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+        self.executor.shutdown(wait=False)
+        self.loader.shutdown(wait=False)
