@@ -1,0 +1,82 @@
+"""Typer commands of the ingest room: `finsentry ingest FILE|-` (`ingest_command`) and the
+sub-app `app` with `scrape` and `push`. They parse flags and call into the library."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from finsentry.settings import Settings, get_settings
+
+app = typer.Typer(help="Scrapers and the HTTP push endpoint that feed the raw topic.", no_args_is_help=True)
+
+
+def _settings(**overrides) -> Settings:
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    base = get_settings()
+    return base.model_copy(update=changes) if changes else base
+
+
+def _setup_logging(settings: Settings) -> None:
+    from finsentry.logging import setup_logging
+
+    setup_logging(settings.log_level, settings.log_json)
+
+
+def ingest_command(
+    source: str = typer.Argument(..., help="JSONL or CSV file of documents, or - for stdin."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka bootstrap, e.g. 127.0.0.1:9092 (default: FINSENTRY_BROKER)."),
+    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker (one record per batch)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jsonl or csv (default: from the file name, else from the first byte)."),
+    speed: float = typer.Option(0.0, help="Replay at published_at gaps divided by this factor (0: as fast as possible)."),
+    rebase: bool = typer.Option(False, "--rebase", help="Shift timestamps so that the first document is now (for demos)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line instead of publishing it raw for the dead-letter topic."),
+    topic: Optional[str] = typer.Option(None, help="Topic to publish to (default: <prefix>docs.raw)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+) -> None:
+    """Publish JSONL/CSV documents to the raw topic.
+
+    Malformed lines are published as they are, so that the worker dead-letters them with a reason; --strict stops at the first one instead.
+
+    Prints 'published N, failed M'. Exit status 1: records were not delivered; 2: unreadable input.
+    """
+    from tqdm import tqdm
+
+    from finsentry.streams.ingest.producer import DocumentProducer
+    from finsentry.streams.ingest.replay import BadInput, ReplayFormatError, read_documents, replay
+
+    if fmt not in (None, "jsonl", "csv"):
+        raise typer.BadParameter("--format must be jsonl or csv")
+    settings = _settings(broker=broker, broker_embedded=embedded)
+    _setup_logging(settings)
+    if source == "-":
+        stream_cm, name = nullcontext(sys.stdin.buffer), None
+    else:
+        path = Path(source)
+        if not path.is_file():
+            typer.echo(f"error: no such file: {source}", err=True)
+            raise typer.Exit(2)
+        stream_cm, name = path.open("rb"), path.name
+
+    bar = tqdm(file=sys.stderr, unit="doc", desc="ingest", disable=not progress or None)
+    with stream_cm as stream, DocumentProducer(settings, topic=topic) as producer:
+        lines = read_documents(stream, fmt=fmt, name=name, max_text_bytes=settings.max_text_bytes)
+        try:
+            summary = replay(lines, producer, speed=speed, rebase=rebase, strict=strict,
+                             progress=lambda _line: bar.update())
+        except BadInput as exc:
+            bar.close()
+            typer.echo(f"error: {exc} (stopped by --strict; the lines before it were published)", err=True)
+            raise typer.Exit(2) from None
+        except ReplayFormatError as exc:
+            bar.close()
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    bar.close()
+    typer.echo(summary.line())
+    if summary.failed:
+        raise typer.Exit(1)
