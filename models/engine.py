@@ -229,10 +229,11 @@ def load_model(directory: Path | None = None, backend: str = "auto", max_batch: 
 class Engine:
     """Thread-safe facade: predict() on the current model, prepare()/swap() to change it."""
 
-    def __init__(self, model: LoadedModel, golden_floor: float = 0.5):
+    def __init__(self, model: LoadedModel, golden_floor: float = 0.5, golden_max_drop: float = 0.1):
         self._model = model
         self._lock = threading.Lock()
         self.golden_floor = golden_floor
+        self.golden_max_drop = golden_max_drop
 
     @classmethod
     def load(cls, directory: Path | None = None, **kwargs) -> "Engine":
@@ -260,8 +261,17 @@ class Engine:
         candidate = load_model(directory, backend=backend or current.backend.name,
                                max_batch=current.max_batch, **kwargs)
         accuracy = candidate.golden_accuracy()
-        if accuracy and min(accuracy.values()) < self.golden_floor:
-            raise ValueError(f"model {candidate.version} failed its golden check: {accuracy}")
+        # Judge the candidate on its own golden batch and, where the serving model has one
+        # too, against the serving model on that same batch.
+        reference = LoadedModel(candidate.directory, current.card, current.backend, current.tokenizer,
+                                current.max_batch).golden_accuracy() if candidate.golden else {}
+        failures = [f"{head} {acc:.2f} < floor {self.golden_floor:.2f}" for head, acc in accuracy.items()
+                    if acc < self.golden_floor]
+        failures += [f"{head} {acc:.2f} is {reference[head] - acc:.2f} below the serving model"
+                     for head, acc in accuracy.items()
+                     if head in reference and reference[head] - acc > self.golden_max_drop]
+        if failures:
+            raise ValueError(f"model {candidate.version} failed its golden check: {'; '.join(failures)}")
         return candidate
 
     def swap(self, candidate: LoadedModel) -> str:

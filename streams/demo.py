@@ -12,13 +12,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Iterator
 
 from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker
+from finsentry.streams.process import WorkerProcess, scrape_metrics, settings_env
 
 SAMPLE = Path(__file__).resolve().parent / "ingest" / "samples" / "demo.jsonl.gz"
 
@@ -73,23 +70,6 @@ def rebase(lines: list[str], end: datetime) -> Iterator[tuple[float, str]]:
         yield previous, json.dumps(doc, ensure_ascii=False)
 
 
-def scrape_metrics(port: int) -> dict[str, float]:
-    """Sum of each finsentry counter on the worker's /metrics (labels folded)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("finsentry_"):
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
-
-
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -104,7 +84,7 @@ class Demo:
         self.store_url = opts.store or f"sqlite:///{self.workdir / 'finsentry.db'}"
         self.settings = settings
         self.broker = EmbeddedBroker(log_file=self.workdir / "broker.log")
-        self.worker: subprocess.Popen | None = None
+        self.worker: WorkerProcess | None = None
 
     # --- processes -----------------------------------------------------------------------
     def start(self) -> None:
@@ -113,39 +93,20 @@ class Demo:
         self.workdir.mkdir(parents=True)
         self.broker.start()
         say(f"broker   kafka://{self.broker.address}  (embedded tansu, memory only: data is gone when the demo stops)")
-        env = {**os.environ,
-               "FINSENTRY_BROKER": self.broker.url, "FINSENTRY_BROKER_EMBEDDED": "true",
-               "FINSENTRY_STORE": self.store_url, "FINSENTRY_WEB_PORT": str(self.opts.web_port),
-               "FINSENTRY_DATA_DIR": str(self.workdir), "FINSENTRY_OUTBOX_PATH": str(self.workdir / "outbox.db"),
-               "FINSENTRY_BROKER_SESSION_TIMEOUT_S": "10", "FINSENTRY_BROKER_HEARTBEAT_S": "1",
-               "FINSENTRY_DASHBOARD_URL": f"http://127.0.0.1:{self.opts.web_port}/"}
-        log = open(self.workdir / "worker.log", "ab")
-        self.worker = subprocess.Popen([sys.executable, "-m", "finsentry.cli", "worker"], env=env,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        say(f"worker   pid {self.worker.pid}, log {self.workdir / 'worker.log'}; loading the model…")
-        self.wait_ready()
+        env = settings_env(broker=self.broker.url, broker_embedded=True, store=self.store_url,
+                           web_port=self.opts.web_port, data_dir=self.workdir,
+                           outbox_path=self.workdir / "outbox.db", broker_session_timeout_s=10,
+                           broker_heartbeat_s=1, dashboard_url=f"http://127.0.0.1:{self.opts.web_port}/")
+        self.worker = WorkerProcess(env, self.workdir / "worker.log", self.opts.web_port)
+        say(f"worker   starting, log {self.workdir / 'worker.log'}; loading the model…")
+        self.worker.start(timeout=300)
         say(f"dashboard http://127.0.0.1:{self.opts.web_port}/   metrics http://127.0.0.1:{self.opts.web_port}/metrics")
         say(f"store    {self.store_url}")
         say(f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry ingest docs.jsonl")
 
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {self.worker.returncode}; see {self.workdir / 'worker.log'}")
-            if scrape_metrics(self.opts.web_port).get("finsentry_model_info"):
-                return
-            time.sleep(0.5)
-        raise TimeoutError("the worker did not become ready")
-
     def stop(self) -> None:
-        if self.worker and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGTERM)
-            try:
-                self.worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.worker.pid, signal.SIGKILL)
-                self.worker.wait()
+        if self.worker:
+            self.worker.stop()
         self.broker.stop()
 
     # --- replay and report -----------------------------------------------------------------
@@ -211,8 +172,8 @@ class Demo:
         target = self.opts.max_docs
         deadline = time.monotonic() + 120
         while await store.count() < target and time.monotonic() < deadline:
-            if self.worker.poll() is not None:
-                raise RuntimeError(f"the worker exited; see {self.workdir / 'worker.log'}")
+            if self.worker.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{self.worker.tail()}")
             await asyncio.sleep(0.2)
         finished = time.time()
         latencies, last_stored = [], started
