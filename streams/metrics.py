@@ -52,3 +52,30 @@ SCRAPE_ERRORS = Counter("finsentry_scrape_errors_total", "Failed polls of a sour
 SCRAPE_LAST_SUCCESS = Gauge("finsentry_scrape_last_success_timestamp_seconds", "Unix time of the last successful poll of a source.", ["source"])
 SCRAPE_ROBOTS_BLOCKED = Counter("finsentry_scrape_robots_blocked_total", "Requests not made because robots.txt disallows them.", ["source"])
 PUSH_REQUESTS = Counter("finsentry_push_requests_total", "Requests to the HTTP push endpoint by answer.", ["status"])
+
+
+# Per-topic volume by sentiment: 20 topics x 3 labels, a fixed label set. Prometheus can
+# derive negative share from it on its own, which is what the backstop rule relies on
+# when the detector's gauge is missing or stale.
+TOPIC_DOCUMENTS = Counter("finsentry_topic_documents_total", "Scored documents by topic and sentiment label.", ["topic", "sentiment"])
+
+
+def count_scored(record) -> None:
+    """Count one scored record (a ScoredDocument): by source, and by topic and sentiment."""
+    DOCS_SCORED.labels(source=source_label(record.source)).inc()
+    TOPIC_DOCUMENTS.labels(topic=record.topic.label, sentiment=record.sentiment.label).inc()
+
+
+def _initialise_known_series() -> None:
+    """Create the label combinations known in advance at zero.
+
+    A counter series that first appears already at 1 shows no increase() in Prometheus, so
+    a one-off event such as a rollback would never fire its rule; starting them at 0 fixes that.
+    """
+    for action in ("promote", "rollback"):
+        for result in ("swapped", "failed"):
+            MODEL_SWAPS.labels(action=action, result=result)
+    STORE_ERRORS.labels(kind="unavailable")
+
+
+_initialise_known_series()

@@ -1,0 +1,87 @@
+"""Consumer lag of this worker, exported as `finsentry_consumer_lag_messages{topic}`.
+
+Lag is the broker's log end offset minus the offset this worker will commit next, summed
+over the partitions assigned to it. The end offsets are asked from the broker on every
+tick (ListOffsets) rather than taken from the last fetch, so a worker that stopped fetching
+(the store is down and the index agent holds its batch) still shows its lag growing.
+Each worker reports only its own partitions; Prometheus sums the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Mapping
+
+import faust
+from aiokafka.errors import KafkaError
+
+from finsentry.streams import metrics
+
+log = logging.getLogger("finsentry.metrics")
+
+_reported_topics: set[str] = set()
+
+
+def lag_by_topic(ends: Mapping, committed: Mapping, read: Mapping, earliest: Mapping) -> dict[str, int]:
+    """Sum per topic of end - position. Position: the committed offset (the next one to
+    read), else one past the last read, else the earliest offset (nothing read yet, and the
+    worker starts from the earliest: auto_offset_reset=earliest)."""
+    lag: dict[str, int] = {}
+    for tp, end in ends.items():
+        if end is None:
+            continue
+        position = committed.get(tp)
+        if position is None and read.get(tp) is not None:
+            position = read[tp] + 1
+        if position is None:
+            position = earliest.get(tp, 0)
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - position)
+    return lag
+
+
+async def measure_consumer_lag(app: faust.App) -> dict[str, int]:
+    consumer = app.consumer
+    assigned = set(consumer.assignment())
+    if not assigned:
+        return {}
+    ends = await consumer.highwaters(*assigned)
+    # The monitor's offset maps are what faust's own performance endpoint reads.
+    committed = dict(app.monitor.tp_committed_offsets)
+    read = dict(app.monitor.tp_read_offsets)
+    unknown = [tp for tp in assigned if committed.get(tp) is None and read.get(tp) is None]
+    earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
+    return lag_by_topic(ends, committed, read, earliest)
+
+
+def publish_lag(lag: Mapping[str, int]) -> None:
+    """Set the gauge per topic; topics no longer assigned to this worker disappear."""
+    for topic, value in lag.items():
+        metrics.CONSUMER_LAG.labels(topic=topic).set(value)
+    for topic in _reported_topics - set(lag):
+        try:
+            metrics.CONSUMER_LAG.remove(topic)
+        except KeyError:
+            pass
+    _reported_topics.clear()
+    _reported_topics.update(lag)
+
+
+async def update_consumer_lag(app: faust.App) -> dict[str, int]:
+    """Measure and publish once. Returns the lag per topic (empty while unassigned)."""
+    try:
+        lag = await measure_consumer_lag(app)
+    except (KafkaError, asyncio.TimeoutError) as exc:
+        # A rebalance or a broker hiccup: keep the last values, the next tick tries again.
+        log.debug("consumer lag not measured this tick: %s", exc)
+        return {}
+    publish_lag(lag)
+    return lag
+
+
+def register_lag_collector(app: faust.App, interval_s: float = 5.0) -> None:
+    """Measure consumer lag every `interval_s` seconds in every worker (not only the leader)."""
+
+    @app.timer(interval=interval_s, on_leader=False, name="finsentry.consumer_lag")
+    async def collect_consumer_lag() -> None:
+        await update_consumer_lag(app)
