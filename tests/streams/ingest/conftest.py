@@ -34,3 +34,17 @@ def settings(broker, tmp_path: Path) -> Settings:
         push_token="s3cret-token",
         _env_file=None,
     )
+
+
+ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
+
+
+@pytest.fixture
+async def site():
+    """The fixture HTTP server, with a robots.txt that disallows /private/."""
+    from fixture_site import FixtureSite
+
+    running = await FixtureSite().start()
+    running.serve("/robots.txt", ROBOTS_TXT, "text/plain")
+    yield running
+    await running.close()
