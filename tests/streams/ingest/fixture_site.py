@@ -3,6 +3,7 @@ robots.txt, with conditional GET and scripted failures, logging every request it
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class FixtureSite:
     def __init__(self) -> None:
         self.pages: dict[str, Page] = {}
         self.failures: dict[str, list[int]] = {}  # path → statuses to answer before the page
+        self.delays: dict[str, float] = {}  # path → seconds to wait before answering
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.base = ""
         self._runner: web.AppRunner | None = None
@@ -65,6 +67,8 @@ class FixtureSite:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         self.requests.append((path, dict(request.headers)))
+        if path in self.delays:
+            await asyncio.sleep(self.delays[path])
         pending = self.failures.get(path)
         if pending:
             return web.Response(status=pending.pop(0), text="scripted failure")
