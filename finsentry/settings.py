@@ -124,6 +124,17 @@ class Settings(BaseSettings):
     drift_confidence_drop: float = Field(0.1, description="Drop of mean top-class confidence that counts as drift.")
     drift_label_accuracy_floor: float = Field(0.75, description="Accuracy on fresh analyst labels below which drift is declared.")
     drift_check_interval_s: float = Field(300.0, description="How often the trainer checks for drift.")
+    gate_max_ece_increase: float = Field(0.03, description="A candidate's calibration error (ECE) may exceed the promoted model's by at most this much on any golden set.")
+    gate_min_examples: int = Field(100, description="Golden sets (and the parent's held-out split) with fewer examples are reported but not gated: too noisy to judge.")
+    feedback_golden_share: float = Field(0.2, description="Share of analyst-labelled documents kept for evaluation (chosen by a hash of the document id), never trained on.")
+    train_extra_dir: Path = Field(Path("var/training-data"), description="New labelled CSV/JSONL files (text + sentiment and/or topic) that scheduled retraining learns from, beside the analyst labels.")
+    train_replay_fraction: float = Field(0.3, description="Share of the parent model's training data (minus its held-out split) replayed in a retraining run.")
+    train_epochs: float = Field(3.0, description="Epochs of scheduled retraining over the new data plus the replay sample.")
+    train_min_new_examples: int = Field(20, description="Scheduled retraining is skipped while there are fewer new labelled examples than this (nothing new to learn).")
+    drift_min_records: int = Field(200, description="Fewest scored documents of the serving version in the window for the class-mix and confidence checks.")
+    drift_min_labels: int = Field(30, description="Fewest fresh analyst labels for the label-accuracy check.")
+    trainer_metrics_host: str = Field("127.0.0.1", description="Address the trainer's /metrics binds to (loopback by default).")
+    trainer_metrics_port: int = Field(6072, description="Port of the trainer's /metrics.")
 
     # --- Process ----------------------------------------------------------------------------
     data_dir: Path = Field(Path("var"), description="Working data directory (Faust table state, databases).")

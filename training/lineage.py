@@ -1,0 +1,122 @@
+"""What a model was trained on and what it held out, rebuilt from its card.
+
+The held-out split is where forgetting is measured when the model's child is trained; the
+rest of its training data is the replay pool the child rehearses. Runs started here write
+the split beside the artifact (heldout.jsonl). For a model trained without it (the shipped
+default), the split is rebuilt exactly as training carved it: the same files (checked by
+hash), fraction and seed, through the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.training.data import MISSING, Example, file_sha256, read_labelled, read_tfns, read_tfnt, stratified_split
+
+log = logging.getLogger("finsentry.training.lineage")
+
+HELDOUT_FILE = "heldout.jsonl"
+
+
+class HeldoutUnavailable(Exception):
+    """The model's held-out split cannot be reproduced (missing or changed data)."""
+
+
+def write_examples(examples: list[Example], path: Path) -> Path:
+    """JSONL that `read_labelled` reads back: text + label names."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for ex in examples:
+            row: dict = {"text": ex.text}
+            if ex.sentiment != MISSING:
+                row["sentiment"] = SENTIMENT_LABELS[ex.sentiment]
+            if ex.topic != MISSING:
+                row["topic"] = TOPIC_LABELS[ex.topic]
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def training_split(args) -> tuple[list[Example], list[Example]]:
+    """(train, dev) of a TrainArguments, as training.finetune.train carves them."""
+    from finsentry.training.finetune import load_examples
+
+    examples, _ = load_examples(args)
+    return stratified_split(examples, args.dev_fraction, args.seed)
+
+
+def write_heldout(args, artifact_dir: Path, report: dict | None = None) -> Path:
+    """Save the dev split of a finished run beside its artifact."""
+    _, dev = training_split(args)
+    expected = (report or {}).get("data", {}).get("dev_examples")
+    if expected is not None and expected != len(dev):
+        raise RuntimeError(f"rebuilt dev split has {len(dev)} examples, training reported {expected}")
+    return write_examples(dev, Path(artifact_dir) / HELDOUT_FILE)
+
+
+def _resolve(recorded: str, digest: str, data_dir: Path | None) -> Path:
+    candidates = [Path(recorded)]
+    if data_dir is not None:
+        candidates.append(Path(data_dir) / Path(recorded).name)
+    for path in candidates:
+        if path.is_file() and file_sha256(path) == digest:
+            return path
+    raise HeldoutUnavailable(f"training file {recorded} (sha256 {digest[:12]}…) is not available with the same content")
+
+
+def _read_any(path: Path) -> list[Example]:
+    name = path.name.lower()
+    if name.startswith("tfns") and name.endswith(".csv"):
+        return read_tfns(path)
+    if name.startswith("tfnt") and name.endswith(".csv"):
+        return read_tfnt(path)
+    return read_labelled(path)
+
+
+def _card(model_dir: Path) -> dict:
+    return json.loads((Path(model_dir) / "card.json").read_text(encoding="utf-8"))
+
+
+def heldout_examples(model_dir: Path, data_dir: Path | None = None) -> list[Example]:
+    """The model's dev split: saved beside it, or rebuilt from the files its card names."""
+    model_dir = Path(model_dir)
+    saved = model_dir / HELDOUT_FILE
+    if saved.exists():
+        return read_labelled(saved)
+    card = _card(model_dir)
+    files: dict[str, str] = dict(card.get("data", {}).get("files", {}))
+    if not files:
+        raise HeldoutUnavailable(f"{model_dir}: the card lists no training files")
+    if "analyst_feedback" in files:
+        raise HeldoutUnavailable(f"{model_dir}: trained on analyst feedback but no {HELDOUT_FILE} was saved")
+    examples: list[Example] = []
+    for recorded, digest in files.items():  # the card keeps load order: sentiment, topic, labelled
+        examples += _read_any(_resolve(recorded, digest, data_dir))
+    hyper = card.get("hyperparameters", {})
+    _, dev = stratified_split(examples, float(hyper.get("dev_fraction", 0.1)), int(hyper.get("seed", 13)))
+    expected = card.get("data", {}).get("dev_examples")
+    if expected is not None and expected != len(dev):
+        raise HeldoutUnavailable(f"{model_dir}: rebuilt split has {len(dev)} examples, the card says {expected}")
+    return dev
+
+
+def replay_pool(model_dir: Path, data_dir: Path | None = None) -> list[Example]:
+    """The model's training data that is still available, minus its held-out split.
+
+    Analyst feedback is not in the pool: the store keeps every label, so each run gets all
+    of them as new data anyway. Files that are gone or changed are skipped with a warning.
+    """
+    card = _card(model_dir)
+    held = {(e.text, e.sentiment, e.topic) for e in heldout_examples(model_dir, data_dir)}
+    pool: list[Example] = []
+    for recorded, digest in card.get("data", {}).get("files", {}).items():
+        if recorded == "analyst_feedback":
+            continue
+        try:
+            path = _resolve(recorded, digest, data_dir)
+        except HeldoutUnavailable as exc:
+            log.warning("replay file skipped: %s", exc)
+            continue
+        pool += [e for e in _read_any(path) if (e.text, e.sentiment, e.topic) not in held]
+    return pool
