@@ -80,3 +80,60 @@ def ingest_command(
     typer.echo(summary.line())
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command("scrape")
+def scrape_command(
+    config: Optional[Path] = typer.Option(None, "--config", help="Source list (YAML); default: FINSENTRY_SOURCES_FILE."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka bootstrap (default: FINSENTRY_BROKER)."),
+    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."),
+    seen_db: Optional[Path] = typer.Option(None, "--seen-db", help="Seen-set database (default: FINSENTRY_SEEN_PATH)."),
+    metrics_port: Optional[int] = typer.Option(None, help="Port of /metrics and /status (default: FINSENTRY_SCRAPE_METRICS_PORT)."),
+    once: bool = typer.Option(False, "--once", help="Poll every source once and exit (status 1 if one failed), e.g. from cron."),
+) -> None:
+    """Run every source of the list concurrently; a failing source is retried with back-off while the others go on.
+
+    Serves /metrics and /status on FINSENTRY_SCRAPE_METRICS_HOST:PORT (loopback by default).
+    """
+    import asyncio
+
+    from finsentry.streams.ingest.config import ConfigError
+    from finsentry.streams.ingest.service import run_scrape
+
+    settings = _settings(broker=broker, broker_embedded=embedded, seen_path=seen_db, scrape_metrics_port=metrics_port)
+    _setup_logging(settings)
+    try:
+        status = asyncio.run(run_scrape(settings, config, once=once))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(status)
+
+
+@app.command("push")
+def push_command(
+    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka bootstrap (default: FINSENTRY_BROKER)."),
+    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."),
+    host: Optional[str] = typer.Option(None, help="Bind address (default: FINSENTRY_PUSH_HOST, loopback)."),
+    port: Optional[int] = typer.Option(None, help="Port (default: FINSENTRY_PUSH_PORT)."),
+) -> None:
+    """Serve POST /documents (Authorization: Bearer FINSENTRY_PUSH_TOKEN) and publish what arrives.
+
+    Answers 202 with the document ids once the broker acknowledged them, 400 with reasons, 401 on a missing or wrong token. Refuses to start without a token.
+    """
+    import asyncio
+
+    from finsentry.streams.ingest.push import PushConfigError, serve_push
+    from finsentry.streams.ingest.service import stop_on_signals
+
+    settings = _settings(broker=broker, broker_embedded=embedded, push_host=host, push_port=port)
+    _setup_logging(settings)
+
+    async def main() -> None:
+        await serve_push(settings, stop_on_signals())
+
+    try:
+        asyncio.run(main())
+    except PushConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
