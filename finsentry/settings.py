@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     scrape_metrics_port: int = Field(6071, description="Port of the scraper's /metrics.")
     scrape_metrics_host: str = Field("127.0.0.1", description="Address the scraper's /metrics binds to (loopback by default).")
     scrape_timeout_s: float = Field(20.0, description="Timeout of one scraper HTTP request.")
+    seen_retention_days: float = Field(180.0, description="The scrapers forget items first seen longer ago than this (at start-up); feeds list far newer items.")
     scrape_backoff_max_s: float = Field(600.0, description="Cap of the back-off of a failing source (waits double from the shorter of its interval and 30 s; a longer interval is its own cap).")
     push_max_body_bytes: int = Field(10_000_000, description="Largest request body the HTTP push endpoint accepts.")
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("gzip", description="Compression of the ingest producer (snappy, lz4 and zstd need their Python libraries).")

@@ -94,7 +94,7 @@ class ScrapeRunner:
         outcomes = await asyncio.wait_for(
             asyncio.gather(*(future for _, future in sent), return_exceptions=True), self.delivery_timeout_s)
         failures = []
-        for (item, _), outcome in zip(sent, outcomes):
+        for (item, _), outcome in zip(sent, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 failures.append(outcome)
             else:

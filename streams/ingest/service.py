@@ -55,6 +55,9 @@ async def run_scrape(settings: Settings, config_path: Path | None = None, *, onc
         raise ConfigError(f"{config_path or settings.sources_file} lists no enabled source")
     fetcher = PoliteFetcher(settings)
     seen = SeenSet(settings.seen_path)
+    forgotten = seen.prune(settings.seen_retention_days * 86400)
+    if forgotten:
+        log.info("seen-set pruned keys=%d older_than_days=%g", forgotten, settings.seen_retention_days)
     producer = await asyncio.to_thread(DocumentProducer, settings)  # connecting blocks
     sources = [build_source(c, fetcher, settings) for c in configs]
     runner = ScrapeRunner(sources, producer, seen, backoff_cap_s=settings.scrape_backoff_max_s,

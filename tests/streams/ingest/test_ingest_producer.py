@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pytest
 from ingest_helpers import end_offsets, read_topic
+from kafka.errors import KafkaError
 
 from finsentry.settings import Settings
 from finsentry.streams import metrics
@@ -44,7 +45,7 @@ def test_embedded_broker_gets_one_record_per_batch(settings, broker):
     records = read_topic(broker.address, topic)
     by_position = {(r.partition, r.offset): r for r in records}
     assert len(records) == len(docs)
-    for doc, meta in zip(docs, sent):
+    for doc, meta in zip(docs, sent, strict=True):
         record = by_position[(meta.partition, meta.offset)]
         assert record.key == doc.key.encode()
         assert json.loads(record.value)["text"] == doc.text
@@ -111,7 +112,7 @@ def test_unreachable_broker_fails_the_future_and_the_flush(tmp_path):
         producer.publish(Document(source="wire", text="first")).get(timeout=10)
     # the broker is stopped now
     future = producer.publish(Document(source="wire", text="second"))
-    with pytest.raises(Exception):
+    with pytest.raises(KafkaError):
         future.get(timeout=15)
     with pytest.raises(DeliveryError) as raised:
         producer.flush(timeout=5)

@@ -98,6 +98,15 @@ async def test_run_scrape_once_publishes_every_source_and_a_restart_adds_nothing
     assert sorted(d["source"] for d in docs) == ["file", "file", "markets", "markets", "markets"]
 
 
+async def test_seen_keys_past_retention_are_forgotten_at_start(site, settings, broker, tmp_path):
+    site.serve_fixture("/feeds/markets.rss", "markets.rss", "application/rss+xml")
+    config = sources_yaml(site, tmp_path)
+    assert await run_scrape(settings, config, once=True) == 0
+    forgetful = settings.model_copy(update={"seen_retention_days": 0})
+    assert await run_scrape(forgetful, config, once=True) == 0
+    assert len(published(settings, broker)) == 10  # everything again: the seen-set was emptied
+
+
 async def test_run_scrape_once_reports_a_failed_source(site, settings, broker, tmp_path):
     site.serve_fixture("/feeds/markets.rss", "markets.rss", "application/rss+xml")
     site.fail("/feeds/down.atom", 500)
