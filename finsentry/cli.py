@@ -121,9 +121,12 @@ def show_settings(markdown: bool = typer.Option(False, help="Print the documenta
 
 def _mount() -> None:
     """Sub-apps of the packages, each owning its commands."""
-    from finsentry.streams.sinks.cli import app as store_app
+    from finsentry.streams.ingest.cli import ingest_command, push_command, scrape_command
 
-    app.add_typer(store_app, name="store")
+    app.command("ingest")(ingest_command)
+    app.command("scrape")(scrape_command)
+    app.command("push")(push_command)
+
 
 
 _mount()

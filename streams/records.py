@@ -128,22 +128,34 @@ class Evidence(BaseModel):
 
 
 class Alert(BaseModel):
+    """One episode of a negative-share spike on a scope, as of one update.
+
+    The detector re-emits the same `id` as the episode grows (`update` counts up) and once
+    more with status "resolved" when it ends, so stores upsert it and notifiers can tell a
+    new alert from an update. Every time is event time (from `published_at`), so replaying
+    the same records reproduces the same alerts.
+    """
+
     id: str  # scope + key + episode start: stable across updates of one episode
     scope: Literal["global", "topic", "entity"]
     key: str
     severity: Literal["warning", "critical"]
     status: Literal["firing", "resolved"] = "firing"
+    change: Literal["opened", "escalated", "updated", "reopened", "resolved"] = "opened"
+    update: int = 0  # sequence number within the episode: (id, update) is unique
     episode_start: datetime
-    window_start: datetime
+    ended_at: datetime | None = None  # set when status is "resolved"
+    window_start: datetime  # the peak window of the episode (for "cusum": the drift run)
     window_end: datetime
     negative_share: float
     baseline: float
-    statistic: float  # z-score (or CUSUM value when method == "cusum")
+    statistic: float  # z-score (or CUSUM log-likelihood ratio when method == "cusum")
     method: Literal["z", "cusum"] = "z"
-    volume: int
-    baseline_volume: float
+    volume: int  # distinct stories in the window (near-duplicates counted once)
+    baseline_volume: float  # stories the baseline expects in a window of that length
+    duplicates: int = 0  # near-duplicate copies in the window, not counted in volume
     model_version: str | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)  # event time of this update
     evidence: list[Evidence] = Field(default_factory=list)
 
     @staticmethod
@@ -153,9 +165,11 @@ class Alert(BaseModel):
 
     @property
     def summary(self) -> str:
-        return (f"{self.severity.upper()}: negative share on {self.scope} '{self.key}' "
+        name = "z" if self.method == "z" else "CUSUM"
+        state = "RESOLVED" if self.status == "resolved" else self.severity.upper()
+        return (f"{state}: negative share on {self.scope} '{self.key}' "
                 f"{self.negative_share:.0%} vs baseline {self.baseline:.0%} "
-                f"({self.volume} stories, z={self.statistic:.1f})")
+                f"({self.volume} stories, {name}={self.statistic:.1f})")
 
 
 class DeadLetter(BaseModel):
@@ -209,7 +223,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ())) or "record"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 

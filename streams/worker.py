@@ -11,7 +11,6 @@ from finsentry.streams.app import create_app
 def run_worker(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower().replace("warning", "warn"),
-                          web_port=settings.web_port, web_bind=settings.web_host, web_host=settings.web_host,
-                          override_logging=False)
+    level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -32,13 +32,15 @@ def register(app: faust.App, rt: Runtime):
 
     @app.agent(rt.topics.scored, name="finsentry.observe")
     async def observe(stream):
-        async for payload in stream:
-            try:
-                record = ScoredDocument.model_validate_json(payload)
-            except ValidationError:
-                continue  # the index agent dead-letters invalid scored records
-            obs = fan_out(record)
-            await deliver_all(rt.topics.observations, [(f"{o.scope}:{o.key}", o) for o in obs])
+        async for batch in stream.take(rt.settings.max_batch, within=rt.settings.batch_window_s):
+            out = []
+            for payload in batch:
+                try:
+                    record = ScoredDocument.model_validate_json(payload)
+                except ValidationError:
+                    continue  # the index agent dead-letters invalid scored records
+                out += [(f"{o.scope}:{o.key}", o) for o in fan_out(record)]
+            await deliver_all(rt.topics.observations, out)
 
     @app.agent(rt.topics.observations, name="finsentry.detect")
     async def detect(stream):

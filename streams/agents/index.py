@@ -8,11 +8,8 @@ Every write is an upsert by document id, so re-delivery after a crash never dupl
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
-from typing import Sequence
 
 import faust
 from pydantic import ValidationError
@@ -20,28 +17,9 @@ from pydantic import ValidationError
 from finsentry.streams import metrics
 from finsentry.streams.records import DeadLetter, ScoredDocument
 from finsentry.streams.runtime import Runtime, deliver
-from finsentry.streams.sinks.base import StoreUnavailable, UpsertResult
+from finsentry.streams.sinks.retry import write_with_retry
 
 log = logging.getLogger("finsentry.index")
-
-
-async def upsert_until_accepted(store, records: Sequence[ScoredDocument], max_backoff: float,
-                                should_stop=lambda: False) -> UpsertResult:
-    """Retry transient failures forever (bounded back-off); content rejections come back."""
-    delay = 0.2
-    while True:
-        started = time.perf_counter()
-        try:
-            result = await store.upsert_many(records)
-            metrics.STORE_BULK_SECONDS.observe(time.perf_counter() - started)
-            return result
-        except StoreUnavailable as exc:
-            metrics.STORE_ERRORS.labels(kind="unavailable").inc()
-            if should_stop():
-                raise
-            log.warning("store unavailable, retrying in %.1fs: %s", delay, exc)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(max_backoff, delay * 2)
 
 
 def register(app: faust.App, rt: Runtime):
@@ -60,7 +38,7 @@ def register(app: faust.App, rt: Runtime):
                 records[record.id] = record  # a re-delivered copy in the same batch collapses here
             if not records:
                 continue
-            result = await upsert_until_accepted(rt.store, list(records.values()), rt.settings.store_retry_max_s)
+            result = await write_with_retry(rt.store, list(records.values()), max_backoff_s=rt.settings.store_retry_max_s)
             now = time.time()
             rejected = {r.id: r.reason for r in result.rejected}
             for record in records.values():

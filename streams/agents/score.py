@@ -25,13 +25,16 @@ from finsentry.streams.runtime import Runtime, deliver, deliver_all
 log = logging.getLogger("finsentry.score")
 
 
-def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None) -> list[ScoredDocument]:
-    """Blocking: one model call for the whole batch; every record names the version used."""
-    preds = engine.predict([model_input(d.title, d.text) for d in docs])
+def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, dedup=None) -> list[ScoredDocument]:
+    """Blocking: one model call for the whole batch; every record names the version used.
+    The near-duplicate index is consulted here too, in the same single inference thread, so
+    its MinHash work stays off the event loop and needs no lock."""
+    inputs = [model_input(d.title, d.text) for d in docs]
+    preds = engine.predict(inputs)
     ext = extractor(str(entities_csv) if entities_csv else None)
     now = time.time()
     out = []
-    for doc, pred in zip(docs, preds):
+    for doc, text, pred in zip(docs, inputs, preds):
         out.append(ScoredDocument(
             **doc.model_dump(),
             sentiment=Sentiment(label=pred.sentiment, probabilities=pred.probabilities, score=pred.score),
@@ -39,6 +42,7 @@ def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None) ->
             entities=ext.extract(doc.title, doc.text),
             model_version=pred.model_version,
             scored_at=now,
+            dup_of=dedup.check(doc.id, text, doc.published_at.timestamp()) if dedup is not None else None,
         ))
     return out
 
@@ -49,7 +53,8 @@ async def score_batch(rt: Runtime, docs: list[ValidDocument]) -> tuple[list[Scor
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
-        scored = await loop.run_in_executor(rt.executor, score_documents, rt.engine, docs, rt.settings.entity_aliases)
+        scored = await loop.run_in_executor(rt.executor, score_documents, rt.engine, docs,
+                                            rt.settings.entity_aliases, rt.dedup)
         metrics.BATCH_SIZE.observe(len(docs))
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         return scored, []
@@ -79,8 +84,6 @@ def register(app: faust.App, rt: Runtime):
             scored, failed = await score_batch(rt, docs) if docs else ([], [])
             dead += [DeadLetter.of(d.model_dump_json(), reason, "score") for d, reason in failed]
             for record in scored:
-                record.dup_of = rt.dedup.check(record.id, model_input(record.title, record.text),
-                                               record.published_at.timestamp()) if rt.dedup else None
                 if record.dup_of:
                     metrics.DOCS_DUPLICATE.inc()
                 metrics.DOCS_SCORED.labels(source=metrics.source_label(record.source)).inc()

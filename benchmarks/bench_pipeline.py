@@ -1,0 +1,157 @@
+"""End-to-end throughput and latency: broker → worker → store against the raw engine.
+
+In one run, on the same texts:
+1. the raw engine (same backend choice and batch size as the worker) scores them in-process;
+2. a `finsentry worker` on the embedded broker takes them from the raw topic to the SQLite
+   store as fast as they are published — docs/s from first publish to last stored;
+3. the same worker at half that rate — ingest→stored latency p50/p99 (budget: p99 < 2 s)
+   and the worker's resident memory (budget: < 1 GB).
+Prints the pipeline/engine ratio (target ≥ 0.9).
+
+    python benchmarks/bench_pipeline.py [--n 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from finsentry.models.engine import Engine
+from finsentry.models.textnorm import model_input
+from finsentry.settings import Settings
+from finsentry.streams.broker import EmbeddedBroker, free_port
+from finsentry.streams.ingest.producer import DocumentProducer
+from finsentry.streams.process import WorkerProcess, settings_env
+from finsentry.streams.records import Document
+from finsentry.streams.sinks import open_store
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
+
+
+def texts(n: int) -> list[str]:
+    out = []
+    for name in ("tfns_sentiment_valid.csv", "tfnt_topic_test.csv"):
+        with open(DATA / name, newline="", encoding="utf-8") as fh:
+            out += [r["text"] for r in csv.DictReader(fh)]
+    return (out * (n // len(out) + 1))[:n]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, list[float]]:
+    store = open_store(settings.store, settings)
+    await store.open()
+    try:
+        count, last, lat = 0, 0.0, []
+        async for doc in store.export():
+            if doc["id"] in ids:
+                count += 1
+                last = max(last, doc["stored_at"])
+                lat.append(doc["stored_at"] - doc["ingested_at"])
+        return count, last, lat
+    finally:
+        await store.close()
+
+
+def publish(settings: Settings, docs: list[Document], rate: float | None) -> float:
+    producer = DocumentProducer(settings)
+    start = time.time()
+    for i, doc in enumerate(docs):
+        if rate:
+            delay = start + i / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        producer.publish(doc)
+    producer.flush()
+    producer.close()
+    return start
+
+
+def make_docs(batch: list[str], tag: str) -> list[Document]:
+    base = datetime.now(timezone.utc) - timedelta(hours=1)
+    return [Document(source="bench", title=None, text=f"{t} [{tag}{i}]", url=None,
+                     published_at=base + timedelta(milliseconds=i)) for i, t in enumerate(batch)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--backend", default="auto")
+    args = parser.parse_args()
+    corpus = texts(args.n)
+    work = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
+
+    engine = Engine.load(backend=args.backend, cache_dir=Path("var/model-cache"))
+    inputs = [model_input(None, t) for t in corpus]
+    engine.predict(inputs[:64])
+    start = time.perf_counter()
+    for i in range(0, len(inputs), 64):
+        engine.predict(inputs[i:i + 64])
+    engine_rate = len(inputs) / (time.perf_counter() - start)
+    backend = engine.backend_name
+    del engine
+
+    with EmbeddedBroker(log_file=work / "broker.log") as broker:
+        prefix = f"bench-{uuid.uuid4().hex[:6]}."
+        port = free_port()
+        settings = Settings(_env_file=None, broker=broker.url, broker_embedded=True, topic_prefix=prefix,
+                            store=f"sqlite:///{work / 'store.db'}", web_port=port, data_dir=work,
+                            outbox_path=work / "outbox.db", backend=backend)
+        env = settings_env(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"bench-{prefix}",
+                           store=settings.store, web_port=port, data_dir=work, outbox_path=work / "outbox.db",
+                           backend=backend, log_level="WARNING")
+        with WorkerProcess(env, work / "worker.log", port) as worker:
+            # Warm the path (topic creation, group join, first batches) before measuring.
+            warm = make_docs(corpus[:100], "w")
+            publish(settings, warm, None)
+            worker.wait_for(lambda: asyncio.run(stored_stats(settings, {d.with_defaults().id for d in warm}))[0] == len(warm), 180)
+
+            peak_docs = make_docs(corpus, "p")
+            ids = {d.with_defaults().id for d in peak_docs}
+            t0 = publish(settings, peak_docs, None)
+            worker.wait_for(lambda: asyncio.run(stored_stats(settings, ids))[0] == len(ids), 900, interval=1.0)
+            _, last, _ = asyncio.run(stored_stats(settings, ids))
+            pipeline_rate = len(ids) / (last - t0)
+
+            half = pipeline_rate / 2
+            steady = make_docs(corpus[: min(len(corpus), int(half * 60))], "h")
+            ids = {d.with_defaults().id for d in steady}
+            publish(settings, steady, half)
+            worker.wait_for(lambda: asyncio.run(stored_stats(settings, ids))[0] == len(ids), 600, interval=1.0)
+            _, _, lat = asyncio.run(stored_stats(settings, ids))
+            memory = rss_mb(worker.proc.pid)
+
+    ratio = pipeline_rate / engine_rate
+    print(f"backend {backend}; {len(corpus)} documents")
+    print(f"raw engine          {engine_rate:8.0f} docs/s")
+    print(f"pipeline (peak)     {pipeline_rate:8.0f} docs/s   ratio {ratio:.2f} (target ≥ 0.90)")
+    print(f"at half of peak     {half:8.0f} docs/s   p50 {percentile(lat, .5) * 1000:.0f} ms  "
+          f"p99 {percentile(lat, .99) * 1000:.0f} ms (budget p99 < 2000 ms)")
+    print(f"worker RSS          {memory:8.0f} MB (budget < 1024 MB)")
+    print(json.dumps({"engine_docs_per_s": round(engine_rate, 1), "pipeline_docs_per_s": round(pipeline_rate, 1),
+                      "ratio": round(ratio, 3), "half_load_docs_per_s": round(half, 1),
+                      "p50_ms": round(percentile(lat, .5) * 1000, 1), "p99_ms": round(percentile(lat, .99) * 1000, 1),
+                      "worker_rss_mb": round(memory, 1), "backend": backend}))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
