@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: typed builders, the two dashboards, provisioning, build and push."""
