@@ -32,6 +32,7 @@ from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
+from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
 
@@ -64,8 +65,8 @@ async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, l
         async for doc in store.export():
             if doc["id"] in ids:
                 count += 1
-                last = max(last, doc["stored_at"])
-                lat.append(doc["stored_at"] - doc["ingested_at"])
+                last = max(last, stored_epoch(doc))
+                lat.append(ingest_to_stored_s(doc))
         return count, last, lat
     finally:
         await store.close()

@@ -23,6 +23,7 @@ from typing import Iterator
 from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker
 from finsentry.streams.process import WorkerProcess, scrape_metrics, settings_env
+from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
 
 SAMPLE = Path(__file__).resolve().parent / "ingest" / "samples" / "demo.jsonl.gz"
 
@@ -178,8 +179,8 @@ class Demo:
         finished = time.time()
         latencies, last_stored = [], started
         async for doc in store.export():
-            latencies.append((doc["stored_at"] - doc["ingested_at"]) * 1000)
-            last_stored = max(last_stored, doc["stored_at"])
+            latencies.append(ingest_to_stored_s(doc) * 1000)
+            last_stored = max(last_stored, stored_epoch(doc))
         await asyncio.sleep(1.0)  # let the worker's counters catch up with the last batch
         m = scrape_metrics(self.opts.web_port)
         stored = await store.count()

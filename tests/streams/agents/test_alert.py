@@ -1,0 +1,94 @@
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from finsentry.streams.alerting.observations import Observation
+from finsentry.streams.records import Alert, Label, ScoredDocument, Sentiment, Topic
+from finsentry.streams.sinks.sqlite import SqliteStore
+
+T0 = datetime(2026, 1, 5, 13, 0, tzinfo=timezone.utc)
+
+
+def scored(i: int, negative: bool, at: datetime, topic: str = "Energy / Oil", entities=("XOM",)) -> ScoredDocument:
+    probs = {"negative": .9, "neutral": .05, "positive": .05} if negative else {"negative": .05, "neutral": .9, "positive": .05}
+    return ScoredDocument(id=f"doc-{i}", source="wire", title=f"headline {i}", text=f"story {i}", published_at=at,
+                          ingested_at=at.timestamp(), model_version="v-test",
+                          sentiment=Sentiment(label="negative" if negative else "neutral", probabilities=probs,
+                                              score=probs["positive"] - probs["negative"]),
+                          topic=Topic(label=topic, probability=.9), entities=list(entities))
+
+
+async def test_observe_fans_out_one_observation_per_scope_keyed_for_partitioning(harness):
+    h = harness(("alert",))
+    async with h.agent("observe").test_context() as agent:
+        await agent.put(scored(1, True, T0, entities=("XOM", "CVX")).model_dump_json().encode(), key=b"k")
+        got = [Observation.model_validate_json(v) for v in await h.read("observations", 4)]
+    assert sorted((o.scope, o.key) for o in got) == [("entity", "CVX"), ("entity", "XOM"), ("global", "all"),
+                                                     ("topic", "Energy / Oil")]
+    assert all(o.doc_id == "doc-1" and o.negative for o in got)
+
+
+async def test_detect_raises_one_alert_for_a_spike_over_the_table_state(make_settings):
+    from tests.streams.agents.conftest import Harness
+
+    settings = make_settings(alert_min_count=8, alert_min_baseline_buckets=3, alert_window_buckets=1,
+                             alert_z_threshold=3.0, alert_min_share_increase=0.2)
+    h = Harness(settings, ("alert",))
+    detect = h.agent("detect")
+    i = 0
+    async with detect.test_context() as agent:
+        for minute in range(8):  # calm: about one negative story in ten
+            for k in range(10):
+                obs = Observation(scope="topic", key="Energy / Oil", doc_id=f"c{i}", negative=(k == 0), score=0.0,
+                                  published_at=T0 + timedelta(minutes=minute, seconds=5 * k), title=f"calm {i}")
+                await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
+                i += 1
+        for minute in range(8, 11):  # the spike: nearly all negative, distinct stories
+            for k in range(12):
+                obs = Observation(scope="topic", key="Energy / Oil", doc_id=f"s{i}", negative=(k != 0), score=-0.8,
+                                  published_at=T0 + timedelta(minutes=minute, seconds=4 * k), title=f"spike {i}")
+                await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
+                i += 1
+        alerts = [Alert.model_validate_json(v) for v in await h.read("alerts", 1, timeout=20)]
+        state = dict(detect.app.tables["finsentry-detector-state"].items())
+    alert = alerts[0]
+    assert (alert.scope, alert.key) == ("topic", "Energy / Oil")
+    assert alert.negative_share > 0.7 and alert.baseline < 0.3 and alert.evidence
+    assert "topic:Energy / Oil" in state  # the baseline lives in the changelog-backed table
+
+
+async def test_notify_stores_the_alert(harness, tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    h = harness(("alert",), store=store)
+    h.rt.settings = h.rt.settings.model_copy(update={"explain_evidence": False})
+    alert = Alert(id="a1", scope="topic", key="Energy / Oil", severity="warning", episode_start=T0, window_start=T0,
+                  window_end=T0 + timedelta(minutes=3), negative_share=.8, baseline=.2, statistic=6.1, volume=40,
+                  baseline_volume=10.0)
+    async with h.agent("notify").test_context() as agent:
+        await agent.put(alert.model_dump_json().encode(), key=b"a1")
+        for _ in range(100):
+            if await store.alerts():
+                break
+            await asyncio.sleep(0.05)
+    stored = await store.alerts()
+    assert [a["id"] for a in stored] == ["a1"]
+    await store.close()
+
+
+async def test_labels_are_stored_with_the_document_text(harness, tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    await store.upsert_many([scored(7, True, T0)])
+    h = harness(("labels",), store=store)
+    async with h.agent("labels").test_context() as agent:
+        await agent.put(Label(doc_id="doc-7", sentiment="neutral").model_dump_json().encode(), key=b"doc-7")
+        await agent.put(Label(doc_id="missing", sentiment="neutral").model_dump_json().encode(), key=b"x")
+        letter = (await h.read("dlq", 1))[0]
+        for _ in range(100):
+            if await store.labels():
+                break
+            await asyncio.sleep(0.05)
+    labels = await store.labels()
+    assert len(labels) == 1 and labels[0].doc_id == "doc-7" and labels[0].sentiment == "neutral"
+    assert "headline 7" in labels[0].text and b"unknown document" in letter
+    await store.close()
