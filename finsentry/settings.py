@@ -43,7 +43,12 @@ class Settings(BaseSettings):
     es_verify_certs: bool = Field(True, description="Verify the Elasticsearch server certificate.")
     es_compat: Literal["elasticsearch", "opensearch"] = Field("elasticsearch", description="'opensearch' sends plain application/json instead of the Elasticsearch compatibility media type (also ?compat=opensearch in the store URL).")
     es_index_prefix: str = Field("finsentry", description="Prefix of the documents/alerts/labels indices and their alias.")
-    es_retention_days: int = Field(90, description="Daily document indices older than this are deleted by the retention job.")
+    es_retention_days: int = Field(90, description="Documents published more than this many days before today are deleted by the retention job (`finsentry store prune`; Elasticsearch drops whole daily indices).")
+    es_shards: int = Field(1, description="Primary shards of each daily document index.")
+    es_replicas: int = Field(1, description="Replicas of each finsentry index (0 on a single-node cluster keeps it green).")
+    es_request_timeout_s: float = Field(30.0, description="Timeout of one Elasticsearch request.")
+    store_retry_budget_s: float = Field(10.0, description="How long one store call retries transient errors (connection, 429, 5xx) before it reports the store unavailable; the caller then retries with back-off.")
+    sqlite_busy_timeout_s: float = Field(10.0, description="How long a SQLite call waits for another connection's write lock before the store counts as unavailable.")
     store_batch_size: int = Field(500, description="Records per bulk write.")
     store_retry_max_s: float = Field(30.0, description="Longest back-off between store retries (the pipeline waits, never drops).")
 

@@ -1,0 +1,46 @@
+"""Pick the store backend from its URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from finsentry.streams.sinks.base import Store
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///var/x.db` → var/x.db (relative); `sqlite:////data/x.db` → /data/x.db."""
+    path = url[len(SQLITE_PREFIX):].split("?", 1)[0]
+    if not path or path.endswith("/"):
+        raise ValueError(f"store URL {url!r} names no database file (sqlite:///path/to/file.db)")
+    return Path(path)
+
+
+def open_store(url: str | None = None, settings=None) -> Store:
+    """The store for `url` (default: settings.store), not yet opened: `await store.open()`.
+
+    - `sqlite:///path.db` — the embedded SQLite store (relative path; four slashes for an
+      absolute one, as in SQLAlchemy); parent directories are created on open.
+    - `http(s)://[user:password@]host:9200[?compat=opensearch&prefix=name]` — Elasticsearch,
+      or OpenSearch with `compat=opensearch`; auth and TLS from the FINSENTRY_ES_* settings.
+    """
+    if settings is None:
+        from finsentry.settings import get_settings
+
+        settings = get_settings()
+    url = url or settings.store
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        if not url.startswith(SQLITE_PREFIX):
+            raise ValueError(f"store URL {url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
+        from finsentry.streams.sinks.sqlite import SqliteStore
+
+        return SqliteStore(sqlite_path(url), busy_timeout_s=settings.sqlite_busy_timeout_s)
+    if scheme in ("http", "https"):
+        from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore(url, settings)
+    shown = url.split("@")[-1]  # never echo credentials
+    raise ValueError(f"unsupported store URL {shown!r}: expected sqlite:///path.db or http(s)://host:9200")
