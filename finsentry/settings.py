@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the worker's web page, /api and /metrics bind to (loopback by default).")
     web_port: int = Field(6066, description="Port of the worker's web page, /api and /metrics.")
     web_token: SecretStr | None = Field(None, description="If set, /api and the page require this token (header X-Finsentry-Token or ?token=).")
+    grafana_url: str | None = Field(None, description="Grafana base URL that `finsentry dashboards push` uploads to.")
+    grafana_token: SecretStr | None = Field(None, description="Grafana service-account token for `finsentry dashboards push` (never logged).")
 
     # --- Ingest -----------------------------------------------------------------------------
     sources_file: Path = Field(Path("sources.yml"), description="Scraper source list.")

@@ -25,7 +25,8 @@ def require_tool(name: str) -> str:
 # ---- scored documents and alerts the dashboard tests fill their stores with ----------------
 # A fixed historical end: the dashboards must anchor their windows at the data, not the clock.
 CORPUS_END = datetime(2024, 3, 1, 15, 0, tzinfo=timezone.utc)
-XSS_TITLE = '<img src=x onerror="window.__finsentry_xss=1"><script>window.__finsentry_xss=2</script> Bank slump'
+XSS_TITLE = ('<img src=x onerror="window.__finsentry_xss=1"><script>window.__finsentry_xss=2</script>'
+             "<svg onload=alert('xss')></svg> Bank slump")
 XSS_URL = "javascript:window.__finsentry_xss=3"
 TOPICS = ("Earnings", "Macro", "Energy / Oil", "M&A / Investments")
 ENTITIES = ("AAPL", "MSFT", "XOM")

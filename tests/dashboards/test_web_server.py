@@ -43,7 +43,8 @@ def test_page_is_served_with_a_strict_content_security_policy(dashboard_worker):
 
 def test_api_serves_the_stored_documents_including_the_live_ones(dashboard_worker):
     stats = json.loads(dashboard_worker.get("/api/stats")[2])
-    assert stats["documents"] == dashboard_worker.corpus_size + PUBLISHED_DOCS
+    # At least: other tests sharing this worker may publish more.
+    assert stats["documents"] >= dashboard_worker.corpus_size + PUBLISHED_DOCS
     assert stats["model_versions"] == ["wordlist-test-1"]
     assert stats["alerts_firing"] == 1
     live = json.loads(dashboard_worker.get("/api/documents?source=wire-live&limit=100")[2])["documents"]

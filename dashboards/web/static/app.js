@@ -226,6 +226,7 @@
       width: chartWidth(container),
       height: 260,
       scales: {x: {time: true}, y: {range: yRange}},
+      tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),  // the lists show UTC too
       series: [{label: "time"}].concat(keys.map((key, i) => ({
         label: key,
         stroke: PALETTE[i % PALETTE.length],
