@@ -123,7 +123,8 @@ class Demo:
         started = time.time()
         stream = list(rebase(lines, datetime.now(timezone.utc)))
         published, seen_alerts, last_report = 0, set(), 0.0
-        say(f"replaying {len(stream)} documents at {self.opts.speed:g}× event time")
+        pace = f"{self.opts.speed:g}× event time" if self.opts.speed else "full speed"
+        say(f"replaying {len(stream)} documents at {pace}")
         try:
             for offset, line in self.paced(stream):
                 producer.publish_raw(line.encode("utf-8"), key=_key_of(line))
