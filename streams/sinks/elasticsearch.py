@@ -137,6 +137,12 @@ class ElasticsearchStore(Store):
             self._client = AsyncElasticsearch(**self._client_options())
         try:
             await self._retrying("create index template", self._ensure_schema, ensure_schema=False)
+        except ApiError as exc:
+            await self.close()
+            if exc.status_code == 406 and self.compat != "opensearch":
+                raise ValueError(f"{self.url} refused the Elasticsearch media type (406): if it is OpenSearch, "
+                                 "set FINSENTRY_ES_COMPAT=opensearch or add ?compat=opensearch to the store URL") from None
+            raise
         except BaseException:
             await self.close()
             raise
