@@ -121,11 +121,19 @@ def show_settings(markdown: bool = typer.Option(False, help="Print the documenta
 
 def _mount() -> None:
     """Sub-apps of the packages, each owning its commands."""
+    from finsentry.dashboards.cli import app as dashboards_app
+    from finsentry.streams.alerting.cli import app as alerts_app
     from finsentry.streams.ingest.cli import ingest_command, push_command, scrape_command
+    from finsentry.streams.sinks.cli import app as store_app
+    from finsentry.training.cli import app as training_app
 
     app.command("ingest")(ingest_command)
     app.command("scrape")(scrape_command)
     app.command("push")(push_command)
+    app.add_typer(store_app, name="store")
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(dashboards_app, name="dashboards")
+    app.add_typer(training_app)  # train, eval, label, trainer, models …
 
 
 
