@@ -193,9 +193,9 @@ def _top(distribution: dict[str, float], k: int = 5) -> dict[str, float]:
 
 async def window_from_store(store, settings, labels_since: datetime | None):
     """(recent scored records, fresh (label, served record) pairs) from the store."""
-    from finsentry.streams.sinks.base import SearchQuery
+    from finsentry.streams.sinks.base import MAX_SEARCH_LIMIT, SearchQuery
 
-    records = await store.search(SearchQuery(limit=settings.drift_window, sort="published_at"))
+    records = await store.search(SearchQuery(limit=min(settings.drift_window, MAX_SEARCH_LIMIT), sort="published_at"))
     pairs = []
     for label in await store.labels():
         if labels_since is not None and label.at < labels_since:
