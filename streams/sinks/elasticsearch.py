@@ -289,7 +289,7 @@ class ElasticsearchStore(Store):
         after = None
         while True:
             body = aggregate_request(query, after)
-            resp = await self._retrying("aggregate", lambda: self.client.search(
+            resp = await self._retrying("aggregate", lambda body=body: self.client.search(
                 index=self.names.docs_alias, ignore_unavailable=True, allow_no_indices=True, **body),
                 ensure_schema=False)
             agg = resp.get("aggregations", {}).get("buckets", {})
@@ -314,8 +314,9 @@ class ElasticsearchStore(Store):
         deleted = 0
         for i in range(0, len(old), 50):  # bounded URL length
             names = ",".join(old[i:i + 50])
-            resp = await self._retrying("count", lambda: self.client.count(index=names), ensure_schema=False)
-            await self._retrying("delete indices", lambda: self.client.indices.delete(index=names),
+            resp = await self._retrying("count", lambda names=names: self.client.count(index=names),
+                                        ensure_schema=False)
+            await self._retrying("delete indices", lambda names=names: self.client.indices.delete(index=names),
                                  ensure_schema=False)
             deleted += int(resp["count"])
             log.info("store pruned indices=%s documents=%d", names, resp["count"])

@@ -16,7 +16,6 @@ import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
@@ -40,6 +39,10 @@ _EXPORT_PAGE = 500
 def _transient(exc: sqlite3.Error) -> bool:
     name = getattr(exc, "sqlite_errorname", "") or ""
     return name.startswith(_TRANSIENT) or "locked" in str(exc)
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple]:
+    return conn.execute(sql, params).fetchall()
 
 
 def _row_to_doc(row: tuple) -> dict[str, Any]:
@@ -173,7 +176,7 @@ class SqliteStore(Store):
         order = ("d.score ASC, d.published_at DESC, d.id ASC" if query.sort == "score"
                  else "d.published_at DESC, d.id ASC")
         sql = f"SELECT {_COLUMNS} FROM documents d {_where(clauses)} ORDER BY {order} LIMIT ?"
-        rows = await self._read(lambda conn: conn.execute(sql, [*params, query.limit]).fetchall())
+        rows = await self._read(_fetchall, sql, [*params, query.limit])
         return [_row_to_doc(row) for row in rows]
 
     async def export(self, query: SearchQuery | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -186,7 +189,7 @@ class SqliteStore(Store):
                 page_params += after
             sql = (f"SELECT {_COLUMNS}, d.published_at, d.id FROM documents d {_where(page_clauses)} "
                    f"ORDER BY d.published_at, d.id LIMIT {_EXPORT_PAGE}")
-            rows = await self._read(lambda conn: conn.execute(sql, page_params).fetchall())
+            rows = await self._read(_fetchall, sql, page_params)
             for row in rows:
                 yield _row_to_doc(row[:3])
             if len(rows) < _EXPORT_PAGE:
@@ -207,7 +210,7 @@ class SqliteStore(Store):
         sql = (f"SELECT {key} AS k, CAST(d.published_at AS INTEGER) / {interval} AS b, COUNT(*), "
                f"AVG(d.score), SUM(d.sentiment = 'negative') FROM documents d {join} {_where(clauses)} "
                f"GROUP BY k, b ORDER BY k, b")
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(_fetchall, sql, params)
         return [Bucket(key=k, start=bucket_start(b * interval, interval), count=n, mean_score=mean,
                        negative_share=neg / n) for k, b, n, mean, neg in rows]
 
@@ -232,7 +235,7 @@ class SqliteStore(Store):
     async def alerts(self, since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, params = ("WHERE updated_at >= ?", [since.timestamp()]) if since is not None else ("", [])
         sql = f"SELECT body FROM alerts {where} ORDER BY updated_at DESC, id ASC LIMIT ?"
-        rows = await self._read(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
+        rows = await self._read(_fetchall, sql, [*params, limit])
         return [json.loads(body) for (body,) in rows]
 
     async def _write_label(self, label: Label) -> None:
@@ -242,7 +245,7 @@ class SqliteStore(Store):
     async def labels(self, limit: int | None = None) -> list[Label]:
         sql = "SELECT body FROM labels ORDER BY at DESC, id ASC" + ("" if limit is None else " LIMIT ?")
         params = [] if limit is None else [limit]
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(_fetchall, sql, params)
         return [Label.model_validate_json(body) for (body,) in rows]
 
 
