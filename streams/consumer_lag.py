@@ -23,17 +23,16 @@ log = logging.getLogger("finsentry.metrics")
 _reported_topics: set[str] = set()
 
 
-def lag_by_topic(ends: Mapping, committed: Mapping, read: Mapping, earliest: Mapping) -> dict[str, int]:
-    """Sum per topic of end - position. Position: the committed offset (the next one to
-    read), else one past the last read, else the earliest offset (nothing read yet, and the
-    worker starts from the earliest: auto_offset_reset=earliest)."""
+def lag_by_topic(ends: Mapping, committed: Mapping, earliest: Mapping) -> dict[str, int]:
+    """Sum per topic of end - position, where position is the group's committed offset (the
+    next one to process), else the earliest offset: with nothing committed the group starts
+    from the beginning (auto_offset_reset=earliest). Fetched but unprocessed messages count
+    as lag, as in `kafka-consumer-groups --describe`."""
     lag: dict[str, int] = {}
     for tp, end in ends.items():
         if end is None:
             continue
         position = committed.get(tp)
-        if position is None and read.get(tp) is not None:
-            position = read[tp] + 1
         if position is None:
             position = earliest.get(tp, 0)
         lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - position)
@@ -46,12 +45,12 @@ async def measure_consumer_lag(app: faust.App) -> dict[str, int]:
     if not assigned:
         return {}
     ends = await consumer.highwaters(*assigned)
-    # The monitor's offset maps are what faust's own performance endpoint reads.
-    committed = dict(app.monitor.tp_committed_offsets)
-    read = dict(app.monitor.tp_read_offsets)
-    unknown = [tp for tp in assigned if committed.get(tp) is None and read.get(tp) is None]
+    # faust keeps the group's committed offsets here: fetched from the broker when partitions
+    # are assigned, updated on every commit. (The monitor only sees this worker's commits.)
+    committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
+    unknown = [tp for tp in assigned if committed[tp] is None]
     earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
-    return lag_by_topic(ends, committed, read, earliest)
+    return lag_by_topic(ends, committed, earliest)
 
 
 def publish_lag(lag: Mapping[str, int]) -> None:

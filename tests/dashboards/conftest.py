@@ -70,6 +70,7 @@ class DashboardWorker:
     settings: Settings
     log_file: Path
     corpus_size: int
+    store_path: Path
 
     @property
     def url(self) -> str:
@@ -92,6 +93,14 @@ class DashboardWorker:
 
     def metrics(self) -> dict[str, float]:
         return scrape_metrics(self.port)
+
+    def samples(self, name: str) -> dict[tuple, float]:
+        """One metric's samples by their label values, from the worker's /metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self.get("/metrics", token=False)[2].decode()
+        return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == name}
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
@@ -121,7 +130,9 @@ def dashboard_worker(broker, tmp_path_factory):
     values = dict(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
                   store=f"sqlite:///{root / 'store.db'}", data_dir=root / "data", web_port=port,
                   web_host="127.0.0.1", web_token=token, broker_session_timeout_s=6, broker_heartbeat_s=0.5,
-                  outbox_path=root / "outbox.db", registry_dir=root / "registry", log_level="WARNING")
+                  outbox_path=root / "outbox.db", registry_dir=root / "registry", log_level="WARNING",
+                  # A locked store (test_store_outage.py) fails fast and recovers fast.
+                  sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0)
     settings = Settings(_env_file=None, **values)
     docs = asyncio.run(prefill(root / "store.db"))
     log_file = root / "worker.log"
@@ -129,7 +140,7 @@ def dashboard_worker(broker, tmp_path_factory):
     with open(log_file, "ab") as log:
         proc = subprocess.Popen([sys.executable, str(HERE / "dashboard_worker.py")], env=env, cwd=root,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = DashboardWorker(proc, port, token, settings, log_file, len(docs))
+    worker = DashboardWorker(proc, port, token, settings, log_file, len(docs), root / "store.db")
     try:
         worker.wait_for(lambda: worker.metrics().get("finsentry_model_info"), "worker ready", timeout=90)
         with DocumentProducer(settings) as producer:
