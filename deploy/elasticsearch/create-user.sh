@@ -1,0 +1,52 @@
+#!/bin/bash
+# Create (or update) the Elasticsearch role and user finsentry and Grafana connect with.
+#
+# Runs in the Elasticsearch image once the cluster is healthy. It authenticates as the
+# `elastic` superuser (ELASTIC_PASSWORD) only here; workers, scrapers, the trainer and
+# Grafana use FINSENTRY_ES_USERNAME / FINSENTRY_ES_PASSWORD, whose role reaches only the
+# finsentry indices (FINSENTRY_ES_INDEX_PREFIX*) and their index templates. Idempotent:
+# PUT replaces the role and sets the password again.
+set -euo pipefail
+
+ES="${ES_URL:-https://elasticsearch:9200}"
+CA="${ES_CA:-/usr/share/elasticsearch/config/certs/ca/ca.crt}"
+PREFIX="${FINSENTRY_ES_INDEX_PREFIX:-finsentry}"
+USER_NAME="${FINSENTRY_ES_USERNAME:?set FINSENTRY_ES_USERNAME}"
+: "${FINSENTRY_ES_PASSWORD:?set FINSENTRY_ES_PASSWORD}"
+: "${ELASTIC_PASSWORD:?set ELASTIC_PASSWORD}"
+
+if [ "$USER_NAME" = elastic ]; then
+    echo "FINSENTRY_ES_USERNAME is the superuser 'elastic': no restricted user to create"
+    exit 0
+fi
+
+# curl reads the superuser's credentials from its config on stdin: never on a command line
+# (visible in `ps`) and never echoed.
+# Backslash and double quote escaped, for a curl config or a JSON string alike.
+curl_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+
+call() {  # call METHOD PATH JSON_BODY
+    body=$(mktemp)
+    printf '%s' "$3" > "$body"
+    curl --silent --show-error --fail --cacert "$CA" --config - -X "$1" "$ES$2" \
+         -H 'Content-Type: application/json' --data-binary "@$body" <<CFG
+user = "elastic:$(curl_escape "$ELASTIC_PASSWORD")"
+CFG
+    rm -f "$body"
+}
+
+role=$(cat <<JSON
+{"cluster": ["monitor", "manage_index_templates"],
+ "indices": [{"names": ["${PREFIX}*"],
+              "privileges": ["create_index", "write", "read", "view_index_metadata", "manage", "delete_index"]}]}
+JSON
+)
+call PUT "/_security/role/finsentry" "$role" >/dev/null
+
+password_json=$(curl_escape "$FINSENTRY_ES_PASSWORD")  # JSON escapes \ and " alike
+user=$(cat <<JSON
+{"password": "${password_json}", "roles": ["finsentry"], "full_name": "finsentry services"}
+JSON
+)
+call PUT "/_security/user/${USER_NAME}" "$user" >/dev/null
+echo "Elasticsearch user ${USER_NAME} ready (role finsentry on ${PREFIX}*)"

@@ -1,0 +1,363 @@
+"""The production stack's files agree with the code: docker-compose.yml validates (with
+docker-compose, Debian package), every finsentry service runs a real `finsentry` command,
+every mounted file exists, the topic-init job creates exactly the app's topics, Prometheus
+scrapes services that exist, .env.example documents every setting.
+
+No container engine runs here, so nothing is started; where a test needs the Kafka or
+Elasticsearch command-line tools it uses a stand-in and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from finsentry.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+PASSWORDS = {"ELASTIC_PASSWORD": "elastic-test", "GRAFANA_ADMIN_PASSWORD": "grafana-test",
+             "FINSENTRY_ES_PASSWORD": "finsentry-test"}
+PROFILES = ["--profile", "gpu", "--profile", "push"]
+FINSENTRY_IMAGES = ("finsentry:cpu", "finsentry:cuda")
+JOBS = {"topic-init", "es-certs", "es-user"}  # one-shot: gated by service_completed_successfully
+
+
+def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose (Debian package docker-compose) is not installed")
+    clean = {k: v for k, v in os.environ.items() if k not in PASSWORDS and not k.startswith("FINSENTRY_")}
+    full_env = {**clean, "FINSENTRY_ENV_FILE": ".env.example", **(env or {})}
+    return subprocess.run(["docker-compose", "--project-directory", str(ROOT), "-f", str(COMPOSE),
+                           "--env-file", str(ENV_EXAMPLE), *args],
+                          cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    """The stack as docker-compose resolves it (every profile, .env.example + passwords)."""
+    result = compose(*PROFILES, "config", env=PASSWORDS)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_file_validates():
+    result = compose(*PROFILES, "config", "-q", env=PASSWORDS)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(PASSWORDS))
+def test_stack_refuses_to_start_without_a_password(missing):
+    env = {k: v for k, v in PASSWORDS.items() if k != missing}
+    result = compose("config", "-q", env=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+def finsentry_services(config: dict) -> dict[str, dict]:
+    return {name: svc for name, svc in config["services"].items() if svc.get("image") in FINSENTRY_IMAGES}
+
+
+def test_every_finsentry_service_runs_a_real_command(resolved):
+    services = finsentry_services(resolved)
+    assert {"worker", "worker-gpu", "scraper", "push", "trainer"} <= set(services)
+    for name, svc in services.items():
+        command = svc["command"]
+        # The subcommand and its flags, checked by the real CLI: --help fails on an unknown
+        # command or option.
+        flags = [arg for arg in command if arg.startswith("--")]
+        result = subprocess.run([sys.executable, "-m", "finsentry.cli", command[0], "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{name}: finsentry {command[0]}: {result.stderr}"
+        for flag in flags:
+            assert flag in result.stdout, f"{name}: finsentry {command[0]} has no option {flag}"
+
+
+def test_worker_entrypoint_ends_in_finsentry(resolved):
+    """The workers' shell wrapper (per-container outbox file) must still exec finsentry
+    with the command's arguments."""
+    for name in ("worker", "worker-gpu"):
+        entrypoint = resolved["services"][name]["entrypoint"]
+        assert entrypoint[:4] == ["tini", "--", "sh", "-c"]
+        script = entrypoint[4].replace("$$", "$")
+        result = subprocess.run(["sh", "-c", script.replace("exec finsentry", "echo finsentry"), "finsentry", "worker"],
+                                capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+        assert result.stdout.strip() == "finsentry worker"
+
+
+def bind_mounts(config: dict) -> list[tuple[str, str]]:
+    mounts = []
+    for name, svc in config["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+            if source.startswith(("/", ".")):
+                mounts.append((name, source))
+    return mounts
+
+
+def test_every_mounted_file_exists(resolved):
+    mounts = bind_mounts(resolved)
+    assert len(mounts) >= 8
+    for service, source in mounts:
+        assert Path(source).exists(), f"{service} mounts {source}, which does not exist"
+
+
+def test_named_volumes_are_declared(resolved):
+    declared = set(resolved.get("volumes", {}))
+    for name, svc in resolved["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith(("/", ".")):
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def test_long_running_services_have_health_checks(resolved):
+    for name, svc in resolved["services"].items():
+        if name in JOBS:
+            assert svc.get("restart") == "no", f"job {name} must not restart"
+            continue
+        assert svc.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        assert svc.get("restart") == "unless-stopped", name
+
+
+def test_workers_scale_and_gpu_variant_reserves_a_gpu(resolved):
+    services = resolved["services"]
+    assert int(services["worker"]["deploy"]["replicas"]) >= 2
+    gpu = services["worker-gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert gpu["build"]["target"] == "cuda" and services["worker"]["build"]["target"] == "cpu"
+    assert gpu["environment"]["FINSENTRY_BACKEND"] == "cuda"
+    assert "worker" in gpu["networks"]["default"]["aliases"]  # scraped with the CPU workers
+
+
+def test_only_loopback_ports_are_published(resolved):
+    for name, svc in resolved["services"].items():
+        for port in svc.get("ports", []):
+            text = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+            assert text.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_elasticsearch_has_security_and_tls_on(resolved):
+    env = resolved["services"]["elasticsearch"]["environment"]
+    assert env["xpack.security.enabled"] == "true"
+    assert env["xpack.security.http.ssl.enabled"] == "true"
+    worker = resolved["services"]["worker"]["environment"]
+    assert worker["FINSENTRY_STORE"].startswith("https://")
+    assert worker["FINSENTRY_ES_CA_CERTS"] == "/certs/ca/ca.crt"
+
+
+def test_prometheus_scrapes_services_that_exist(resolved):
+    """Every target host in dashboards/prometheus/prometheus.yml is a compose service (or
+    network alias) and its port is the one that service listens on."""
+    config = yaml.safe_load((ROOT / "dashboards/prometheus/prometheus.yml").read_text())
+    names = set(resolved["services"])
+    for svc in resolved["services"].values():
+        names |= set((svc.get("networks") or {}).get("default", {}).get("aliases") or [])
+    listening = {"worker": resolved["services"]["worker"]["environment"]["FINSENTRY_WEB_PORT"],
+                 "scraper": resolved["services"]["scraper"]["environment"]["FINSENTRY_SCRAPE_METRICS_PORT"],
+                 "trainer": resolved["services"]["trainer"]["environment"]["FINSENTRY_TRAINER_METRICS_PORT"],
+                 "alertmanager": "9093"}
+    targets: list[tuple[str, str]] = []
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets += [tuple(t.split(":")) for t in static["targets"]]
+        for dns in job.get("dns_sd_configs", []):
+            targets += [(n, str(dns["port"])) for n in dns["names"]]
+    for group in config["alerting"]["alertmanagers"]:
+        for static in group["static_configs"]:
+            targets += [tuple(t.split(":")) for t in static["targets"]]
+    checked = 0
+    for host, port in targets:
+        if host == "localhost":
+            continue
+        assert host in names, f"Prometheus scrapes {host}, which is no compose service"
+        assert listening[host] == port, f"{host} listens on {listening[host]}, Prometheus scrapes {port}"
+        checked += 1
+    assert checked >= 4
+
+
+def test_grafana_gets_the_variables_its_provisioning_reads(resolved):
+    provisioning = ROOT / "dashboards/grafana/generated/provisioning/datasources"
+    wanted = set()
+    for path in provisioning.glob("*.yml"):
+        wanted |= set(re.findall(r"\$\{(\w+)\}", path.read_text()))
+    assert wanted, "the datasource provisioning reads no variables?"
+    env = resolved["services"]["grafana"]["environment"]
+    assert wanted <= set(env), f"missing for Grafana: {wanted - set(env)}"
+
+
+# --- topic-init -------------------------------------------------------------------------------
+
+STUB_TOPICS = """#!/bin/sh
+echo "kafka-topics.sh $*" >> "$CALLS"
+case "$*" in *--describe*) printf 'Topic: x\\tTopicId: y\\tPartitionCount: %s\\tReplicationFactor: 1\\n' "$STUB_PARTITIONS";; esac
+"""
+STUB_CONFIGS = """#!/bin/sh
+echo "kafka-configs.sh $*" >> "$CALLS"
+"""
+
+
+def run_create_topics(tmp_path: Path, existing_partitions: int, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run deploy/kafka/create-topics.sh with stand-ins for Kafka's kafka-topics.sh and
+    kafka-configs.sh (Java tools of the Kafka image, which cannot run here) that record
+    their arguments."""
+    bin_dir = tmp_path / "kafka-bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in (("kafka-topics.sh", STUB_TOPICS), ("kafka-configs.sh", STUB_CONFIGS)):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    calls.unlink(missing_ok=True)
+    result = subprocess.run(["sh", str(ROOT / "deploy/kafka/create-topics.sh")], capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir), "CALLS": str(calls),
+                                 "STUB_PARTITIONS": str(existing_partitions), **env})
+    return result, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_topic_init_creates_exactly_the_apps_topics(tmp_path):
+    from finsentry.streams.app import create_app
+
+    settings = Settings(_env_file=None, topic_prefix="acme.", app_id="acme-app", topic_partitions=12)
+    app = create_app(settings)
+    expected = set(app.finsentry.topics.names())
+    expected |= {table.changelog_topic.get_topic_name() for table in app.tables.values()}
+
+    result, calls = run_create_topics(tmp_path, 12, FINSENTRY_TOPIC_PREFIX="acme.", FINSENTRY_APP_ID="acme-app",
+                                      FINSENTRY_TOPIC_PARTITIONS="12", FINSENTRY_TOPIC_REPLICATION="3")
+    assert result.returncode == 0, result.stderr
+    creates = [c.split() for c in calls if "--create" in c]
+    created = {args[args.index("--topic") + 1] for args in creates}
+    assert created == expected
+    for args in creates:
+        assert args[args.index("--partitions") + 1] == "12"
+        assert args[args.index("--replication-factor") + 1] == "3"
+        assert "--if-not-exists" in args
+        assert "min.insync.replicas=2" in args  # three replicas: a write must reach two
+    changelog = next(a for a in creates if a[a.index("--topic") + 1].endswith("-changelog"))
+    assert "cleanup.policy=compact" in changelog
+    raw = next(a for a in creates if a[a.index("--topic") + 1] == "acme.docs.raw")
+    assert f"retention.ms={7 * 86400000}" in raw
+    alters = [c for c in calls if "--alter" in c]
+    assert len(alters) == len(expected)  # retention brought up to date on every run
+    assert "warning" not in result.stderr
+
+
+def test_topic_init_reports_but_never_changes_partitions(tmp_path):
+    result, calls = run_create_topics(tmp_path, 4, FINSENTRY_TOPIC_PARTITIONS="12")
+    assert result.returncode == 0, result.stderr
+    assert "has 4 partitions" in result.stderr
+    assert not any("--partitions" in c and "--alter" in c for c in calls)
+
+
+def test_topic_init_fails_when_kafka_does(tmp_path):
+    bin_dir = tmp_path / "kafka-bin"
+    bin_dir.mkdir()
+    (bin_dir / "kafka-topics.sh").write_text("#!/bin/sh\necho 'Timed out waiting for a node' >&2\nexit 1\n")
+    (bin_dir / "kafka-topics.sh").chmod(0o755)
+    result = subprocess.run(["sh", str(ROOT / "deploy/kafka/create-topics.sh")], capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir)})
+    assert result.returncode != 0  # the workers (service_completed_successfully) wait
+
+
+# --- Elasticsearch user job ----------------------------------------------------------------
+
+
+class SecurityApiStandIn(BaseHTTPRequestHandler):
+    """Records PUT /_security/... requests: a stand-in for Elasticsearch's security API
+    (osmem-server does not implement it)."""
+
+    received: list[dict] = []
+
+    def do_PUT(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        SecurityApiStandIn.received.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                            "type": self.headers.get("Content-Type"), "body": json.loads(body)})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"created": true}')
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_es_user_job_creates_a_restricted_user_without_exposing_passwords(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SecurityApiStandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    SecurityApiStandIn.received = []
+    # curl on PATH is a wrapper that records its argv, then runs the real curl.
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    argv_log = tmp_path / "argv.txt"
+    (wrapper_dir / "curl").write_text(f'#!/bin/sh\necho "$*" >> {argv_log}\nexec {shutil.which("curl")} "$@"\n')
+    (wrapper_dir / "curl").chmod(0o755)
+    superuser, service = 'su"per\\secret', 'fin"sentry\\pw'
+    try:
+        result = subprocess.run(
+            ["bash", str(ROOT / "deploy/elasticsearch/create-user.sh")], capture_output=True, text=True, timeout=60,
+            env={"PATH": f"{wrapper_dir}:{os.environ['PATH']}", "ES_URL": f"http://127.0.0.1:{server.server_port}",
+                 "ES_CA": str(tmp_path / "unused-ca.crt"), "ELASTIC_PASSWORD": superuser,
+                 "FINSENTRY_ES_USERNAME": "finsentry", "FINSENTRY_ES_PASSWORD": service,
+                 "FINSENTRY_ES_INDEX_PREFIX": "acme"})
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    role, user = SecurityApiStandIn.received
+    assert role["path"] == "/_security/role/finsentry"
+    assert role["body"]["indices"][0]["names"] == ["acme*"]
+    assert "all" not in role["body"]["cluster"]
+    assert user["path"] == "/_security/user/finsentry"
+    assert user["body"]["password"] == service and user["body"]["roles"] == ["finsentry"]
+    for request in (role, user):
+        assert request["auth"] == "Basic " + base64.b64encode(f"elastic:{superuser}".encode()).decode()
+        assert request["type"] == "application/json"
+    argv = argv_log.read_text()
+    assert "secret" not in argv and "sentry\\pw" not in argv  # never on a command line
+    assert "secret" not in result.stdout + result.stderr and "pw" not in result.stdout + result.stderr
+
+
+# --- .env.example and Dockerfile ------------------------------------------------------------
+
+
+def test_env_example_documents_every_setting_and_stack_variable():
+    text = ENV_EXAMPLE.read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    settings = {f"FINSENTRY_{name.upper()}" for name in Settings.model_fields}
+    assert settings - documented == set(), "regenerate: python deploy/env_example.py > .env.example"
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    assert used - documented == set(), "docker-compose.yml reads variables .env.example does not document"
+
+
+def test_env_example_is_current():
+    result = subprocess.run([sys.executable, str(ROOT / "deploy/env_example.py"), "--check", str(ENV_EXAMPLE)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_env_example_holds_no_secret_values():
+    values = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+                  if line and not line.startswith("#"))
+    for name in ("ELASTIC_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FINSENTRY_ES_PASSWORD"):
+        assert values[name] == "", f"{name} must be empty in the example"
+
+
+def test_dockerfile_has_cpu_and_cuda_targets_and_cpu_is_default():
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE | re.IGNORECASE)
+    assert {"cpu", "cuda"} <= set(stages)
+    assert stages[-1] == "cpu"  # `docker build .` without --target builds the CPU image
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".env" in ignored and ".git" in ignored  # secrets and history stay out of the image
