@@ -41,6 +41,7 @@ async def test_the_page_loads_with_charts_alerts_and_documents(page, tmp_path):
     # Explanation words are highlighted inside the headlines.
     assert await page.evaluate("document.querySelectorAll('#documents mark.neg').length") > 0
     assert not page.exceptions, page.exceptions
+    assert not [m for m in page.console if "Failed to load" in m], page.console  # every asset served
 
     shot = await page.screenshot(tmp_path / "dashboard.png")
     assert shot.stat().st_size > 20_000
