@@ -76,11 +76,13 @@ class Document(BaseModel):
             raise ValueError("published_at has no time zone; send ISO 8601 with Z or an offset")
         return value.astimezone(timezone.utc)
 
-    def with_defaults(self) -> "Document":
-        """Fill the stable id and publication time; copies, never mutates."""
+    def with_defaults(self, received_at: datetime | None = None) -> "Document":
+        """Fill the stable id and, when missing, the publication time with the time the
+        document was received (the Kafka message timestamp in the worker): a re-delivered
+        message gets the same time again, so it lands on the same record. Copies."""
         return self.model_copy(update={
             "id": self.id or document_id(self.source, self.url, self.title, self.text),
-            "published_at": self.published_at or utcnow(),
+            "published_at": self.published_at or received_at or utcnow(),
         })
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timezone
 
 import faust
 
@@ -28,7 +29,8 @@ def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: 
     """Raw bytes → ValidDocument (stable id, UTC time, ingest time), or ValueError(reason)."""
     if payload is None:
         raise ValueError("empty message (no value)")
-    doc = parse_document(payload, max_text_bytes).with_defaults()
+    received = datetime.fromtimestamp(ingested_at, timezone.utc)
+    doc = parse_document(payload, max_text_bytes).with_defaults(received)
     return ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
 
 

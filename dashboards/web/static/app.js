@@ -64,13 +64,15 @@
 
   // ---- explanation highlighting ------------------------------------------------------
 
+  // Only the words that carried the decision: at least a quarter of the strongest weight.
   function explanationMap(explanation) {
     const weights = new Map();
-    for (const pair of explanation || []) {
-      if (!Array.isArray(pair) || pair.length < 2) continue;
+    const pairs = (explanation || []).filter((p) => Array.isArray(p) && p.length >= 2 && isFinite(Number(p[1])));
+    const strongest = Math.max(0, ...pairs.map((p) => Math.abs(Number(p[1]))));
+    for (const pair of pairs) {
       const word = String(pair[0]).toLowerCase().replace(/^##/, "");
       const weight = Number(pair[1]);
-      if (word && isFinite(weight)) weights.set(word, weight);
+      if (word && Math.abs(weight) >= 0.25 * strongest && weight !== 0) weights.set(word, weight);
     }
     return weights;
   }
