@@ -76,6 +76,15 @@ def _initialise_known_series() -> None:
         for result in ("swapped", "failed"):
             MODEL_SWAPS.labels(action=action, result=result)
     STORE_ERRORS.labels(kind="unavailable")
+    for trigger in ("schedule", "drift"):
+        RETRAIN_RUNS.labels(trigger=trigger, result="failed")
+
+
+def initialise_notifier_series(notifier: str) -> None:
+    """Start a notifier's failure counters at 0 (call once per notifier when it is set up),
+    so that its first rejected notification already shows as an increase."""
+    for result in ("failed", "rejected"):
+        NOTIFICATIONS.labels(notifier=notifier, result=result)
 
 
 _initialise_known_series()

@@ -91,6 +91,7 @@ def other_components_tick(started: float) -> None:
     for entity, share in (("AAPL", 0.4), ("XOM", 0.2)):
         metrics.ENTITY_NEGATIVE_SHARE.labels(entity=entity).set(share)
     metrics.ALERTS_RAISED.labels(scope="topic", severity="critical").inc()
+    metrics.initialise_notifier_series("alertmanager")
     metrics.NOTIFICATIONS.labels(notifier="alertmanager", result="sent").inc()
     metrics.OUTBOX_PENDING.set(elapsed % 3)
     metrics.RETRAIN_RUNS.labels(trigger="schedule", result="promoted").inc()
