@@ -93,3 +93,28 @@ def write_tiny_data(out: Path) -> Path:
     _write(out / "tfns_sentiment_valid.csv", sample_rows("tfns_sentiment_valid.csv", 40, 2))
     _write(out / "tfnt_topic_test.csv", sample_rows("tfnt_topic_test.csv", 6, 2))
     return out
+
+
+def synthetic_records(n: int, sentiment_mix: dict[str, float], topic_mix: dict[str, float],
+                      confidence: float, version: str, seed: int, start=None) -> list:
+    """Scored documents whose predictions follow the given class mixes, with top-class
+    confidences spread around `confidence` (a stand-in for a stream of real traffic)."""
+    from datetime import datetime, timedelta, timezone
+
+    from finsentry.streams.records import ScoredDocument, Sentiment, Topic
+
+    rng = random.Random(seed)
+    start = start or datetime(2025, 3, 1, tzinfo=timezone.utc)
+    s_names, s_weights = zip(*sentiment_mix.items())
+    t_names, t_weights = zip(*topic_mix.items())
+    out = []
+    for i in range(n):
+        label = rng.choices(s_names, s_weights)[0]
+        conf = min(0.99, max(0.34, rng.gauss(confidence, 0.05)))
+        probs = {name: conf if name == label else (1 - conf) / 2 for name in ("negative", "neutral", "positive")}
+        out.append(ScoredDocument(
+            id=f"{version}-{seed}-{i}", source="synthetic", text=f"story {i}", published_at=start + timedelta(seconds=i),
+            sentiment=Sentiment(label=label, probabilities=probs, score=probs["positive"] - probs["negative"]),
+            topic=Topic(label=rng.choices(t_names, t_weights)[0], probability=min(0.99, max(0.05, rng.gauss(confidence, 0.05)))),
+            model_version=version))
+    return out
