@@ -1,0 +1,325 @@
+"""The spike detector: observations in, alert updates out, state in a mapping.
+
+Per scope ("topic:Energy / Oil", "entity:AAPL", "global:all") the detector keeps, as a
+JSON-serialisable dict in `state` (a changelog-backed Faust table in the worker, a dict
+in replay):
+
+- event-time buckets (from `published_at`). A bucket is *closed* once the scope has seen
+  a record `lateness_s` past its end; then it is folded into the baseline and records
+  that still arrive for it are dropped as late. Only event time moves the clock, so a
+  replay of the same records gives the same alerts; `tick(now)` lets a worker timer move
+  the clock of a scope that went quiet.
+- the current window: the latest `window_buckets` buckets (the newest still filling).
+  On every observation its negative share is tested against the baseline (z-score, with
+  a floor on distinct stories and on the share increase) so a spike is seen within the
+  bucket it starts in, not after the lateness bound.
+- the baseline (EWMA of share and volume, robust, with learned overdispersion) and a
+  CUSUM for slow drifts, both updated as buckets close.
+- the episode: opened when the window test (or the CUSUM) fires; updated at each bucket
+  boundary while the window stays elevated (severity only goes up), resolved when it is
+  not. A renewed spike within the cooldown re-opens the same episode: one alert id per
+  episode, many updates.
+
+After every change the detector assigns `state[key] = new_dict` (a Faust table records a
+change only on assignment) and never mutates the dict it read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, MutableMapping
+
+from finsentry.streams import metrics
+from finsentry.streams.alerting.buckets import Bucket, Window, bucket_index, most_negative, window
+from finsentry.streams.alerting.config import DetectorConfig, Thresholds
+from finsentry.streams.alerting.observations import Observation, state_key
+from finsentry.streams.alerting.stats import Baseline, Cusum, ewma_alpha, z_score
+from finsentry.streams.records import Alert, Evidence
+
+__all__ = ["Detector", "DetectorConfig", "Thresholds"]
+
+log = logging.getLogger("finsentry.alerting")
+
+STATE_VERSION = 1
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=timezone.utc)
+
+
+@dataclass
+class Episode:
+    id: str
+    start: float  # epoch seconds, bucket-aligned
+    method: str  # "z" | "cusum"
+    severity: str  # "warning" | "critical"
+    status: str = "firing"
+    update: int = 0
+    ended: float | None = None
+    updated: float = 0.0
+    peak: dict = field(default_factory=dict)  # the window (or CUSUM run) the alert reports
+    evidence: list[dict] = field(default_factory=list)
+
+    @property
+    def firing(self) -> bool:
+        return self.status == "firing"
+
+
+@dataclass
+class ScopeState:
+    scope: str
+    key: str
+    watermark: float | None = None  # newest event time seen (or ticked to)
+    next_close: int | None = None  # first bucket not yet closed
+    buckets: dict[int, Bucket] = field(default_factory=dict)
+    baseline: Baseline = field(default_factory=Baseline)
+    cusum: Cusum = field(default_factory=Cusum)
+    episode: Episode | None = None
+    model_version: str | None = None
+
+    def dump(self) -> dict:
+        return {
+            "v": STATE_VERSION, "scope": self.scope, "key": self.key, "watermark": self.watermark,
+            "next_close": self.next_close, "buckets": {str(i): b.dump() for i, b in sorted(self.buckets.items())},
+            "baseline": self.baseline.dump(), "cusum": self.cusum.dump(),
+            "episode": None if self.episode is None else dict(self.episode.__dict__),
+            "model_version": self.model_version,
+        }
+
+    @classmethod
+    def load(cls, raw: dict | None, scope: str, key: str) -> "ScopeState":
+        """A fresh object from the stored dict: the dict itself is never mutated."""
+        if not raw:
+            return cls(scope=scope, key=key)
+        if raw.get("v") != STATE_VERSION:
+            raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
+        episode = raw.get("episode")
+        return cls(
+            scope=raw["scope"], key=raw["key"], watermark=raw["watermark"], next_close=raw["next_close"],
+            buckets={int(i): Bucket.load(b) for i, b in raw["buckets"].items()},
+            baseline=Baseline.load(raw["baseline"]), cusum=Cusum.load(raw["cusum"]),
+            episode=None if episode is None else Episode(**{**episode, "peak": dict(episode["peak"]),
+                                                            "evidence": list(episode["evidence"])}),
+            model_version=raw.get("model_version"),
+        )
+
+
+class Detector:
+    def __init__(self, config: DetectorConfig, state: MutableMapping[str, dict], record_metrics: bool = True):
+        self.config = config
+        self.state = state
+        self.record_metrics = record_metrics
+        self._alpha = ewma_alpha(config.halflife_buckets)
+        self._long_alpha = ewma_alpha(config.drift_halflife_buckets)
+        self._known: set[str] = set()  # scopes this instance has touched: what tick() moves
+        self._watched = set(config.watched_entities)
+        self.max_event_time: float | None = None
+
+    # --- entry points ----------------------------------------------------------------------
+    def observe(self, obs: Observation) -> list[Alert]:
+        key = state_key(obs.scope, obs.key)
+        self._known.add(key)
+        s = ScopeState.load(self.state.get(key), obs.scope, obs.key)
+        t = obs.published_at.timestamp()
+        self.max_event_time = t if self.max_event_time is None else max(self.max_event_time, t)
+        index = bucket_index(t, self.config.bucket_s)
+        if s.next_close is not None and index < s.next_close:
+            if self.record_metrics:
+                metrics.LATE_RECORDS.inc()
+            return []
+        if s.next_close is None:
+            s.next_close = index
+        s.buckets.setdefault(index, Bucket()).add(obs, self.config.evidence_docs)
+        if obs.model_version:
+            s.model_version = obs.model_version
+        alerts = self._advance(s, t)
+        alerts += self._test_window(s, emitted=bool(alerts))
+        self.state[key] = s.dump()
+        return alerts
+
+    def tick(self, now: datetime | float, keys: Iterable[str] | None = None) -> list[Alert]:
+        """Move the clock of quiet scopes to `now` (closing buckets, ending episodes).
+
+        `now` is event time. A live worker passes wall-clock time; a worker fed with old
+        records should pass `max_event_time` instead, or not tick at all. By default the
+        scopes this instance has observed are moved (a worker's own partitions).
+        """
+        t = now.timestamp() if isinstance(now, datetime) else float(now)
+        alerts: list[Alert] = []
+        for key in sorted(self._known if keys is None else keys):
+            raw = self.state.get(key)
+            if not raw or raw.get("watermark") is None or t <= raw["watermark"]:
+                continue
+            s = ScopeState.load(raw, raw["scope"], raw["key"])
+            alerts += self._advance(s, t)
+            self.state[key] = s.dump()
+        return alerts
+
+    # --- clock -----------------------------------------------------------------------------
+    def _advance(self, s: ScopeState, t: float) -> list[Alert]:
+        if s.watermark is not None and t <= s.watermark:
+            return []
+        old_head = None if s.watermark is None else bucket_index(s.watermark, self.config.bucket_s)
+        s.watermark = t
+        closable = bucket_index(t - self.config.lateness_s, self.config.bucket_s)
+        alerts: list[Alert] = []
+        while s.next_close < closable:
+            alerts += self._close(s, closable)
+        head = bucket_index(t, self.config.bucket_s)
+        if old_head is not None and head > old_head and not alerts:
+            alerts += self._at_boundary(s)
+        keep_from = min(s.next_close, head) - self.config.window_buckets + 1
+        s.buckets = {i: b for i, b in s.buckets.items() if i >= keep_from}
+        self._forget_old_episode(s)
+        return alerts
+
+    def _close(self, s: ScopeState, closable: int) -> list[Alert]:
+        """Close bucket `s.next_close` (or, in a quiet stretch, every bucket up to `closable`)."""
+        cfg, index = self.config, s.next_close
+        newest_data = max((i for i, b in s.buckets.items() if b.n or b.dups), default=None)
+        if newest_data is None or newest_data < index - cfg.window_buckets + 1:
+            # Nothing in this bucket, its window or after it: fold the quiet stretch at once.
+            s.baseline.fold_empty(closable - index, self._alpha, self._long_alpha)
+            s.next_close = closable
+            return []
+        bucket = s.buckets.get(index) or Bucket()
+        th = cfg.thresholds(s.scope, s.key)
+        base = s.baseline
+        ready = base.buckets >= cfg.min_baseline_buckets
+        firing = s.episode is not None and s.episode.firing
+        alerts: list[Alert] = []
+        if ready and not firing:
+            closed = window(s.buckets, index, cfg.window_buckets, 0)
+            if closed.n >= 3:
+                base.observe_dispersion(z_score(closed.neg, closed.n, base, dispersion=1.0) ** 2, self._alpha)
+        if ready and th.cusum_h > 0 and not (firing and s.episode.method == "z"):
+            s.cusum.step(index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion)
+            alerts += self._test_cusum(s, th, index)
+        base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready)
+        s.next_close = index + 1
+        self._export(s, bucket)
+        return alerts
+
+    # --- tests -----------------------------------------------------------------------------
+    def _test_window(self, s: ScopeState, emitted: bool) -> list[Alert]:
+        cfg = self.config
+        th = cfg.thresholds(s.scope, s.key)
+        if not th.enabled or s.baseline.buckets < cfg.min_baseline_buckets:
+            return []
+        w = self._window(s)
+        if w.n < th.min_count:
+            return []
+        z = z_score(w.neg, w.n, s.baseline)
+        hot = z >= th.z and w.share - s.baseline.share >= th.min_share_increase
+        ep = s.episode
+        if ep is not None and ep.firing:
+            ep.evidence = most_negative([*ep.evidence, *w.evidence], cfg.evidence_docs)
+            if hot and (ep.method == "cusum" or z > ep.peak["statistic"]):
+                ep.method, ep.peak = "z", self._peak(s, w, z)
+            if hot and z >= th.z_critical and ep.severity == "warning" and not emitted:
+                ep.severity = "critical"
+                return [self._emit(s, "escalated")]
+            return []
+        if not hot:
+            return []
+        severity = "critical" if z >= th.z_critical else "warning"
+        return [self._open(s, th, "z", severity, self._peak(s, w, z), w.evidence, start_bucket=w.last)]
+
+    def _test_cusum(self, s: ScopeState, th: Thresholds, index: int) -> list[Alert]:
+        c, base = s.cusum, s.baseline
+        if not th.enabled or c.start is None or c.value < th.cusum_h or c.stories < th.min_count:
+            return []
+        if c.negatives / c.stories - base.long_share < th.cusum_k:
+            return []
+        run = {"first": c.start, "last": index, "share": c.negatives / c.stories, "baseline": base.long_share,
+               "statistic": c.value, "n": c.stories, "baseline_volume": base.volume * (index - c.start + 1),
+               "dups": c.duplicates}
+        ep = s.episode
+        if ep is not None and ep.firing:
+            if ep.method == "cusum":
+                ep.peak = run  # the drift run grows; reported at the next boundary
+            return []
+        return [self._open(s, th, "cusum", "warning", run, self._window(s).evidence, start_bucket=c.start)]
+
+    def _at_boundary(self, s: ScopeState) -> list[Alert]:
+        """The clock entered a new bucket: update a firing episode, or end it."""
+        ep = s.episode
+        if ep is None or not ep.firing:
+            return []
+        th = self.config.thresholds(s.scope, s.key)
+        w = self._window(s)
+        z = z_score(w.neg, w.n, s.baseline)
+        elevated = w.n > 0 and z >= th.z_rearm and w.share - s.baseline.share >= th.min_share_increase / 2
+        if ep.method == "cusum" and th.cusum_h > 0:
+            elevated = elevated or s.cusum.value >= th.cusum_h / 2
+        ep.evidence = most_negative([*ep.evidence, *w.evidence], self.config.evidence_docs)
+        if elevated and th.enabled:
+            return [self._emit(s, "updated")]
+        ep.status = "resolved"
+        ep.ended = bucket_index(s.watermark, self.config.bucket_s) * float(self.config.bucket_s)
+        s.cusum.reset()
+        return [self._emit(s, "resolved")]
+
+    # --- episodes --------------------------------------------------------------------------
+    def _open(self, s: ScopeState, th: Thresholds, method: str, severity: str, peak: dict,
+              evidence: list[dict], start_bucket: int) -> Alert:
+        ep = s.episode
+        if ep is not None and ep.ended is not None and s.watermark < ep.ended + th.cooldown_s:
+            # Within the cooldown: the same episode flares up again.
+            ep.status, ep.ended, ep.method, ep.peak = "firing", None, method, peak
+            ep.severity = "critical" if "critical" in (ep.severity, severity) else "warning"
+            ep.evidence = most_negative([*ep.evidence, *evidence], self.config.evidence_docs)
+            change = "reopened"
+        else:
+            start = start_bucket * float(self.config.bucket_s)
+            ep = Episode(id=Alert.make_id(s.scope, s.key, _utc(start)), start=start, method=method,
+                         severity=severity, update=-1, peak=peak, evidence=list(evidence))
+            s.episode = ep
+            change = "opened"
+            if self.record_metrics:
+                metrics.ALERTS_RAISED.labels(scope=s.scope, severity=severity).inc()
+        if method == "z":
+            s.cusum.reset()  # the window test owns this episode; the drift detector restarts after it
+        alert = self._emit(s, change)
+        log.info("alert %s change=%s id=%s", alert.summary, change, alert.id)
+        return alert
+
+    def _emit(self, s: ScopeState, change: str) -> Alert:
+        ep, cfg = s.episode, self.config
+        ep.update += 1
+        ep.updated = max(ep.updated, s.watermark)
+        p = ep.peak
+        return Alert(
+            id=ep.id, scope=s.scope, key=s.key, severity=ep.severity, status=ep.status, change=change,
+            update=ep.update, episode_start=_utc(ep.start), ended_at=None if ep.ended is None else _utc(ep.ended),
+            window_start=_utc(p["first"] * float(cfg.bucket_s)), window_end=_utc((p["last"] + 1) * float(cfg.bucket_s)),
+            negative_share=p["share"], baseline=p["baseline"], statistic=p["statistic"], method=ep.method,
+            volume=p["n"], baseline_volume=p["baseline_volume"], duplicates=p["dups"],
+            model_version=s.model_version, updated_at=_utc(ep.updated),
+            evidence=[Evidence(**e) for e in ep.evidence],
+        )
+
+    def _forget_old_episode(self, s: ScopeState) -> None:
+        ep = s.episode
+        if ep is not None and ep.ended is not None:
+            if s.watermark >= ep.ended + self.config.thresholds(s.scope, s.key).cooldown_s:
+                s.episode = None
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _window(self, s: ScopeState) -> Window:
+        head = bucket_index(s.watermark, self.config.bucket_s)
+        return window(s.buckets, head, self.config.window_buckets, self.config.evidence_docs)
+
+    def _peak(self, s: ScopeState, w: Window, z: float) -> dict:
+        return {"first": w.first, "last": w.last, "share": w.share, "baseline": s.baseline.share,
+                "statistic": z, "n": w.n, "baseline_volume": s.baseline.volume * w.buckets, "dups": w.dups}
+
+    def _export(self, s: ScopeState, bucket: Bucket) -> None:
+        if not self.record_metrics or bucket.n == 0:
+            return
+        if s.scope == "topic":
+            metrics.NEGATIVE_SHARE.labels(topic=s.key).set(bucket.neg / bucket.n)
+        elif s.scope == "entity" and s.key in self._watched:
+            metrics.ENTITY_NEGATIVE_SHARE.labels(entity=s.key).set(bucket.neg / bucket.n)

@@ -1,0 +1,68 @@
+"""What the detector sees of a scored document: one small record per scope it counts in.
+
+A document counts in the global scope, in its topic and in each entity it names. The worker
+publishes each observation keyed ``f"{scope}:{key}"`` so that all observations of one scope
+land in one partition and one worker holds that scope's state (scale-out by partitions).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, field_validator
+
+from finsentry.streams.records import ScoredDocument
+
+Scope = Literal["global", "topic", "entity"]
+GLOBAL_KEY = "all"
+
+
+class Observation(BaseModel):
+    scope: Scope
+    key: str
+    doc_id: str
+    published_at: datetime
+    negative: bool  # the sentiment label is "negative"
+    score: float  # p_positive - p_negative
+    title: str | None = None
+    url: str | None = None
+    source: str | None = None
+    model_version: str | None = None
+    dup_of: str | None = None  # id of the earlier story this one repeats: counted once, there
+    explanation: list[tuple[str, float]] | None = None
+
+    @field_validator("published_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("published_at has no time zone")
+        return value.astimezone(timezone.utc)
+
+    @property
+    def state_key(self) -> str:
+        """The partition key and the detector's state key."""
+        return state_key(self.scope, self.key)
+
+
+def state_key(scope: str, key: str) -> str:
+    return f"{scope}:{key}"
+
+
+def fan_out(record: ScoredDocument) -> list[Observation]:
+    """One observation for the global scope, one for the topic, one per distinct entity."""
+    common = dict(
+        doc_id=record.id, published_at=record.published_at,
+        negative=record.sentiment.label == "negative", score=record.sentiment.score,
+        title=record.title, url=record.url, source=record.source,
+        model_version=record.model_version, dup_of=record.dup_of, explanation=record.explanation,
+    )
+    out = [Observation(scope="global", key=GLOBAL_KEY, **common),
+           Observation(scope="topic", key=record.topic.label, **common)]
+    seen: set[str] = set()
+    for entity in record.entities:
+        name = entity.strip()
+        if name and name not in seen:
+            seen.add(name)
+            out.append(Observation(scope="entity", key=name, **common))
+    return out
