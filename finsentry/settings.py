@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     notify_max_per_minute: int = Field(30, description="Rate limit per notifier.")
     notify_retry_min_s: float = Field(1.0, description="First back-off after a failed notification; it doubles per failure.")
     notify_retry_max_s: float = Field(300.0, description="Longest back-off between notification retries.")
-    notify_timeout_s: float = Field(10.0, description="Timeout of one notification request.")
+    notify_timeout_s: float = Field(10.0, description="Timeout of one Alertmanager request (Apprise services use their own timeouts).")
     dashboard_url: str = Field("http://127.0.0.1:6066", description="Link to the dashboard put into notifications.")
 
     # --- Web / metrics ----------------------------------------------------------------------

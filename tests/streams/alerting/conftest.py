@@ -10,46 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
+from alerting_helpers import Receiver
 from finsentry.streams.broker import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
-
-
-class Receiver:
-    """An aiohttp server on 127.0.0.1 recording every JSON body POSTed to it.
-
-    `start()`/`stop()` may be called repeatedly on the same port, to play a receiver that
-    goes down and comes back.
-    """
-
-    def __init__(self, port: int | None = None, status: int = 200):
-        self.port = port or free_port()
-        self.status = status
-        self.received: list[dict] = []
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.port}/hook"
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.received.append({"path": request.path, "body": await request.json()})
-        return web.Response(status=self.status, text="ok")
-
-    async def start(self) -> "Receiver":
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @pytest.fixture
