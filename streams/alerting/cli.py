@@ -50,9 +50,12 @@ def replay(
     cusum_h: Optional[float] = typer.Option(None, help="CUSUM threshold (0 disables it)."),
     overrides: Optional[str] = typer.Option(None, help="Per-scope thresholds, as FINSENTRY_ALERT_SCOPE_OVERRIDES."),
 ) -> None:
-    """Run scored records through near-duplicate detection and the detector, offline, and
-    print the alerts as JSONL. Invalid records are reported on stderr and skipped (exit
-    status 1 when there were any); the same input always gives the same alerts."""
+    """Run scored records through the detector offline and print the alerts as JSONL.
+
+    The same path as the worker: near-duplicate check (unless a record has a dup_of key),
+    fan-out per scope, detector. Invalid records are reported on stderr and skipped (exit
+    status 1 when there were any); the same input always gives the same alerts.
+    """
     from finsentry.streams.alerting.config import DetectorConfig
     from finsentry.streams.alerting.dedup import NearDuplicateIndex
     from finsentry.streams.alerting.replay import by_event_time, replay as run_replay, replay_events
@@ -103,8 +106,11 @@ def test(
     alertmanager_url: Optional[str] = typer.Option(None, help="Alertmanager base URL (default: FINSENTRY_ALERTMANAGER_URL)."),
     apprise_url: Optional[list[str]] = typer.Option(None, help="Apprise URL; repeat for several (default: FINSENTRY_APPRISE_URLS)."),
 ) -> None:
-    """Send a test notification through every configured notifier, directly (not through
-    the outbox), and report each one's result. Exit status 1 if any failed."""
+    """Send a test notification through every configured notifier.
+
+    Sent directly, not through the outbox; each notifier's result is printed. Exit status 1
+    if any failed.
+    """
     from finsentry.streams.alerting.notifiers import notifiers_from_settings
 
     settings = _settings(alertmanager_url=alertmanager_url,
