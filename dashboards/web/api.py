@@ -21,6 +21,7 @@ Params = Mapping[str, str]
 
 NICE_INTERVALS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_POINTS = 120  # buckets per series on the page
+MIN_BUCKET_COUNT = 3  # a share of one or two documents is noise, not a value worth drawing
 TEXT_PREVIEW_CHARS = 400
 SENTIMENTS = ("negative", "neutral", "positive")
 
@@ -168,13 +169,15 @@ async def alerts(store: Store, params: Params) -> dict[str, Any]:
 async def series(store: Store, params: Params) -> dict[str, Any]:
     """Mean score and negative share per topic (or entity) over time, on one shared time axis.
 
-    Only the `top` keys by volume are returned; buckets without documents are null so the
-    chart shows gaps rather than invented zeros.
+    Only the `top` keys by volume are returned. Buckets with fewer than `min_count`
+    documents have null mean and share (their count is kept), so the chart shows gaps
+    rather than invented zeros or the 0 %/100 % swings of a single document.
     """
     by = parse_choice(params, "by", ("topic", "entity", "none"), "topic")
     range_s = parse_int(params, "range_s", 6 * 3600, 300, 90 * 86400)
     top = parse_int(params, "top", 8, 1, 50)
     interval = parse_int(params, "interval_s", pick_interval(range_s), 10, 86400)
+    min_count = parse_int(params, "min_count", MIN_BUCKET_COUNT, 1, 1000)
     keys = [k for k in (params.get("keys") or "").split(",") if k] or None
     end = await anchor(store, params)
     # Align to the bucket grid, and end one bucket after the anchor so its bucket is included.
@@ -192,11 +195,22 @@ async def series(store: Store, params: Params) -> dict[str, Any]:
             continue
         row = per_key[b.key]
         row["count"][i] = b.count
-        row["mean_score"][i] = round(b.mean_score, 4)
-        row["negative_share"][i] = round(b.negative_share, 4)
+        if b.count >= min_count:
+            row["mean_score"][i] = round(b.mean_score, 4)
+            row["negative_share"][i] = round(b.negative_share, 4)
     ranked = sorted(per_key.items(), key=lambda kv: (-sum(kv[1]["count"]), kv[0]))[:top]
+    # Start at the first bucket with data: a stream younger than the range fills the chart.
+    first = min((next(i for i, n in enumerate(row["count"]) if n) for _, row in ranked if any(row["count"])),
+                default=0)
+    if first:
+        grid = grid[first:]
+        since = datetime.fromtimestamp(grid[0], timezone.utc)
+        for _, row in ranked:
+            for name in ("count", "mean_score", "negative_share"):
+                row[name] = row[name][first:]
     return {
-        "by": by, "interval_s": interval, "since": iso(since), "until": iso(until), "t": grid,
+        "by": by, "interval_s": interval, "min_count": min_count, "since": iso(since), "until": iso(until),
+        "t": grid,
         "series": [{"key": key, "total": sum(row["count"]), **row} for key, row in ranked],
     }
 

@@ -49,7 +49,7 @@ async def test_search_matches_words_and_rejects_queries_without_any(filled_store
 
 
 async def test_series_is_anchored_at_the_data_and_shows_the_negative_episode(filled_store):
-    body = await api.series(filled_store, {"by": "topic", "range_s": "7200", "top": "3"})
+    body = await api.series(filled_store, {"by": "topic", "range_s": "7200", "top": "3", "min_count": "1"})
     assert body["interval_s"] == 60  # 2 h / 60 s = 120 points, the most the page draws
     until = datetime.fromisoformat(body["until"].replace("Z", "+00:00"))
     assert until > CORPUS_END - timedelta(minutes=2) and until <= CORPUS_END + timedelta(minutes=2)
@@ -64,6 +64,24 @@ async def test_series_is_anchored_at_the_data_and_shows_the_negative_episode(fil
     assert sum(last) / len(last) > 0.6 > 0.35 > sum(early) / len(early)
     # Topics are not published every minute: those buckets are gaps, not zeros.
     assert None in earnings["mean_score"]
+
+
+async def test_series_starts_at_the_first_bucket_with_data(filled_store):
+    body = await api.series(filled_store, {"range_s": str(24 * 3600)})  # the corpus spans 3 hours
+    first = min(d.published_at for d in filled_store.corpus).timestamp()
+    assert body["t"][0] <= first < body["t"][0] + body["interval_s"]
+    assert body["since"] == api.iso(datetime.fromtimestamp(body["t"][0], timezone.utc))
+    assert all(len(s["count"]) == len(body["t"]) for s in body["series"])
+
+
+async def test_series_leaves_buckets_of_too_few_documents_blank(filled_store):
+    # One document per topic and minute in this corpus: below the default floor of 3.
+    sparse = await api.series(filled_store, {"range_s": "3600", "interval_s": "60"})
+    assert all(v is None for s in sparse["series"] for v in s["negative_share"])
+    assert any(n > 0 for s in sparse["series"] for n in s["count"])  # counts stay
+    dense = await api.series(filled_store, {"range_s": "3600", "interval_s": "600"})
+    assert all((v is None) == (n < 3) for s in dense["series"] for v, n in zip(s["negative_share"], s["count"]))
+    assert any(v is not None for s in dense["series"] for v in s["negative_share"])
 
 
 async def test_series_by_entity_and_explicit_window(filled_store):

@@ -182,26 +182,36 @@
 
   // ---- charts ------------------------------------------------------------------------
 
-  // Draws each alert of the shown scope as a vertical line at the end of its window.
+  // Each alert of the shown scope (and global ones) as a shaded band from the start of its
+  // episode to its end (or its latest window while it still fires), with a dashed line
+  // where it began.
   function alertMarkers(by) {
     return {
       hooks: {
         draw: [function (u) {
           const ctx = u.ctx;
           const [xMin, xMax] = [u.scales.x.min, u.scales.x.max];
+          const top = u.bbox.top, height = u.bbox.height;
           ctx.save();
           for (const alert of state.alerts) {
             if (alert.scope !== by && alert.scope !== "global") continue;
-            const t = Date.parse(alert.window_end) / 1000;
-            if (!(t >= xMin && t <= xMax)) continue;
-            const x = Math.round(u.valToPos(t, "x", true));
-            ctx.strokeStyle = alert.severity === "critical" ? "#b91c1c" : "#f59e0b";
-            ctx.lineWidth = 2 * devicePixelRatio;
-            ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
-            ctx.beginPath();
-            ctx.moveTo(x, u.bbox.top);
-            ctx.lineTo(x, u.bbox.top + u.bbox.height);
-            ctx.stroke();
+            const start = Date.parse(alert.episode_start) / 1000;
+            const end = Date.parse(alert.ended_at || alert.window_end) / 1000;
+            if (!(end >= xMin && start <= xMax)) continue;
+            const x0 = Math.round(u.valToPos(Math.max(start, xMin), "x", true));
+            const x1 = Math.round(u.valToPos(Math.min(Math.max(end, start), xMax), "x", true));
+            const critical = alert.severity === "critical";
+            ctx.fillStyle = critical ? "rgba(185, 28, 28, 0.08)" : "rgba(245, 158, 11, 0.10)";
+            ctx.fillRect(x0, top, Math.max(2, x1 - x0), height);
+            if (start >= xMin) {
+              ctx.strokeStyle = critical ? "#b91c1c" : "#f59e0b";
+              ctx.lineWidth = 2 * devicePixelRatio;
+              ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+              ctx.beginPath();
+              ctx.moveTo(x0, top);
+              ctx.lineTo(x0, top + height);
+              ctx.stroke();
+            }
           }
           ctx.restore();
         }],
