@@ -72,6 +72,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple
     async def start_runtime() -> None:
         await rt.start()
 
+    @app.on_before_shutdown.connect
+    async def stop_runtime(app, **kwargs) -> None:  # flush the outbox and close the store cleanly
+        await rt.stop()
+
     try:
         from finsentry.dashboards.web import register_web
     except ImportError:  # the web package is optional in stripped-down deployments

@@ -239,7 +239,7 @@ def parse_document(payload: bytes, max_text_bytes: int) -> Document:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise ValueError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"a document must be a JSON object, got {type(data).__name__}")
     text = data.get("text")

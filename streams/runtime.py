@@ -71,6 +71,14 @@ class Runtime:
             from finsentry.streams.alerting.dedup import NearDuplicateIndex
 
             self.dedup = NearDuplicateIndex(self.settings.dedup_threshold, self.settings.dedup_horizon_s)
+        if self.outbox is None:
+            from finsentry.streams.alerting.notifiers import notifiers_from_settings
+            from finsentry.streams.alerting.outbox import Outbox
+
+            notifiers = notifiers_from_settings(self.settings)
+            if notifiers:  # no notifier configured: alerts still go to the store and the page
+                self.outbox = Outbox.from_settings(self.settings, notifiers)
+                await self.outbox.start()
         from finsentry.streams import metrics
 
         metrics.set_model_info(self.engine.version, self.engine.backend_name)
@@ -100,6 +108,8 @@ class Runtime:
         return None
 
     async def stop(self) -> None:
+        if self.outbox is not None:
+            await self.outbox.stop()
         if self.store is not None:
             await self.store.close()
         self.executor.shutdown(wait=False)
