@@ -90,6 +90,12 @@ class Outbox:
             self._conn = conn
 
         await self._run(_open)
+        orphans = await self._run(lambda conn: conn.execute(
+            "SELECT notifier, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY notifier").fetchall())
+        for name, count in orphans:
+            if name not in self.notifiers:
+                log.warning("outbox holds %d pending notification(s) for notifier %s, which is not configured;"
+                            " they wait until it is", count, name)
         await self._refresh_gauge()
 
     async def start(self) -> None:
@@ -157,10 +163,11 @@ class Outbox:
         return added
 
     async def pending(self, notifier: str | None = None) -> int:
-        sql, args = "SELECT COUNT(*) FROM outbox WHERE state = 'pending'", ()
-        if notifier is not None:
-            sql, args = sql + " AND notifier = ?", (notifier,)
-        return (await self._run(lambda conn: conn.execute(sql, args).fetchone()))[0]
+        """Rows waiting for `notifier`, or for any configured notifier."""
+        names = [notifier] if notifier is not None else list(self.notifiers)
+        marks = ",".join("?" * len(names))
+        sql = f"SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND notifier IN ({marks})"
+        return (await self._run(lambda conn: conn.execute(sql, names).fetchone()))[0]
 
     async def rows(self) -> list[dict]:
         """Every row, oldest first (for inspection and tests)."""
