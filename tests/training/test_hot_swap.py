@@ -1,0 +1,140 @@
+"""A running `finsentry worker` (embedded broker, SQLite store, the shipped model) follows
+the registry: a child of the shipped model is trained on analyst labels, evaluated, gated,
+registered and promoted; the worker swaps to it between batches, then back on rollback.
+Every document is stored exactly once and names the version that scored it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from training_helpers import TINY_TRAIN
+
+from finsentry.models.registry import SHIPPED_MODEL, Registry, read_card
+from finsentry.streams.ingest.producer import DocumentProducer
+from finsentry.streams.process import WorkerProcess, settings_env
+from finsentry.streams.records import Document, Label
+from finsentry.streams.sinks import open_store
+from finsentry.training.evaluate import GoldenSet, evaluate, golden_sets
+from finsentry.training.feedback import split_feedback
+from finsentry.training.finetune import train
+from finsentry.training.lineage import heldout_examples, write_heldout
+from finsentry.training.pipeline import decide, plan
+from finsentry.training.publish import ModelUpdatePublisher
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (SHIPPED_MODEL / "card.json").exists(), reason="the shipped model is not in place")]
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data" / "tfn"
+HEADLINES = ["Oil slumps as OPEC+ signals higher output", "Apple beats earnings estimates, raises dividend",
+             "Fed holds rates steady, signals patience", "Tesla recalls vehicles over steering defect",
+             "Gold climbs to record as dollar weakens", "Nvidia shares jump on AI chip demand"]
+
+
+def documents(phase: str, n: int) -> list[Document]:
+    base = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+    return [Document(source="wire", title=f"{HEADLINES[i % len(HEADLINES)]} ({phase} {i})",
+                     text=f"{HEADLINES[i % len(HEADLINES)]}. Story {phase}-{i}.", url=f"https://example.test/{phase}/{i}",
+                     published_at=base + timedelta(seconds=i)).with_defaults() for i in range(n)]
+
+
+def stored(settings) -> dict[str, dict]:
+    async def read() -> dict[str, dict]:
+        async with open_store(settings.store, settings) as store:
+            out: dict[str, dict] = {}
+            async for doc in store.export():
+                assert doc["id"] not in out, f"{doc['id']} stored twice"
+                out[doc["id"]] = doc
+            return out
+
+    return asyncio.run(read())
+
+
+def train_child(settings, registry: Registry, labels: list[Label], tiny_data: Path, root: Path):
+    """The pipeline's steps with small evaluation sets: the tiny golden slices and 150
+    examples of the parent's held-out split instead of all 2,653."""
+    parent = registry.serving()
+    feedback, analyst_golden = split_feedback(labels, settings.feedback_golden_share)
+    args = plan(settings, parent, feedback, root / "run", "m-child", max_steps=4,
+                **{**TINY_TRAIN, "learning_rate": 2e-5, "head_learning_rate": 2e-4})
+    report = train(args)
+    artifact = Path(report["artifact"])
+    write_heldout(args, artifact, report)
+    sets = golden_sets(tiny_data, analyst_golden) + [
+        GoldenSet(f"heldout:{parent.name}", heldout_examples(parent.path, REPO_DATA)[:150], role="forgetting")]
+    candidate, current = evaluate(artifact, sets), evaluate(parent.path, sets)
+    return decide(registry, artifact, report, candidate, current, None, settings, reason="analyst feedback")
+
+
+def test_worker_swaps_to_the_promoted_child_and_back_storing_every_document_once(
+        broker, training_settings, tiny_data, fresh_sentiment_rows, tmp_path):
+    prefix = f"swap-{uuid.uuid4().hex[:8]}."
+    settings = training_settings(
+        broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
+        train_data_dir=REPO_DATA, train_replay_fraction=0.005, train_min_new_examples=10,
+        gate_tolerance=0.05, gate_max_forgetting=0.05, gate_max_ece_increase=0.1, gate_min_examples=50,
+        gate_min_sentiment_accuracy=0.80, gate_min_sentiment_macro_f1=0.75, gate_min_topic_accuracy=0.75,
+        web_port=0, backend="torch")
+    from finsentry.streams.broker import free_port
+
+    settings = settings.model_copy(update={"web_port": free_port()})
+    registry = Registry(settings.registry_dir, publisher=ModelUpdatePublisher(settings))
+    shipped = read_card(SHIPPED_MODEL)["version"]
+    names = {"0": "negative", "1": "positive", "2": "neutral"}
+    labels = [Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"])
+              for i, r in enumerate(fresh_sentiment_rows)]
+
+    env = settings_env(broker=settings.broker, broker_embedded=True, topic_prefix=prefix, app_id=settings.app_id,
+                       store=settings.store, web_port=settings.web_port, data_dir=settings.data_dir,
+                       outbox_path=tmp_path / "outbox.db", registry_dir=settings.registry_dir,
+                       model_cache_dir=Path("var/test-model-cache").resolve(), backend="torch",
+                       inference_threads=1, broker_session_timeout_s=6, broker_heartbeat_s=0.5)
+    before, during, after, back = (documents(p, 20) for p in ("before", "during", "after", "back"))
+    # Workers follow model-updates from its end, so the topic exists before they start, as
+    # the production stack's topic-init makes sure.
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.address)
+    admin.create_topics([NewTopic(settings.topic("model-updates"), settings.topic_partitions, 1)])
+    admin.close()
+    with WorkerProcess(env, tmp_path / "worker.log", settings.web_port) as worker:
+        producer = DocumentProducer(settings)
+
+        def publish(docs):
+            for doc in docs:
+                producer.publish(doc)
+            producer.flush()
+
+        def swaps() -> float:
+            return worker.metrics().get("finsentry_model_swaps_total", 0.0)
+
+        publish(before)
+        worker.wait_for(lambda: len(stored(settings)) >= 20, timeout=120)
+
+        version, decision = train_child(settings, registry, labels, tiny_data, tmp_path)
+        assert decision.promote, decision.reasons
+        assert version.name == "m-child" and registry.promoted().name == "m-child"
+        assert any(c["check"].startswith(f"heldout:{shipped}/") for c in decision.checks)
+
+        publish(during)  # in flight while the worker loads and checks the new version
+        worker.wait_for(lambda: swaps() >= 1, timeout=120)
+        publish(after)
+        worker.wait_for(lambda: len(stored(settings)) >= 60, timeout=120)
+
+        assert registry.rollback("test: back to the shipped model").name == shipped
+        worker.wait_for(lambda: swaps() >= 2, timeout=120)
+        publish(back)
+        worker.wait_for(lambda: len(stored(settings)) >= 80, timeout=120)
+        producer.close()
+        assert worker.metrics().get("finsentry_documents_stored_total", 0) >= 80
+
+    records = stored(settings)
+    assert len(records) == 80
+    version_of = {doc_id: rec["model_version"] for doc_id, rec in records.items()}
+    assert {version_of[d.id] for d in before} == {shipped}
+    assert {version_of[d.id] for d in during} <= {shipped, "m-child"}
+    assert {version_of[d.id] for d in after} == {"m-child"}
+    assert {version_of[d.id] for d in back} == {shipped}
