@@ -129,7 +129,7 @@ def dashboard_worker(broker, tmp_path_factory):
     port = free_port()
     values = dict(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
                   store=f"sqlite:///{root / 'store.db'}", data_dir=root / "data", web_port=port,
-                  web_host="127.0.0.1", web_token=token, broker_session_timeout_s=6, broker_heartbeat_s=0.5,
+                  web_host="127.0.0.1", web_token=token, broker_session_timeout_s=10, broker_heartbeat_s=0.5,
                   outbox_path=root / "outbox.db", registry_dir=root / "registry", log_level="WARNING",
                   # A locked store (test_store_outage.py) fails fast and recovers fast.
                   sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0)
