@@ -70,7 +70,7 @@ class Runtime:
         if self.dedup is None:
             from finsentry.streams.alerting.dedup import NearDuplicateIndex
 
-            self.dedup = NearDuplicateIndex(self.settings.dedup_threshold, self.settings.dedup_horizon_s)
+            self.dedup = NearDuplicateIndex.from_settings(self.settings)
         if self.outbox is None:
             from finsentry.streams.alerting.notifiers import notifiers_from_settings
             from finsentry.streams.alerting.outbox import Outbox

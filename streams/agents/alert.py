@@ -13,13 +13,18 @@ from __future__ import annotations
 import logging
 
 import faust
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from finsentry.streams import metrics
 from finsentry.streams.records import Alert, ScoredDocument
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
 
 log = logging.getLogger("finsentry.alerting")
+
+
+class Tick(BaseModel):
+    tick: float  # event time, epoch seconds
+    key: str  # "scope:key"
 
 
 def register(app: faust.App, rt: Runtime):
@@ -45,9 +50,26 @@ def register(app: faust.App, rt: Runtime):
     @app.agent(rt.topics.observations, name="finsentry.detect")
     async def detect(stream):
         async for payload in stream:
-            obs = Observation.model_validate_json(payload)
-            for alert in detector.observe(obs):
+            if payload.startswith(b'{"tick"'):
+                tick = Tick.model_validate_json(payload)
+                alerts = detector.tick(tick.tick, keys=[tick.key])
+            else:
+                alerts = detector.observe(Observation.model_validate_json(payload))
+            for alert in alerts:
                 await deliver(rt.topics.alerts, alert.id, alert)
+
+    @app.timer(interval=float(rt.settings.alert_bucket_s))
+    async def tick_quiet_scopes() -> None:
+        """A quiet scope sees no observation to close its buckets and end its episode, so
+        each worker sends a tick through the observations topic to the scopes it holds;
+        table state changes only inside the detect agent, on the scope's own partition.
+        The tick carries this worker's newest event time, never the wall clock, so a
+        replay of old records is not closed early."""
+        now = detector.max_event_time
+        if now is None:
+            return
+        await deliver_all(rt.topics.observations,
+                          [(key, Tick(tick=now, key=key)) for key in list(state.keys())])
 
     @app.agent(rt.topics.alerts, name="finsentry.notify")
     async def notify(stream):

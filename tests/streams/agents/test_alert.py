@@ -49,11 +49,20 @@ async def test_detect_raises_one_alert_for_a_spike_over_the_table_state(make_set
                 await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
                 i += 1
         alerts = [Alert.model_validate_json(v) for v in await h.read("alerts", 1, timeout=20)]
+        # The scope goes quiet: a tick (what the worker's timer sends) ends the episode.
+        from finsentry.streams.agents.alert import Tick
+
+        quiet = (T0 + timedelta(hours=2)).timestamp()
+        await agent.put(Tick(tick=quiet, key="topic:Energy / Oil").model_dump_json().encode(), key=b"topic:Energy / Oil")
+        updates = []
+        while not updates or updates[-1].status != "resolved":
+            updates += [Alert.model_validate_json(v) for v in await h.read("alerts", 1, timeout=20)]
         state = dict(detect.app.tables["finsentry-detector-state"].items())
     alert = alerts[0]
     assert (alert.scope, alert.key) == ("topic", "Energy / Oil")
     assert alert.negative_share > 0.7 and alert.baseline < 0.3 and alert.evidence
     assert "topic:Energy / Oil" in state  # the baseline lives in the changelog-backed table
+    assert updates[-1].id == alert.id and updates[-1].status == "resolved"
 
 
 async def test_notify_stores_the_alert(harness, tmp_path):
