@@ -19,18 +19,23 @@ def reason_kind(reason: str) -> str:
     """A bounded label for metrics from a free-text reason."""
     for prefix, kind in (("payload is not valid UTF-8", "invalid_utf8"), ("malformed JSON", "malformed_json"),
                          ("a document must be", "not_an_object"), ("text is ", "text_size"),
-                         ("text contains NUL", "control_chars")):
+                         ("text contains NUL", "control_chars"), ("published_at ", "future_time")):
         if reason.startswith(prefix):
             return kind
     return "schema"
 
 
-def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: int) -> ValidDocument:
+def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: int,
+                     future_tolerance_s: float = 3600.0) -> ValidDocument:
     """Raw bytes → ValidDocument (stable id, UTC time, ingest time), or ValueError(reason)."""
     if payload is None:
         raise ValueError("empty message (no value)")
     received = datetime.fromtimestamp(ingested_at, timezone.utc)
     doc = parse_document(payload, max_text_bytes).with_defaults(received)
+    ahead = (doc.published_at - received).total_seconds()
+    if ahead > future_tolerance_s:
+        raise ValueError(f"published_at {doc.published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
+                         f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock")
     return ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
 
 
@@ -46,7 +51,8 @@ def register(app: faust.App, rt: Runtime):
                 message = event.message
                 ingested_at = message.timestamp if message.timestamp else time.time()
                 try:
-                    doc = validate_payload(event.value, ingested_at, rt.settings.max_text_bytes)
+                    doc = validate_payload(event.value, ingested_at, rt.settings.max_text_bytes,
+                                           rt.settings.future_tolerance_s)
                 except ValueError as exc:
                     reason = str(exc)
                     metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(reason)).inc()

@@ -4,7 +4,8 @@ sets in data/tfn (attribution: data/tfn/SOURCES.md) plus a few hand-written app 
 The stream covers 70 minutes of event time: a steady background of headlines on every
 topic (about 30 a minute) and, from minute 20 to 30, a realistic negative episode on
 Energy / Oil — an oil-price slump reported by many outlets, some syndicated copies among
-them — so the detector fires within the first minute of the episode. Three deliberately
+them — so the detector fires a few minutes (event time) into the episode — within two
+minutes of wall-clock time at the demo's 30× replay. Three deliberately
 malformed records show the dead-letter topic at work.
 
 Episode headlines are chosen with the shipped model (predicted Energy / Oil and negative),

@@ -20,7 +20,8 @@ async def test_good_document_goes_on_with_stable_id_and_ingest_time(harness):
 async def test_bad_payloads_are_dead_lettered_with_reason_and_raw_bytes(harness):
     h = harness(("validate",))
     bad = [b"{not json", b"\xff\xfe\x00", json.dumps({"source": "s"}).encode(),
-           json.dumps({"source": "s", "text": "x", "published_at": "2026-01-05T13:00:00"}).encode()]
+           json.dumps({"source": "s", "text": "x", "published_at": "2026-01-05T13:00:00"}).encode(),
+           json.dumps({"source": "s", "text": "x", "published_at": "2099-01-05T13:00:00Z"}).encode()]
     async with h.agent("validate").test_context() as agent:
         for payload in bad:
             await agent.put(payload, key=b"k")
@@ -32,5 +33,6 @@ async def test_bad_payloads_are_dead_lettered_with_reason_and_raw_bytes(harness)
     assert "not valid UTF-8" in reasons[1]
     assert reasons[2] == "text: Field required"
     assert "no time zone" in reasons[3]
+    assert "after the document was received" in reasons[4]
     assert letters[1].raw_encoding == "base64" and letters[0].raw == "{not json"
     assert all(letter.stage == "validate" for letter in letters)
