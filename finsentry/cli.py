@@ -110,8 +110,14 @@ def explain(text: str = typer.Argument(..., help="The text to explain."),
 
 
 @app.command("settings")
-def show_settings(markdown: bool = typer.Option(False, help="Print the documentation table instead of values.")) -> None:
+def show_settings(markdown: bool = typer.Option(False, help="Print the documentation table instead of values."),
+                  update_readme: Optional[Path] = typer.Option(None, help="Rewrite the settings table in this README.")) -> None:
     """Print every setting (FINSENTRY_* environment variables), secrets masked."""
+    if update_readme:
+        from finsentry.settings import readme_with_settings
+
+        update_readme.write_text(readme_with_settings(update_readme.read_text()))
+        return
     if markdown:
         typer.echo(settings_markdown())
         return

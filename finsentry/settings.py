@@ -186,3 +186,14 @@ def settings_markdown() -> str:
         shown = "" if default is None else str(default)
         rows.append(f"| `FINSENTRY_{name.upper()}` | `{shown}` | {field.description or ''} |")
     return "\n".join(rows)
+
+
+README_MARKERS = ("<!-- settings-table -->", "<!-- /settings-table -->")
+
+
+def readme_with_settings(readme: str) -> str:
+    """The README text with the settings table between its markers regenerated."""
+    start, end = README_MARKERS
+    head, _, rest = readme.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{settings_markdown()}\n{end}{tail}"
