@@ -187,6 +187,8 @@ class Version:
     def summary(self) -> dict[str, Any]:
         m = self.manifest
         golden = (m.metrics.get("golden") or {}).get("sets", {})
+        if not golden:  # e.g. the shipped model: only its card's dev metrics
+            golden = {"dev": m.metrics.get("dev") or {}}
         headline = {f"{name}/{head}": round(vals[head]["accuracy"], 4)
                     for name, vals in golden.items() for head in ("sentiment", "topic") if head in vals}
         return {"version": self.name, "status": self.status, "parent": m.parent, "created_at": m.created_at,

@@ -62,8 +62,12 @@ def _model_dir(settings: Settings, model: str | None) -> Path:
 
 
 def _store_labels(settings: Settings):
+    from finsentry.streams.sinks.factory import SQLITE_PREFIX, sqlite_path
     from finsentry.training.feedback import store_labels
 
+    if settings.store.startswith(SQLITE_PREFIX) and not sqlite_path(settings.store).exists():
+        typer.echo(f"note: no store at {settings.store}: no analyst labels", err=True)
+        return []  # reading must not create an empty database
     try:
         return asyncio.run(store_labels(settings))
     except Exception as exc:  # noqa: BLE001 - report any store failure as a usable message
@@ -89,11 +93,11 @@ def train(
     batch_size: int = typer.Option(32, help="Examples per step."),
     learning_rate: float = typer.Option(8e-5, help="Encoder learning rate (heads use their own)."),
     seed: int = typer.Option(13, help="Seed of splits, shuffling and initialisation."),
-    output: Path = typer.Option(Path("runs/train"), help="Run directory: checkpoint, report.json/md, model/."),
+    output: Optional[Path] = typer.Option(None, help="Run directory: checkpoint, report.json/md, model/ (default runs/train; runs/default with --default)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
     version: Optional[str] = typer.Option(None, help="Version name of the model (default: m<UTC timestamp>)."),
     shuffle_labels: bool = typer.Option(False, "--shuffle-labels", help="Control run on shuffled labels; the gate must reject it."),
-    default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model (exactly training/finetune.py's recipe; other flags ignored)."),
+    default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: teacher, then the distilled student); only --output applies."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
     """Fine-tune the two-head model; writes the artifact, heldout.jsonl and a run report."""
@@ -103,9 +107,11 @@ def train(
     try:
         with run_lock(settings).hold("finsentry train"):
             if default:
-                import runpy
+                from finsentry.training.finetune import train_default
 
-                runpy.run_module("finsentry.training.finetune", run_name="__main__")
+                _logging(settings)
+                report = train_default(output_dir=output or Path("runs/default"))
+                typer.echo(json.dumps({"version": report["version"], "artifact": report["artifact"], "dev": report["dev"]}))
                 return
             from finsentry.training.feedback import split_feedback
             from finsentry.training.finetune import TrainArguments, train as run_train
@@ -120,7 +126,7 @@ def train(
                 _fail(f"--method must be full or lora, not {method!r}")
             feedback_examples = split_feedback(_store_labels(settings), settings.feedback_golden_share)[0] if feedback else []
             args = TrainArguments(
-                output_dir=output, sentiment_files=[p.resolve() for p in sentiment_file],
+                output_dir=output or Path("runs/train"), sentiment_files=[p.resolve() for p in sentiment_file],
                 topic_files=[p.resolve() for p in topic_file], labelled_files=[p.resolve() for p in labelled],
                 feedback=feedback_examples, parent=_model_dir(settings, parent) if parent else None,
                 replay_files=[p.resolve() for p in replay_file], replay_fraction=replay_fraction, method=method,
