@@ -68,6 +68,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple
     for name in agents or tuple(modules):
         modules[name].register(app, rt)
 
+    from finsentry.streams.consumer_lag import register_lag_collector
+
+    register_lag_collector(app, interval_s=5.0)
+
     @app.task(on_leader=False)
     async def start_runtime() -> None:
         await rt.start()

@@ -214,7 +214,14 @@ def _key_of(line: str) -> str | None:
         return None
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo like Ctrl-C: children are stopped too
+
+
 def run_demo(settings: Settings, opts: DemoOptions) -> dict | None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
     demo = Demo(settings, opts)
     try:
         demo.start()

@@ -41,6 +41,20 @@ def set_model_info(version: str, backend: str) -> None:
     MODEL_INFO.clear()
     MODEL_INFO.labels(version=version, backend=backend).set(1)
 
+_SOURCE_LABELS: set[str] = set()
+MAX_SOURCE_LABELS = 50
+
+
+def source_label(source: str) -> str:
+    """Bounded `source` label: the first 50 distinct sources by name, then 'other'."""
+    name = source[:64]
+    if name in _SOURCE_LABELS:
+        return name
+    if len(_SOURCE_LABELS) < MAX_SOURCE_LABELS:
+        _SOURCE_LABELS.add(name)
+        return name
+    return "other"
+
 
 # Ingest: the producer (every publisher) and the scrapers (one label value per configured source).
 INGEST_PUBLISHED = Counter("finsentry_ingest_published_total", "Records acknowledged by the broker on the raw topic.")

@@ -86,7 +86,7 @@ def register(app: faust.App, rt: Runtime):
             for record in scored:
                 if record.dup_of:
                     metrics.DOCS_DUPLICATE.inc()
-                metrics.DOCS_SCORED.labels(source=metrics.source_label(record.source)).inc()
+                metrics.count_scored(record)
             for letter in dead:
                 metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
                 await deliver(rt.topics.dlq, None, letter)
