@@ -77,6 +77,10 @@ class Runtime:
 
             notifiers = notifiers_from_settings(self.settings)
             if notifiers:  # no notifier configured: alerts still go to the store and the page
+                from finsentry.streams.metrics import initialise_notifier_series
+
+                for notifier in notifiers:
+                    initialise_notifier_series(notifier.name)
                 self.outbox = Outbox.from_settings(self.settings, notifiers)
                 await self.outbox.start()
         from finsentry.streams import metrics
