@@ -433,6 +433,14 @@ class Registry:
         self._publish(ModelUpdate(action="rollback", version=restored.name))
         return restored
 
+    def announce(self) -> Version:
+        """Publish the serving version again (after a publish failed, or for new workers)."""
+        serving = self.serving()
+        if serving is None:
+            raise RegistryError("nothing is promoted and there is no shipped model to announce")
+        self._publish(ModelUpdate(action="promote", version=serving.name))
+        return serving
+
     def _raw_status(self, name: str) -> str | None:
         manifest = self._manifest(name)
         return manifest.status if manifest is not None else None

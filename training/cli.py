@@ -293,10 +293,15 @@ def models_promote(version: str = typer.Argument(..., help="Version to promote."
     """Promote a version (the previous one is retired) and tell every worker to swap."""
     from finsentry.models.registry import RegistryError
 
+    from finsentry.training.publish import PublishError
+
     try:
         v = _registry(publish=True).promote(version, reason=reason, force=force)
     except RegistryError as exc:
         _fail(str(exc))
+    except PublishError as exc:
+        _fail(f"{version} is promoted in the registry, but workers were not told: {exc}. "
+              f"Run `finsentry models announce` to publish it again.", code=1)
     typer.echo(json.dumps({"promoted": v.name, "path": str(v.path)}))
 
 
@@ -305,11 +310,29 @@ def models_rollback(reason: str = typer.Option("manual rollback", help="Why; rec
     """Re-promote the version that served before the current one (or the shipped model)."""
     from finsentry.models.registry import RegistryError
 
+    from finsentry.training.publish import PublishError
+
     try:
         v = _registry(publish=True).rollback(reason)
     except RegistryError as exc:
         _fail(str(exc))
+    except PublishError as exc:
+        _fail(f"rolled back in the registry, but workers were not told: {exc}. "
+              f"Run `finsentry models announce` to publish it again.", code=1)
     typer.echo(json.dumps({"serving": v.name, "status": v.status}))
+
+
+@models_app.command("announce")
+def models_announce() -> None:
+    """Publish the serving version to model-updates again (after a failed publish)."""
+    from finsentry.models.registry import RegistryError
+    from finsentry.training.publish import PublishError
+
+    try:
+        v = _registry(publish=True).announce()
+    except (RegistryError, PublishError) as exc:
+        _fail(str(exc), code=1)
+    typer.echo(json.dumps({"announced": v.name, "status": v.status}))
 
 
 @models_app.command("reject")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,6 +136,7 @@ def retrain(settings, registry: Registry, labels: Sequence[Label], trigger: str,
     golden = golden_sets(settings.train_data_dir, feedback_golden)
     cand, cur, par = evaluate_pair(artifact, registry.serving(), parent, golden, settings.train_data_dir)
     registered, decision = decide(registry, artifact, report, cand, cur, par, settings, reason=f"retrain on {trigger}")
+    shutil.rmtree(artifact)  # the registry holds its copy now
     result = "promoted" if decision.promote else "rejected"
     (run_dir / "decision.json").write_text(json.dumps({"trigger": trigger, "evidence": evidence, "result": result,
                                                        **decision.to_dict()}, indent=2, default=str) + "\n")

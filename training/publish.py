@@ -28,17 +28,21 @@ class PublishError(RuntimeError):
     """The broker did not acknowledge the record."""
 
 
-def publish_record(settings: Settings, topic: str, key: bytes, record: BaseModel, timeout_s: float = 30.0) -> int:
-    """Send one record and wait for its acknowledgement; returns its offset."""
+def publish_record(settings: Settings, topic: str, key: bytes, record: BaseModel, timeout_s: float | None = None) -> int:
+    """Send one record and wait for its acknowledgement (at most the producer delivery
+    timeout); returns its offset."""
+    timeout_s = timeout_s or settings.producer_delivery_timeout_s
     config = {**producer_config(settings), "client_id": f"{settings.app_id}-training",
               "max_block_ms": int(timeout_s * 1000)}
-    producer = KafkaProducer(**config)
+    producer = None
     try:
+        producer = KafkaProducer(**config)  # connects at once: an unreachable broker fails here
         metadata = producer.send(topic, key=key, value=record.model_dump_json().encode()).get(timeout=timeout_s)
     except KafkaError as exc:
         raise PublishError(f"{topic}: the broker did not acknowledge the record: {type(exc).__name__}: {exc}") from exc
     finally:
-        producer.close(timeout=5)
+        if producer is not None:
+            producer.close(timeout=5)
     return metadata.offset
 
 

@@ -201,5 +201,8 @@ def test_promotion_is_recorded_before_a_failing_publish_raises(tmp_path: Path):
     registry.register(make_artifact(tmp_path, "v1"), {})
     with pytest.raises(RuntimeError, match="broker down"):
         registry.promote("v1")
-    # The state is durable; promoting again re-publishes without changing it.
+    # The state is durable; announcing publishes the serving version again.
     assert registry.promoted().name == "v1"
+    sent = []
+    registry.publisher = sent.append
+    assert registry.announce().name == "v1" and [(u.action, u.version) for u in sent] == [("promote", "v1")]

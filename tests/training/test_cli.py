@@ -116,3 +116,19 @@ def test_train_refuses_missing_inputs(env, tmp_path: Path):
     assert "no training data" in invoke("train", "--output", str(tmp_path / "r")).output
     result = invoke("train", "--sentiment-file", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "r"))
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_a_promotion_the_broker_never_acknowledged_says_how_to_recover(env, monkeypatch, tmp_path: Path):
+    from finsentry.models.registry import Registry
+    from finsentry.streams.broker import free_port
+
+    monkeypatch.setenv("FINSENTRY_BROKER", f"kafka://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("FINSENTRY_PRODUCER_DELIVERY_TIMEOUT_S", "2")
+    get_settings.cache_clear()
+    registry = Registry(get_settings().registry_dir, shipped=None)
+    registry.register(_artifact(tmp_path / "arts", "m1"), {})
+    result = invoke("models", "promote", "m1")
+    assert result.exit_code == 1
+    assert "promoted in the registry, but workers were not told" in result.output
+    assert "finsentry models announce" in result.output
+    assert registry.promoted().name == "m1"
