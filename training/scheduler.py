@@ -180,22 +180,26 @@ def promoted_at(version) -> datetime | None:
     return None
 
 
-async def run_service(settings) -> None:
-    """`finsentry trainer`: /metrics, the store, the registry, then the loop until SIGTERM."""
+async def run_service(settings, stop: asyncio.Event | None = None) -> None:
+    """`finsentry trainer`: /metrics, the store, the registry, then the loop until SIGTERM
+    (or `stop`)."""
     import signal
 
     from prometheus_client import start_http_server
 
     from finsentry.streams.sinks import open_store
 
-    start_http_server(settings.trainer_metrics_port, addr=settings.trainer_metrics_host)
-    store = open_store(settings.store, settings)
-    await store.open()
-    stop = asyncio.Event()
+    server, _thread = start_http_server(settings.trainer_metrics_port, addr=settings.trainer_metrics_host)
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Trainer(settings, Registry.from_settings(settings), store).serve(stop)
+        async with open_store(settings.store, settings) as store:
+            await Trainer(settings, Registry.from_settings(settings), store).serve(stop)
     finally:
-        await store.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        server.shutdown()
+        server.server_close()
+        log.info("trainer stopped")

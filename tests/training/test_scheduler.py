@@ -127,3 +127,31 @@ async def test_serve_loops_on_the_injected_clock_until_stopped(training_settings
     now["t"] = trainer.next_run  # 12:05
     await asyncio.wait_for(trainer.serve(stop), timeout=30)
     assert now["t"].minute == 15 and trainer.next_run.minute == 15
+
+
+async def test_service_serves_metrics_until_stopped(training_settings):
+    import urllib.request
+
+    from finsentry.streams.broker import free_port
+    from finsentry.training.scheduler import run_service
+
+    port = free_port()
+    settings = training_settings(trainer_metrics_port=port, drift_check_interval_s=10**7)
+    stop = asyncio.Event()
+    service = asyncio.create_task(run_service(settings, stop))
+
+    def scrape() -> str:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    return resp.read().decode()
+            except OSError:
+                threading.Event().wait(0.1)
+        raise AssertionError("no /metrics")
+
+    text = await asyncio.to_thread(scrape)
+    assert "finsentry_retrain_runs_total" in text and "finsentry_drift_psi" in text
+    stop.set()
+    await asyncio.wait_for(service, timeout=10)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
