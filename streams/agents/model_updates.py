@@ -46,6 +46,7 @@ async def follow_updates(rt: Runtime, app: faust.App) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     await rt.ready.wait()
+    await rt.topics.model_updates.maybe_declare()
     name = rt.topics.model_updates.get_topic_name()
     consumer = AIOKafkaConsumer(bootstrap_servers=rt.settings.broker_address, group_id=None,
                                 enable_auto_commit=False, **kafka_security(rt.settings))
@@ -60,6 +61,7 @@ async def follow_updates(rt: Runtime, app: faust.App) -> None:
         tps = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
+        await catch_up(rt)
         async for message in consumer:
             try:
                 update = ModelUpdate.model_validate_json(message.value)
@@ -70,6 +72,22 @@ async def follow_updates(rt: Runtime, app: faust.App) -> None:
             await apply_update(rt, update)
     finally:
         await consumer.stop()
+
+
+async def catch_up(rt: Runtime) -> None:
+    """A promotion published while this worker was loading (before it followed the topic)
+    is not lost: once following, compare with the registry and apply what it serves."""
+    from finsentry.models.registry import Registry
+
+    if rt.settings.model_path:  # an explicitly configured model is not replaced by the registry
+        return
+    try:
+        serving = Registry(rt.settings.registry_dir).serving()
+    except Exception as exc:  # an unreadable registry must not stop scoring with the loaded model
+        log.error("registry not readable, keeping model=%s: %s", rt.engine.version, exc)
+        return
+    if serving is not None and serving.name != rt.engine.version:
+        await apply_update(rt, ModelUpdate(action="promote", version=serving.name))
 
 
 def kafka_security(settings) -> dict:
