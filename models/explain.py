@@ -1,11 +1,12 @@
-"""Word-level explanations by occlusion: drop one word, see how far the score moves.
+"""Word-level explanations by occlusion: drop one word, see how far the prediction moves.
 
-The weight of a word is how much the document's sentiment log-odds, log p(positive) −
-log p(negative), fall when the word is removed: positive weights pushed the document
-towards positive, negative ones towards negative. Log-odds rather than probabilities,
-because a confidently negative headline sits where probabilities saturate and every word
-would look equally unimportant. All occluded variants go through the engine in one call.
-"""
+For a document predicted negative or positive, a word's weight is how much the log-odds of
+that class, log p − log(1 − p), fall when the word is removed, signed towards the class:
+words that carried a negative call get negative weights, words that carried a positive
+call positive ones. Log-odds rather than probabilities, because a confidently negative
+headline sits where probabilities saturate and every word would look alike. For a neutral
+document the weight is the change of the score p_positive − p_negative. All occluded
+variants go through the engine in one batched call."""
 
 from __future__ import annotations
 
@@ -18,9 +19,17 @@ from finsentry.models.textnorm import normalize
 _TOKEN = re.compile(r"\S+")
 
 
-def log_odds(pred) -> float:
-    p = pred.probabilities
-    return math.log(max(p["positive"], 1e-9)) - math.log(max(p["negative"], 1e-9))
+def evidence_for(label: str):
+    """How strongly a prediction supports `label`, in the unit its weights are measured in."""
+    if label == "neutral":
+        return lambda pred: pred.score
+    sign = 1.0 if label == "positive" else -1.0
+
+    def signed_log_odds(pred) -> float:
+        p = min(max(pred.probabilities[label], 1e-9), 1 - 1e-9)
+        return sign * (math.log(p) - math.log(1 - p))
+
+    return signed_log_odds
 
 
 def explain(engine, text: str, top_k: int = 8) -> list[tuple[str, float]]:
@@ -31,12 +40,13 @@ def explain(engine, text: str, top_k: int = 8) -> list[tuple[str, float]]:
         return []
     variants = [text] + [" ".join(words[:i] + words[i + 1:]) or "." for i in range(len(words))]
     preds = engine.predict(variants)
-    base = log_odds(preds[0])
+    measure = evidence_for(preds[0].sentiment)
+    base = measure(preds[0])
     weights: dict[str, float] = {}
     for word, pred in zip(words, preds[1:]):
         clean = word.strip(".,;:!?\"'()[]")
         if clean:
-            delta = base - log_odds(pred)
+            delta = base - measure(pred)
             if abs(delta) > abs(weights.get(clean, 0.0)):
                 weights[clean] = round(delta, 4)
     ranked = sorted(weights.items(), key=lambda kv: abs(kv[1]), reverse=True)

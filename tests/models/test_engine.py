@@ -80,11 +80,15 @@ def test_probabilities_are_calibrated(engine, sentiment_slice):
 def test_explanations_point_at_the_words_that_matter(engine):
     from finsentry.models.explain import explain
 
-    words = dict(explain(engine, "Shares plunge after the company is charged with accounting fraud", top_k=4))
-    assert {"plunge", "fraud"} & set(words), words
-    assert all(words[w] < 0 for w in {"plunge", "fraud"} & set(words))
-    positive = dict(explain(engine, "Profit soars to a record and the dividend is raised", top_k=4))
-    assert {"soars", "record", "raised"} & {w for w, v in positive.items() if v > 0}, positive
+    cases = [("Shares plunge after the company is charged with accounting fraud", {"plunge", "charged", "fraud"}, -1),
+             ("Profit soars to a record and the dividend is raised", {"soars", "record", "raised"}, +1),
+             ("Canada Goose stock price target cut to $50 from $65 at CFRA", {"cut"}, -1)]
+    for text, words_that_matter, sign in cases:
+        ranked = explain(engine, text, top_k=5)
+        strongest, weight = max(ranked, key=lambda wv: sign * wv[1])
+        assert strongest.lower() in words_that_matter and sign * weight > 0, (text, ranked)
+        loudest = max(ranked, key=lambda wv: abs(wv[1]))[0]
+        assert loudest.lower() in words_that_matter, (text, ranked)
 
 
 def test_every_backend_agrees_with_fp32(engine, sentiment_slice, topic_slice, tmp_path):
@@ -97,8 +101,9 @@ def test_every_backend_agrees_with_fp32(engine, sentiment_slice, topic_slice, tm
     ref = LoadedModel(SHIPPED_MODEL, card, cands["torch"](), engine.model.tokenizer, 64).predict(texts)
     for name, factory in cands.items():
         preds = LoadedModel(SHIPPED_MODEL, card, factory(), engine.model.tokenizer, 64).predict(texts)
-        agree = np.mean([(a.sentiment, a.topic) == (b.sentiment, b.topic) for a, b in zip(ref, preds)])
-        assert agree >= 0.99, (name, agree)
+        for head in ("sentiment", "topic"):
+            agree = np.mean([getattr(a, head) == getattr(b, head) for a, b in zip(ref, preds)])
+            assert agree >= 0.99, (name, head, agree)
 
 
 def test_auto_measures_and_caches_its_choice(tmp_path):
