@@ -174,11 +174,20 @@ class Alert(BaseModel):
                 f"({self.volume} stories, {name}={self.statistic:.1f})")
 
 
+# A dead letter carries at most this much of its payload: escaped as JSON (up to six bytes
+# per byte, for control characters) it still fits a Kafka record of 1 MB, so a huge or
+# hostile payload can always be dead-lettered. The digest and size describe the whole.
+DEAD_LETTER_MAX_RAW_BYTES = 128 * 1024
+
+
 class DeadLetter(BaseModel):
     reason: str
     stage: str  # validate | score | index
-    raw: str  # the payload as text, or base64 when it is not UTF-8
+    raw: str  # the payload as text, or base64 when it is not UTF-8 (cut at DEAD_LETTER_MAX_RAW_BYTES)
     raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    raw_size: int | None = None  # bytes of the whole payload
+    raw_sha256: str | None = None  # of the whole payload, also when `raw` is cut
+    raw_truncated: bool = False
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
@@ -186,12 +195,14 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def of(cls, payload: bytes | str, reason: str, stage: str, **where: Any) -> "DeadLetter":
-        if isinstance(payload, str):
-            return cls(reason=reason, stage=stage, raw=payload, **where)
+        data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+        cut = data[:DEAD_LETTER_MAX_RAW_BYTES]
+        whole = dict(raw_size=len(data), raw_sha256=hashlib.sha256(data).hexdigest(), raw_truncated=len(cut) < len(data))
         try:
-            return cls(reason=reason, stage=stage, raw=payload.decode("utf-8"), **where)
+            return cls(reason=reason, stage=stage, raw=cut.decode("utf-8"), **whole, **where)
         except UnicodeDecodeError:
-            return cls(reason=reason, stage=stage, raw=base64.b64encode(payload).decode(), raw_encoding="base64", **where)
+            return cls(reason=reason, stage=stage, raw=base64.b64encode(cut).decode(), raw_encoding="base64",
+                       **whole, **where)
 
 
 class Label(BaseModel):
@@ -240,6 +251,10 @@ def parse_document(payload: bytes, max_text_bytes: int) -> Document:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # e.g. ten thousand nested arrays: refuse, never crash the reader
+        raise ValueError("malformed JSON: nested more deeply than the parser allows") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ValueError(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"a document must be a JSON object, got {type(data).__name__}")
     text = data.get("text")

@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 
 import faust
+from pydantic_core import PydanticSerializationError
 
 from finsentry.streams import metrics
 from finsentry.streams.records import DeadLetter, ValidDocument, parse_document
@@ -36,7 +37,12 @@ def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: 
     if ahead > future_tolerance_s:
         raise ValueError(f"published_at {doc.published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
                          f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock")
-    return ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
+    valid = ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
+    try:
+        valid.model_dump_json()  # what deliver() sends: a value it cannot encode must not reach it
+    except PydanticSerializationError as exc:
+        raise ValueError(f"document cannot be encoded as UTF-8 JSON (a lone surrogate escape such as \\ud800?): {exc}") from None
+    return valid
 
 
 def register(app: faust.App, rt: Runtime):
@@ -53,8 +59,11 @@ def register(app: faust.App, rt: Runtime):
                 try:
                     doc = validate_payload(event.value, ingested_at, rt.settings.max_text_bytes,
                                            rt.settings.future_tolerance_s)
-                except ValueError as exc:
+                except Exception as exc:  # noqa: BLE001 - a payload must never stop this agent
                     reason = str(exc)
+                    if not isinstance(exc, ValueError):  # not a reason we wrote: a bug to fix, loudly
+                        log.exception("validation failed unexpectedly offset=%s/%s", message.partition, message.offset)
+                        reason = f"validation failed unexpectedly: {type(exc).__name__}: {exc}"
                     metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(reason)).inc()
                     log.info("dead-lettered stage=validate reason=%r offset=%s/%s", reason, message.partition, message.offset)
                     dead.append((message.key, DeadLetter.of(
