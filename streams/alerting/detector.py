@@ -184,6 +184,17 @@ class Detector:
             s.baseline.fold_empty(closable - index, self._alpha, self._long_alpha)
             s.next_close = closable
             return []
+        previous = max((i for i, b in s.buckets.items() if i <= index and (b.n or b.dups)), default=None)
+        if previous is None or previous < index - cfg.window_buckets + 1:
+            # A gap before the next data (a scope opened by an old record, then a current
+            # one): the buckets up to it hold no data in their window either, so they fold
+            # at once too — one by one, years of empty minutes would hold the loop for minutes.
+            upcoming = min(i for i, b in s.buckets.items() if i > index and (b.n or b.dups))
+            quiet = min(closable, upcoming) - index
+            if quiet > 0:
+                s.baseline.fold_empty(quiet, self._alpha, self._long_alpha)
+                s.next_close = index + quiet
+                return []
         bucket = s.buckets.get(index) or Bucket()
         th = cfg.thresholds(s.scope, s.key)
         base = s.baseline
