@@ -31,3 +31,15 @@ def pipeline(broker, tmp_path):
         logs = p.logs()
         leaked = [name for name, value in SECRETS.items() if value in logs]
         assert not leaked, f"secrets {leaked} appear in a worker log"
+
+
+@pytest.fixture(scope="session")
+def shared_pipeline(broker, tmp_path_factory):
+    """One worker on default bind settings, shared by the hostile-input and security tests
+    (a worker start costs a model load). Its log must stay free of its secrets too."""
+    p = Pipeline(broker, tmp_path_factory.mktemp("shared-pipeline"))
+    p.start_worker()
+    yield p
+    p.close()
+    leaked = [name for name, value in SECRETS.items() if value in p.logs()]
+    assert not leaked, f"secrets {leaked} appear in the shared worker's log"

@@ -18,11 +18,11 @@ from itertools import product
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker, free_port
-from finsentry.streams.ingest.producer import DocumentProducer
+from finsentry.streams.ingest.producer import DocumentProducer, producer_config
 from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
@@ -57,6 +57,41 @@ def read_topic(address: str, topic: str) -> list[tuple[bytes | None, bytes]]:
         return [(m.key, m.value) for m in consumer]
     finally:
         consumer.close()
+
+
+class TopicReader:
+    """Reads a topic from the beginning and, on each `read()`, returns what arrived since
+    the previous call — cheap to poll, unlike re-reading the whole topic. A topic that does
+    not exist yet (the dlq is created by its first record) reads as empty until it does."""
+
+    def __init__(self, address: str, topic: str):
+        self.topic = topic
+        self._consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False,
+                                       max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+        self._assigned = False
+
+    def _assign(self) -> bool:
+        self._consumer.topics()  # refresh metadata
+        partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        if partitions:
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            self._consumer.assign(tps)
+            self._consumer.seek_to_beginning(*tps)
+            self._assigned = True
+        return self._assigned
+
+    def read(self, timeout_ms: int = 500) -> list[bytes]:
+        if not self._assigned and not self._assign():
+            return []
+        out = []
+        while True:
+            batches = self._consumer.poll(timeout_ms=timeout_ms)
+            if not batches:
+                return out
+            out += [m.value for records in batches.values() for m in records]
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 async def _with_store(settings: Settings, fn):
@@ -125,9 +160,17 @@ class Pipeline:
                 time.sleep(pace_s)
         self.producer.flush()
 
-    def publish_raw(self, payloads: Iterable[bytes]) -> None:
+    def publish_raw(self, payloads: Iterable[bytes | None]) -> None:
+        """Bytes as they are; None is a record without a value (a tombstone)."""
         for payload in payloads:
-            self.producer.publish_raw(payload)
+            if payload is None:
+                tombstones = KafkaProducer(**producer_config(self.settings))
+                try:
+                    tombstones.send(self.producer.topic, key=b"tombstone", value=None).get(30)
+                finally:
+                    tombstones.close()
+            else:
+                self.producer.publish_raw(payload)
         self.producer.flush()
 
     # --- read-backs ------------------------------------------------------------------------
