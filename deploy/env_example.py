@@ -31,6 +31,7 @@ STACK: list[tuple[str, str | None, str]] = [
     ("FINSENTRY_CUDA_IMAGE", "finsentry:cuda", "Image of the GPU workers (the Dockerfile's `cuda` target)."),
     ("FINSENTRY_ENV_FILE", ".env", "The file the finsentry containers read their settings from."),
     ("FINSENTRY_SOURCES_HOST_FILE", "./sources.example.yml", "Scraper source list on the host, mounted read-only into the scraper (copy sources.example.yml and edit it)."),
+    ("FINSENTRY_PRUNE_INTERVAL_S", "86400", "Seconds between two runs of the retention job (`finsentry store prune`, keeping FINSENTRY_ES_RETENTION_DAYS)."),
     ("FINSENTRY_GRAFANA_ES_URL", "https://elasticsearch:9200", "Elasticsearch URL of Grafana's datasources."),
     ("KAFKA_VERSION", "3.9.1", "apache/kafka image tag (KRaft mode)."),
     ("KAFKA_CLUSTER_ID", "q1Sh-9_ISia_zwGINzRvyQ", "KRaft cluster id (22 characters, base64url); generate your own with `kafka-storage.sh random-uuid`."),

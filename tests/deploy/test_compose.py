@@ -32,7 +32,8 @@ PASSWORDS = {"ELASTIC_PASSWORD": "elastic-test", "GRAFANA_ADMIN_PASSWORD": "graf
              "FINSENTRY_ES_PASSWORD": "finsentry-test"}
 PROFILES = ["--profile", "gpu", "--profile", "push"]
 FINSENTRY_IMAGES = ("finsentry:cpu", "finsentry:cuda")
-JOBS = {"topic-init", "es-certs", "es-user"}  # one-shot: gated by service_completed_successfully
+JOBS = {"topic-init", "es-certs", "es-user"}
+FINSENTRY = str(Path(sys.executable).with_name("finsentry"))  # the installed console script  # one-shot: gated by service_completed_successfully
 
 
 def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -72,29 +73,45 @@ def finsentry_services(config: dict) -> dict[str, dict]:
 
 def test_every_finsentry_service_runs_a_real_command(resolved):
     services = finsentry_services(resolved)
-    assert {"worker", "worker-gpu", "scraper", "push", "trainer"} <= set(services)
+    assert {"worker", "worker-gpu", "scraper", "push", "trainer", "retention"} <= set(services)
     for name, svc in services.items():
         command = svc["command"]
-        # The subcommand and its flags, checked by the real CLI: --help fails on an unknown
-        # command or option.
+        # The (sub)command and its flags, checked by the real CLI: --help fails on an
+        # unknown command; every flag must be one the command lists.
+        words = [arg for arg in command if not arg.startswith("-") and not arg.startswith("/")]
         flags = [arg for arg in command if arg.startswith("--")]
-        result = subprocess.run([sys.executable, "-m", "finsentry.cli", command[0], "--help"],
-                                capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, f"{name}: finsentry {command[0]}: {result.stderr}"
+        result = subprocess.run([FINSENTRY, *words, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{name}: finsentry {' '.join(words)}: {result.stderr}"
+        assert "Usage: finsentry " + " ".join(words) in " ".join(result.stdout.split())
         for flag in flags:
-            assert flag in result.stdout, f"{name}: finsentry {command[0]} has no option {flag}"
+            assert flag in result.stdout, f"{name}: finsentry {' '.join(words)} has no option {flag}"
 
 
-def test_worker_entrypoint_ends_in_finsentry(resolved):
-    """The workers' shell wrapper (per-container outbox file) must still exec finsentry
-    with the command's arguments."""
-    for name in ("worker", "worker-gpu"):
-        entrypoint = resolved["services"][name]["entrypoint"]
-        assert entrypoint[:4] == ["tini", "--", "sh", "-c"]
-        script = entrypoint[4].replace("$$", "$")
-        result = subprocess.run(["sh", "-c", script.replace("exec finsentry", "echo finsentry"), "finsentry", "worker"],
-                                capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
-        assert result.stdout.strip() == "finsentry worker"
+def test_shell_entrypoints_run_finsentry_with_the_command(resolved, tmp_path):
+    """The shell wrappers (the workers' per-container outbox file, the retention loop) must
+    still run finsentry with the service's command: run each with `finsentry` on PATH being
+    a stand-in that records its arguments and fails, so the loop goes round once and stops."""
+    recorder = tmp_path / "bin" / "finsentry"
+    recorder.parent.mkdir()
+    recorder.write_text('#!/bin/sh\necho "finsentry $*" >> "$CALLS"\nexit 3\n')
+    recorder.chmod(0o755)
+    wrapped = {n: s for n, s in finsentry_services(resolved).items() if "entrypoint" in s}
+    assert {"worker", "worker-gpu", "retention"} <= set(wrapped)
+    for name, svc in wrapped.items():
+        entrypoint = svc["entrypoint"]
+        assert entrypoint[:4] == ["tini", "--", "sh", "-c"] and entrypoint[5] == "finsentry"
+        calls = tmp_path / f"{name}.calls"
+        env = {"PATH": f"{recorder.parent}:{os.environ['PATH']}", "CALLS": str(calls),
+               "FINSENTRY_PRUNE_INTERVAL_S": "0.1"}
+        script = entrypoint[4].replace("$$", "$")  # as the container sees it after compose's unescaping
+        proc = subprocess.Popen(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:  # the retention loop runs until stopped
+            proc.kill()
+            proc.wait()
+        assert calls.read_text().splitlines()[0] == "finsentry " + " ".join(svc["command"]), name
 
 
 def bind_mounts(config: dict) -> list[tuple[str, str]]:
