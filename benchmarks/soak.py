@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker, free_port
 from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
 from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
+
+from finsentry.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
 RSS_BUDGET_MB = 1024.0
@@ -96,7 +97,7 @@ class Sampler:
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self._t0 = time.monotonic()
         self._thread.start()
         return self

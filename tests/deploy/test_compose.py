@@ -298,7 +298,7 @@ class SecurityApiStandIn(BaseHTTPRequestHandler):
 
     received: list[dict] = []
 
-    def do_PUT(self):  # noqa: N802 - http.server's naming
+    def do_PUT(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         SecurityApiStandIn.received.append({"path": self.path, "auth": self.headers.get("Authorization"),
                                             "type": self.headers.get("Content-Type"), "body": json.loads(body)})
@@ -354,15 +354,9 @@ def test_env_example_documents_every_setting_and_stack_variable():
     text = ENV_EXAMPLE.read_text()
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     settings = {f"FINSENTRY_{name.upper()}" for name in Settings.model_fields}
-    assert settings - documented == set(), "regenerate: python deploy/env_example.py > .env.example"
+    assert settings - documented == set(), "a new setting: run python deploy/env_example.py > .env.example"
     used = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
     assert used - documented == set(), "docker-compose.yml reads variables .env.example does not document"
-
-
-def test_env_example_is_current():
-    result = subprocess.run([sys.executable, str(ROOT / "deploy/env_example.py"), "--check", str(ENV_EXAMPLE)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 def test_env_example_holds_no_secret_values():

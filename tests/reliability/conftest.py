@@ -8,7 +8,6 @@ standing in for Elasticsearch where a test needs a server it can stop.
 from __future__ import annotations
 
 import pytest
-
 from reliability_harness import SECRETS, Pipeline
 
 

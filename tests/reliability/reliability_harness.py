@@ -12,20 +12,21 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import product
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
-from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker, free_port
 from finsentry.streams.ingest.producer import DocumentProducer, producer_config
 from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from finsentry.settings import Settings
 
 # Distinctive values, so a leak is found by a plain substring search of a log.
 SECRETS = {

@@ -22,11 +22,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-
 from finsentry.streams.agents.validate import validate_payload
 from finsentry.streams.records import Document
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from reliability_harness import TopicReader, doc_id
 
 pytestmark = pytest.mark.reliability
@@ -269,7 +268,7 @@ def test_generated_payloads_are_each_stored_or_dead_lettered(shared_pipeline):
     letters = NewLetters(p)
     try:
         p.publish_raw(payloads)
-        stored, got, fates = wait_accounted(p, payloads, letters, timeout=180)
+        _stored, got, fates = wait_accounted(p, payloads, letters, timeout=180)
     finally:
         letters.close()
     valid = [f for f in fates if f is not None]
@@ -316,6 +315,6 @@ def test_a_record_dated_long_ago_does_not_stall_the_worker(shared_pipeline):
     canary = Document(source="wire", text="Canary: the worker still stores documents after the old one")
     for doc in (ancient, today, canary):  # one at a time: the scope must open with the old record
         p.publish([doc])
-        p.wait(lambda: doc_id(doc) in set(p.export_ids()), 60, f"{doc.text!r} stored")
+        p.wait(lambda want=doc_id(doc): want in set(p.export_ids()), 60, f"{doc.text!r} stored")
     assert "CAT" in p.stored()[doc_id(today)]["entities"]  # the premise: both count for entity CAT
     assert p.workers[-1].metrics(), "the worker's web server must answer"

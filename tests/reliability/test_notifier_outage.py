@@ -16,9 +16,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from finsentry.streams.broker import free_port
-from reliability_harness import FAST_DETECTOR, Stories, doc_id, event_time_origin, spike, steady_stream
+from reliability_harness import (
+    FAST_DETECTOR,
+    Stories,
+    doc_id,
+    event_time_origin,
+    spike,
+    steady_stream,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -28,7 +34,7 @@ NOTE = re.compile(r"alert id (\w+), update (\d+)")
 class Receiver(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         Receiver.received.append(body)
         self.send_response(200)

@@ -26,10 +26,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from finsentry.settings import Settings
 from finsentry.streams.broker import free_port
 from reliability_harness import SECRETS
+
+from finsentry.settings import Settings
 
 pytestmark = pytest.mark.reliability
 
@@ -166,7 +166,7 @@ def test_scraper_log_holds_no_secret(broker, tmp_path):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Feed(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             if self.path != "/feed.xml":
                 self.send_error(404)
                 return
@@ -211,7 +211,6 @@ def kafka_tls_settings(tmp_path: Path, protocol: str) -> Settings:
 @pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT", "SSL"])
 def test_kafka_security_settings_reach_every_client(tmp_path, protocol):
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-
     from finsentry.streams.agents.model_updates import kafka_security
     from finsentry.streams.app import create_app
     from finsentry.streams.ingest.producer import producer_config

@@ -19,9 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from osmem_server import OsmemServer
-
 from finsentry.streams.broker import free_port
+from osmem_server import OsmemServer
 from reliability_harness import Stories, doc_id, event_time_origin, steady_stream
 
 pytestmark = pytest.mark.reliability
@@ -63,7 +62,7 @@ def test_store_outage_mid_stream_loses_and_duplicates_nothing(pipeline, tmp_path
                      alert_min_count=1_000_000)
         stories = Stories()
         t0 = event_time_origin()
-        before = steady_stream(stories, t0, range(0, 6))  # 30 documents
+        before = steady_stream(stories, t0, range(6))  # 30 documents
         during = steady_stream(stories, t0, range(6, 12))  # 30 more, published while it is down
         after = steady_stream(stories, t0, range(12, 14))  # and 10 once it is back
         ids = {doc_id(d) for d in before + during + after}

@@ -20,11 +20,18 @@ import threading
 from datetime import timedelta
 
 import pytest
-
 from finsentry.streams.alerting.detector import Detector, DetectorConfig
 from finsentry.streams.alerting.observations import fan_out
 from finsentry.streams.records import ScoredDocument
-from reliability_harness import FAST_DETECTOR, Stories, doc_id, event_time_origin, read_topic, spike, steady_stream
+from reliability_harness import (
+    FAST_DETECTOR,
+    Stories,
+    doc_id,
+    event_time_origin,
+    read_topic,
+    spike,
+    steady_stream,
+)
 
 pytestmark = pytest.mark.reliability
 
