@@ -28,8 +28,11 @@ def broker_credentials(settings: Settings):
 
 
 def faust_config(settings: Settings) -> dict:
+    from finsentry.streams.transport import SCHEME
+
     config = dict(
         broker=settings.broker,
+        broker_consumer=[f"{SCHEME}://{address}" for address in settings.broker_address.split(",")],
         broker_credentials=broker_credentials(settings),
         store="memory://",  # tables are rebuilt from their changelog topics on start
         topic_partitions=settings.topic_partitions,
@@ -57,6 +60,7 @@ def faust_config(settings: Settings) -> dict:
 def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple[str, ...] | None = None) -> faust.App:
     """Build the app with every agent (or the named subset, for focused tests)."""
     app = faust.App(settings.app_id, autodiscover=False, **faust_config(settings))
+    app.conf.finsentry_fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
     rt = runtime or Runtime(settings)
     rt.topics = Topics.declare(app, settings)
     app.finsentry = rt  # type: ignore[attr-defined]  # the web views and tests reach the runtime here
