@@ -14,10 +14,11 @@ import feedparser
 from pydantic import BaseModel, ConfigDict
 
 from finsentry.streams import metrics
-from finsentry.streams.ingest.fetcher import FetchError, PoliteFetcher, RobotsDisallowed, Validators
+from finsentry.streams.ingest.conditional import ConditionalGetSource
+from finsentry.streams.ingest.fetcher import FetchError, PoliteFetcher, RobotsDisallowed
 from finsentry.streams.ingest.htmltext import html_to_text
 from finsentry.streams.ingest.seen import identity_keys
-from finsentry.streams.ingest.source import BaseSource, Item, MalformedSource
+from finsentry.streams.ingest.source import Item, MalformedSource
 from finsentry.streams.records import Document, Kind
 
 log = logging.getLogger("finsentry.ingest.feeds")
@@ -57,21 +58,16 @@ def _entry_text(entry: Any) -> str:
     return max(candidates, key=len)
 
 
-class FeedSource(BaseSource):
+class FeedSource(ConditionalGetSource):
     def __init__(self, name: str, url: str, interval_s: float, fetcher: PoliteFetcher,
                  options: FeedOptions | None = None):
-        self.name, self.url, self.interval_s = name, url, interval_s
-        self.fetcher = fetcher
+        super().__init__(name, url, interval_s, fetcher)
         self.options = options or FeedOptions()
-        self._validators: Validators | None = None
-        self._pending: Validators | None = None
 
     async def poll(self) -> AsyncIterator[Item]:
-        response = await self.fetcher.get(self.url, validators=self._validators)
-        if response.not_modified:
-            metrics.SCRAPE_NOT_MODIFIED.labels(source=self.name).inc()
+        response = await self.fetch_if_changed()
+        if response is None:
             return
-        self._pending = response.validators
         parsed = parse_feed(response.body, response.headers, self.url)
         lang = self.options.lang or parsed.feed.get("language") or None
         usable = 0
@@ -117,9 +113,6 @@ class FeedSource(BaseSource):
             return item.doc
         return item.doc.model_copy(update={"text": main, "meta": {**item.doc.meta, "full_text": True}})
 
-    def commit(self) -> None:
-        if self._pending is not None:
-            self._validators, self._pending = self._pending, None
 
 
 def _main_text(html: bytes, url: str) -> str | None:

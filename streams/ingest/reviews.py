@@ -23,10 +23,11 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from finsentry.streams.ingest.fetcher import PoliteFetcher, Validators
+from finsentry.streams.ingest.conditional import ConditionalGetSource
+from finsentry.streams.ingest.fetcher import PoliteFetcher
 from finsentry.streams.ingest.htmltext import html_to_text
 from finsentry.streams.ingest.seen import identity_keys
-from finsentry.streams.ingest.source import BaseSource, Item, MalformedSource
+from finsentry.streams.ingest.source import Item, MalformedSource
 from finsentry.streams.records import Document, Kind
 
 log = logging.getLogger("finsentry.ingest.reviews")
@@ -153,22 +154,15 @@ def _charset(headers: Any) -> str | None:
     return None
 
 
-class ReviewSource(BaseSource):
+class ReviewSource(ConditionalGetSource):
     def __init__(self, name: str, url: str, interval_s: float, fetcher: PoliteFetcher, options: ReviewOptions):
-        self.name, self.url, self.interval_s = name, url, interval_s
-        self.fetcher = fetcher
+        super().__init__(name, url, interval_s, fetcher)
         self.options = options
-        self._validators: Validators | None = None
-        self._pending: Validators | None = None
 
     async def poll(self) -> AsyncIterator[Item]:
-        response = await self.fetcher.get(self.url, validators=self._validators)
-        if response.not_modified:
-            from finsentry.streams import metrics
-
-            metrics.SCRAPE_NOT_MODIFIED.labels(source=self.name).inc()
+        response = await self.fetch_if_changed()
+        if response is None:
             return
-        self._pending = response.validators
         extract = html_records if self.options.format == "html" else json_records
         for record in extract(response.body, self.options, self.url, _charset(response.headers)):
             item = self._item(record)
@@ -198,6 +192,3 @@ class ReviewSource(BaseSource):
         )
         return Item(doc, identity_keys(self.name, url=url, guid=review_id, title=title, text=text))
 
-    def commit(self) -> None:
-        if self._pending is not None:
-            self._validators, self._pending = self._pending, None
