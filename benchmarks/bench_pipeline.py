@@ -29,7 +29,7 @@ from finsentry.models.textnorm import model_input
 from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker, free_port
 from finsentry.streams.ingest.producer import DocumentProducer
-from finsentry.streams.process import WorkerProcess, settings_env
+from finsentry.streams.process import WorkerProcess, percentile, rss_mb, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
 from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
@@ -45,16 +45,6 @@ def texts(n: int) -> list[str]:
     return (out * (n // len(out) + 1))[:n]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
 async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, list[float]]:

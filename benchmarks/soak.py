@@ -34,7 +34,7 @@ from pathlib import Path
 
 from finsentry.streams.broker import EmbeddedBroker, free_port
 from finsentry.streams.ingest.producer import DocumentProducer
-from finsentry.streams.process import WorkerProcess, settings_env
+from finsentry.streams.process import WorkerProcess, percentile, rss_mb, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
 from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
@@ -65,16 +65,6 @@ def corpus() -> list[str]:
     return [f"{c} {e} as markets weigh the outlook" for c in COMPANIES for e in EVENTS]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker
-from finsentry.streams.process import WorkerProcess, scrape_metrics, settings_env
+from finsentry.streams.process import WorkerProcess, percentile, scrape_metrics, settings_env
 from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
 
 SAMPLE = Path(__file__).resolve().parent / "ingest" / "samples" / "demo.jsonl.gz"
@@ -70,12 +70,6 @@ def rebase(lines: list[str], end: datetime) -> Iterator[tuple[float, str]]:
         previous = (stamp - first).total_seconds()
         yield previous, json.dumps(doc, ensure_ascii=False)
 
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 class Demo:
@@ -192,8 +186,8 @@ class Demo:
             "docs_dead_lettered": int(m.get("finsentry_documents_dead_lettered_total", 0)),
             "alerts": len(await store.alerts(limit=1000)),
             "docs_per_s": round(stored / max(1e-6, last_stored - started), 1),
-            "p50_ms": round(percentile(latencies, 0.50), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1),
+            "p50_ms": round(percentile(latencies, 0.50), 1) if latencies else 0.0,
+            "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else 0.0,
         }
 
 
