@@ -25,7 +25,7 @@ STACK: list[tuple[str, str | None, str]] = [
     ("FINSENTRY_WORKERS", "2", "CPU worker replicas. Useful up to FINSENTRY_TOPIC_PARTITIONS (each partition is read by one worker of the group)."),
     ("FINSENTRY_GPU_WORKERS", "1", "GPU worker replicas (`--profile gpu`); each reserves one NVIDIA GPU."),
     ("FINSENTRY_GPU_MAX_BATCH", "256", "FINSENTRY_MAX_BATCH of the GPU workers (a GPU wants wider batches)."),
-    ("FINSENTRY_WORKER_MEMORY", "2g", "Memory limit of one worker container."),
+    ("FINSENTRY_WORKER_MEMORY", "2g", "Memory limit of one worker container: about 0.8 GB for the model and runtime plus ~14 KB per story the near-duplicate index remembers (FINSENTRY_DEDUP_MAX_STORIES)."),
     ("FINSENTRY_TRAINER_MEMORY", "6g", "Memory limit of the trainer container."),
     ("FINSENTRY_IMAGE", "finsentry:cpu", "Image of the finsentry services (built from the Dockerfile's `cpu` target)."),
     ("FINSENTRY_CUDA_IMAGE", "finsentry:cuda", "Image of the GPU workers (the Dockerfile's `cuda` target)."),
@@ -60,6 +60,7 @@ STACK_SETTINGS: dict[str, str] = {
     "es_replicas": "0",
     "alertmanager_url": "http://alertmanager:9093",
     "log_json": "true",
+    "dedup_max_stories": "60000",
 }
 
 # Settings docker-compose.yml fixes per service (paths inside the containers, bind
