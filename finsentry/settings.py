@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     dedup_horizon_s: float = Field(6 * 3600, description="How long (event time) a story is remembered for near-duplicate detection.")
     dedup_shingle_words: int = Field(2, description="Words per shingle of the near-duplicate check.")
     dedup_num_perm: int = Field(128, description="MinHash permutations of the near-duplicate check (more: more precise, slower).")
-    dedup_max_stories: int = Field(200_000, description="Most stories a worker remembers for the near-duplicate check; the oldest are forgotten first.")
+    dedup_max_stories: int = Field(20_000, description="Most stories a worker remembers for the near-duplicate check; the oldest are forgotten first (about 14 KB each: 20,000 ≈ 280 MB).")
 
     # --- Detector ---------------------------------------------------------------------------
     alert_bucket_s: int = Field(60, description="Event-time bucket width in seconds.")
