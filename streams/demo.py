@@ -116,17 +116,18 @@ class Demo:
         lines = read_stream(self.opts.input_file or SAMPLE)
         started = time.time()
         stream = list(rebase(lines, datetime.now(timezone.utc)))
-        published, seen_alerts, last_report = 0, set(), 0.0
+        published, malformed, seen_alerts, last_report = 0, 0, set(), 0.0
         pace = f"{self.opts.speed:g}× event time" if self.opts.speed else "full speed"
         say(f"replaying {len(stream)} documents at {pace}")
         try:
             for offset, line in self.paced(stream):
                 producer.publish_raw(line.encode("utf-8"), key=_key_of(line))
                 published += 1
+                malformed += not _is_document(line)
                 if time.monotonic() - last_report > 5:
                     last_report = time.monotonic()
                     await self.report(store, published, seen_alerts)
-                if self.opts.max_docs and published >= self.opts.max_docs + self.malformed_in(stream[:published]):
+                if self.opts.max_docs and published >= self.opts.max_docs + malformed:
                     break
             producer.flush()
             if self.opts.max_docs:
@@ -148,10 +149,6 @@ class Demo:
                 if delay > 0:
                     time.sleep(delay)
             yield offset, line
-
-    @staticmethod
-    def malformed_in(stream) -> int:
-        return sum(1 for _, line in stream if not _is_document(line))
 
     async def report(self, store, published: int, seen_alerts: set) -> None:
         stored = await store.count()

@@ -27,14 +27,11 @@ async def deliver(channel, key: str | bytes | None, value: BaseModel | bytes) ->
     Agents finish a batch only after its outputs are delivered, so the input offsets are
     committed only for work that reached the next topic: a crash re-delivers, never loses.
     """
-    payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
-    raw_key = key.encode() if isinstance(key, str) else key
-    result = await channel.send(key=raw_key, value=payload)
-    if isinstance(result, asyncio.Future):
-        await result
+    await deliver_all(channel, [(key, value)])
 
 
 async def deliver_all(channel, items: list[tuple[str | bytes | None, BaseModel | bytes]]) -> None:
+    """Send every item, then wait for all acknowledgements (sends are pipelined)."""
     futures = []
     for key, value in items:
         payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
