@@ -41,6 +41,7 @@ bench: install
 	$(PY) benchmarks/bench_store.py
 
 model: install
+	$(VENV)/bin/pip install -q -e .[teacher]
 	$(VENV)/bin/finsentry train --default
 
 clean:

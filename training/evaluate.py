@@ -77,7 +77,7 @@ def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128
     from finsentry.training.predict import logits_for
 
     model, card = load_artifact(Path(model_dir))
-    tokenizer = load_tokenizer(card.max_length)
+    tokenizer = load_tokenizer(card.max_length, card.encoder)
     report: dict[str, Any] = {
         "version": card.version, "parent": card.parent, "model_dir": str(model_dir),
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
