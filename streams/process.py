@@ -49,18 +49,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class WorkerProcess:
-    """`finsentry worker` in its own process group, configured only through FINSENTRY_*."""
+    """`finsentry worker` (or another `command` that serves the worker's /metrics) in its own
+    process group, configured only through FINSENTRY_*."""
 
-    def __init__(self, env: dict[str, str], log_file: Path, web_port: int):
+    def __init__(self, env: dict[str, str], log_file: Path, web_port: int,
+                 command: list[str] | None = None, cwd: Path | None = None):
         self.env = {**os.environ, **env}
         self.log_file = Path(log_file)
         self.web_port = web_port
+        self.command = command or [sys.executable, "-m", "finsentry.cli", "worker"]
+        self.cwd = cwd
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 180.0) -> "WorkerProcess":
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "finsentry.cli", "worker"], env=self.env,
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
         return self
@@ -79,7 +83,7 @@ class WorkerProcess:
             time.sleep(0.3)
         raise TimeoutError(f"worker not ready within {timeout:.0f}s:\n{self.tail()}")
 
-    def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.3):
+    def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.3, what: str = "condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
@@ -88,7 +92,7 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
             time.sleep(interval)
-        raise TimeoutError(f"condition not met within {timeout:.0f}s:\n{self.tail()}")
+        raise TimeoutError(f"{what} not met within {timeout:.0f}s:\n{self.tail()}")
 
     def tail(self, lines: int = 40) -> str:
         try:

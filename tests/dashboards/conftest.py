@@ -5,15 +5,10 @@ broker) shared by the HTTP, Prometheus and browser tests."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +17,7 @@ from dashboard_helpers import CORPUS_END, corpus, episode_alert
 
 from finsentry.settings import Settings
 from finsentry.streams.broker import free_port
-from finsentry.streams.process import scrape_metrics, settings_env
+from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks.sqlite import SqliteStore
 
@@ -62,15 +57,18 @@ def published_documents() -> list[Document]:
             for i in range(PUBLISHED_DOCS)]
 
 
-@dataclass
-class DashboardWorker:
-    proc: subprocess.Popen
-    port: int
-    token: str
-    settings: Settings
-    log_file: Path
-    corpus_size: int
-    store_path: Path
+class DashboardWorker(WorkerProcess):
+    """The worker process, plus what the tests need to query it."""
+
+    def __init__(self, env: dict[str, str], log_file: Path, port: int, token: str, settings: Settings,
+                 corpus_size: int, store_path: Path):
+        super().__init__(env, log_file, port, command=[sys.executable, str(HERE / "dashboard_worker.py")],
+                         cwd=store_path.parent)
+        self.token, self.settings, self.corpus_size, self.store_path = token, settings, corpus_size, store_path
+
+    @property
+    def port(self) -> int:
+        return self.web_port
 
     @property
     def url(self) -> str:
@@ -91,9 +89,6 @@ class DashboardWorker:
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
 
-    def metrics(self) -> dict[str, float]:
-        return scrape_metrics(self.port)
-
     def samples(self, name: str) -> dict[tuple, float]:
         """One metric's samples by their label values, from the worker's /metrics."""
         from prometheus_client.parser import text_string_to_metric_families
@@ -102,19 +97,8 @@ class DashboardWorker:
         return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
                 for s in family.samples if s.name == name}
 
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-
     def wait_for(self, predicate, what: str, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dashboard worker exited with {self.proc.returncode}:\n{self.tail()}")
-            time.sleep(0.2)
-        raise TimeoutError(f"{what} not within {timeout:.0f}s:\n{self.tail()}")
+        return super().wait_for(predicate, timeout, interval=0.2, what=what)
 
 
 @pytest.fixture(scope="session")
@@ -135,14 +119,10 @@ def dashboard_worker(broker, tmp_path_factory):
                   sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0)
     settings = Settings(_env_file=None, **values)
     docs = asyncio.run(prefill(root / "store.db"))
-    log_file = root / "worker.log"
-    env = {**os.environ, **settings_env(**values)}
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, str(HERE / "dashboard_worker.py")], env=env, cwd=root,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = DashboardWorker(proc, port, token, settings, log_file, len(docs), root / "store.db")
+    worker = DashboardWorker(settings_env(**values), root / "worker.log", port, token, settings, len(docs),
+                             root / "store.db")
     try:
-        worker.wait_for(lambda: worker.metrics().get("finsentry_model_info"), "worker ready", timeout=90)
+        worker.start(timeout=90)
         with DocumentProducer(settings) as producer:
             for doc in published_documents():
                 producer.publish(doc)
@@ -153,10 +133,4 @@ def dashboard_worker(broker, tmp_path_factory):
                         "published documents stored", timeout=90)
         yield worker
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        worker.stop(timeout=20)
