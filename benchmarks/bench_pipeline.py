@@ -3,7 +3,10 @@
 In one run, on the same texts:
 1. the raw engine (same backend choice and batch size as the worker) scores them in-process;
 2. a `finsentry worker` on the embedded broker takes them from the raw topic to the SQLite
-   store as fast as they are published — docs/s from first publish to last stored;
+   store as fast as they are published. Two rates: from first publish to last stored, and
+   the drain rate once the publisher is done (documents stored after the last publish,
+   over the time they took). The publisher stands in for scrapers on other machines; on
+   two shared cores it competes with the worker, so the drain rate is the pipeline's own;
 3. the same worker at half that rate — ingest→stored latency p50/p99 (budget: p99 < 2 s)
    and the worker's resident memory (budget: < 1 GB).
 Prints the pipeline/engine ratio (target ≥ 0.9).
@@ -47,22 +50,25 @@ def texts(n: int) -> list[str]:
 
 
 
-async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, list[float]]:
+async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, list[float], list[float]]:
+    """(count, last stored epoch, ingest→stored latencies, stored epochs) of these ids."""
     store = open_store(settings.store, settings)
     await store.open()
     try:
-        count, last, lat = 0, 0.0, []
+        count, last, lat, when = 0, 0.0, [], []
         async for doc in store.export():
             if doc["id"] in ids:
                 count += 1
-                last = max(last, stored_epoch(doc))
+                when.append(stored_epoch(doc))
+                last = max(last, when[-1])
                 lat.append(ingest_to_stored_s(doc))
-        return count, last, lat
+        return count, last, lat, when
     finally:
         await store.close()
 
 
-def publish(settings: Settings, docs: list[Document], rate: float | None) -> float:
+def publish(settings: Settings, docs: list[Document], rate: float | None) -> tuple[float, float]:
+    """Publish (at `rate` docs/s, or as fast as possible); returns (start, end) epochs."""
     producer = DocumentProducer(settings)
     start = time.time()
     for i, doc in enumerate(docs):
@@ -73,7 +79,7 @@ def publish(settings: Settings, docs: list[Document], rate: float | None) -> flo
         producer.publish(doc)
     producer.flush()
     producer.close()
-    return start
+    return start, time.time()
 
 
 def make_docs(batch: list[str], tag: str) -> list[Document]:
@@ -117,27 +123,33 @@ def main() -> None:
 
             peak_docs = make_docs(corpus, "p")
             ids = {d.with_defaults().id for d in peak_docs}
-            t0 = publish(settings, peak_docs, None)
+            t0, t_pub = publish(settings, peak_docs, None)
             worker.wait_for(lambda: asyncio.run(stored_stats(settings, ids))[0] == len(ids), 900, interval=1.0)
-            _, last, _ = asyncio.run(stored_stats(settings, ids))
-            pipeline_rate = len(ids) / (last - t0)
+            _, last, _, when = asyncio.run(stored_stats(settings, ids))
+            end_to_end_rate = len(ids) / (last - t0)
+            after = [w for w in when if w > t_pub]
+            # Too few left after publishing means the worker kept pace with the producer.
+            pipeline_rate = len(after) / (last - t_pub) if len(after) >= len(ids) // 4 else end_to_end_rate
 
             half = pipeline_rate / 2
             steady = make_docs(corpus[: min(len(corpus), int(half * 60))], "h")
             ids = {d.with_defaults().id for d in steady}
             publish(settings, steady, half)
             worker.wait_for(lambda: asyncio.run(stored_stats(settings, ids))[0] == len(ids), 600, interval=1.0)
-            _, _, lat = asyncio.run(stored_stats(settings, ids))
+            _, _, lat, _ = asyncio.run(stored_stats(settings, ids))
             memory = rss_mb(worker.proc.pid)
 
     ratio = pipeline_rate / engine_rate
     print(f"backend {backend}; {len(corpus)} documents")
     print(f"raw engine          {engine_rate:8.0f} docs/s")
-    print(f"pipeline (peak)     {pipeline_rate:8.0f} docs/s   ratio {ratio:.2f} (target ≥ 0.90)")
+    print(f"pipeline, drain     {pipeline_rate:8.0f} docs/s   ratio {ratio:.2f} (target ≥ 0.90)")
+    print(f"pipeline, incl. publishing {end_to_end_rate:5.0f} docs/s   ratio {end_to_end_rate / engine_rate:.2f} "
+          f"(publisher on the same cores)")
     print(f"at half of peak     {half:8.0f} docs/s   p50 {percentile(lat, .5) * 1000:.0f} ms  "
           f"p99 {percentile(lat, .99) * 1000:.0f} ms (budget p99 < 2000 ms)")
     print(f"worker RSS          {memory:8.0f} MB (budget < 1024 MB)")
     print(json.dumps({"engine_docs_per_s": round(engine_rate, 1), "pipeline_docs_per_s": round(pipeline_rate, 1),
+                      "end_to_end_docs_per_s": round(end_to_end_rate, 1),
                       "ratio": round(ratio, 3), "half_load_docs_per_s": round(half, 1),
                       "p50_ms": round(percentile(lat, .5) * 1000, 1), "p99_ms": round(percentile(lat, .99) * 1000, 1),
                       "worker_rss_mb": round(memory, 1), "backend": backend}))
