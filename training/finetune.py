@@ -326,6 +326,7 @@ def train(args: TrainArguments) -> dict:
     hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()
              if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "replay_files", "parent", "teacher")}
     hyper["teacher"] = ModelCard.read(args.teacher).version if args.teacher else None
+    hyper["teacher_encoder"] = ModelCard.read(args.teacher).encoder if args.teacher else None
     card = ModelCard(
         version=version,
         encoder=encoder,
