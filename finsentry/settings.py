@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     inference_threads: int = Field(0, description="Threads for inference (0 = all cores).")
     max_batch: int = Field(64, description="Most documents scored in one model call.")
     batch_window_s: float = Field(0.05, description="Longest wait to fill a batch before scoring what is there.")
+    score_concurrency: int = Field(2, ge=1, le=8, description="Batches in flight in the score agent: while one is delivered, the next is scored, so the model does not wait on the broker. Offsets are still committed only up to the oldest batch not yet delivered.")
     future_tolerance_s: float = Field(3600.0, description="Documents published more than this far after they were received are dead-lettered (a wrong clock would stall the detector's event time).")
     max_text_bytes: int = Field(100_000, description="Documents with more UTF-8 bytes of text are dead-lettered.")
     entity_aliases: Path | None = Field(None, description="CSV of company aliases (ticker,name,aliases) replacing the shipped list.")

@@ -279,7 +279,7 @@ def train(args: TrainArguments) -> dict:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            running += float(loss)
+            running += float(loss.detach())
             bar.update(1)
             if n_batch % 20 == 0:
                 bar.set_postfix(loss=f"{running / n_batch:.4f}", epoch=epoch)
