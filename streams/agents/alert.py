@@ -1,61 +1,97 @@
 """Alerting agents.
 
-observe: docs.scored → one observation per scope (global, topic, each entity), keyed
-         "scope:key", so every scope's state lives in exactly one partition — scale-out by
-         partitions, no cross-worker coordination.
+observe: docs.scored → one observation per scope (global, topic, each entity), sent as one
+         group per scope and batch, keyed "scope:key", so every scope's state lives in
+         exactly one partition — scale-out by partitions, no cross-worker coordination.
 detect:  observations → Detector over a changelog-backed Faust table (a restarted or
-         rebalanced worker recovers its baselines from the changelog) → alerts.
+         rebalanced worker recovers its baselines from the changelog) → alerts. Batches:
+         a scope's state is read and written once per batch, one changelog record each.
 notify:  alerts → the store's alerts collection + the notification outbox.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 
 import faust
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from finsentry.streams import metrics
-from finsentry.streams.records import Alert, ScoredDocument
+from finsentry.streams.alerting.observations import Tick, fan_out, group_by_scope, parse_message
+from finsentry.streams.records import Alert, DeadLetter, ScoredDocument
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
 
 log = logging.getLogger("finsentry.alerting")
 
 
-class Tick(BaseModel):
-    tick: float  # event time, epoch seconds
-    key: str  # "scope:key"
+class BatchState(MutableMapping):
+    """The detector's state table when a whole batch is applied at once.
+
+    A table assignment takes its changelog partition from the event being processed; a
+    batch holds events of several partitions, so each key's write goes to the partition of
+    that key's own messages (the same partition the key's state was recovered from)."""
+
+    def __init__(self, table):
+        self.table = table
+        self.partitions: dict[str, int] = {}
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def get(self, key, default=None):
+        return self.table.get(key, default)
+
+    def __setitem__(self, key, value):
+        self.table.data[key] = value  # what Table.__setitem__ does, with the partition given
+        self.table.send_changelog(self.partitions[key], key, value)
+
+    def __delitem__(self, key):
+        raise NotImplementedError("the detector never deletes a scope's state")
+
+    def __iter__(self):
+        return iter(self.table)
+
+    def __len__(self):
+        return len(self.table)
 
 
 def register(app: faust.App, rt: Runtime):
     from finsentry.streams.alerting.detector import Detector, DetectorConfig
-    from finsentry.streams.alerting.observations import Observation, fan_out
 
     state = app.Table("finsentry-detector-state", default=None, partitions=rt.settings.topic_partitions,
                       key_type=str, value_type=None)
-    detector = Detector(DetectorConfig.from_settings(rt.settings), state)
+    batch_state = BatchState(state)
+    detector = Detector(DetectorConfig.from_settings(rt.settings), batch_state)
 
     @app.agent(rt.topics.scored, name="finsentry.observe")
     async def observe(stream):
         async for batch in stream.take(rt.settings.max_batch, within=rt.settings.batch_window_s):
-            out = []
+            observations = []
             for payload in batch:
                 try:
-                    record = ScoredDocument.model_validate_json(payload)
+                    observations += fan_out(ScoredDocument.model_validate_json(payload))
                 except ValidationError:
                     continue  # the index agent dead-letters invalid scored records
-                out += [(f"{o.scope}:{o.key}", o) for o in fan_out(record)]
-            await deliver_all(rt.topics.observations, out)
+            await deliver_all(rt.topics.observations, [(g.key, g) for g in group_by_scope(observations)])
 
     @app.agent(rt.topics.observations, name="finsentry.detect")
     async def detect(stream):
-        async for payload in stream:
-            if payload.startswith(b'{"tick"'):
-                tick = Tick.model_validate_json(payload)
-                alerts = detector.tick(tick.tick, keys=[tick.key])
-            else:
-                alerts = detector.observe(Observation.model_validate_json(payload))
-            for alert in alerts:
+        async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s):
+            messages = []
+            for event in events:
+                try:
+                    message = parse_message(event.value)
+                except ValidationError as exc:  # only a foreign producer writes bad data here
+                    metrics.DOCS_DEAD.labels(stage="detect", reason="invalid_record").inc()
+                    await deliver(rt.topics.dlq, None, DeadLetter.of(
+                        event.value, f"invalid observation: {exc.errors()[0]['msg']}", "detect"))
+                    continue
+                messages.append(message)
+                keys = [message.key] if isinstance(message, Tick) else [o.state_key for o in getattr(
+                    message, "observations", [message])]
+                batch_state.partitions.update(dict.fromkeys(keys, event.message.partition))
+            for alert in detector.apply(messages):
                 await deliver(rt.topics.alerts, alert.id, alert)
 
     @app.timer(interval=float(rt.settings.alert_bucket_s))

@@ -1,14 +1,16 @@
 """What the detector sees of a scored document: one small record per scope it counts in.
 
 A document counts in the global scope, in its topic and in each entity it names. The worker
-publishes each observation keyed ``f"{scope}:{key}"`` so that all observations of one scope
+publishes observations keyed ``f"{scope}:{key}"`` so that all observations of one scope
 land in one partition and one worker holds that scope's state (scale-out by partitions).
+A batch of scored documents becomes one `ObservationGroup` message per scope, not one
+message per document and scope: the global and topic scopes see nearly every document.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Iterable, Literal, Union
 
 from pydantic import BaseModel, field_validator
 
@@ -66,3 +68,35 @@ def fan_out(record: ScoredDocument) -> list[Observation]:
             seen.add(name)
             out.append(Observation(scope="entity", key=name, **common))
     return out
+
+
+class ObservationGroup(BaseModel):
+    """The observations of one scope from one batch of scored documents, in order."""
+    key: str  # "scope:key"
+    observations: list[Observation]
+
+
+class Tick(BaseModel):
+    """Moves the clock of a quiet scope (see the detect agent's timer)."""
+    tick: float  # event time, epoch seconds
+    key: str  # "scope:key"
+
+
+Message = Union[ObservationGroup, Tick, Observation]
+
+
+def group_by_scope(observations: Iterable[Observation]) -> list[ObservationGroup]:
+    groups: dict[str, list[Observation]] = {}
+    for obs in observations:
+        groups.setdefault(obs.state_key, []).append(obs)
+    return [ObservationGroup(key=key, observations=items) for key, items in groups.items()]
+
+
+def parse_message(payload: bytes) -> Message:
+    """A message of the observations topic: a group, a tick, or (as written before
+    groups existed) a single observation. Raises pydantic's ValidationError if none."""
+    if payload.startswith(b'{"tick"'):
+        return Tick.model_validate_json(payload)
+    if payload.startswith(b'{"key"'):
+        return ObservationGroup.model_validate_json(payload)
+    return Observation.model_validate_json(payload)

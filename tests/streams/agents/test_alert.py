@@ -1,7 +1,7 @@
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-from finsentry.streams.alerting.observations import Observation
+from finsentry.streams.alerting.observations import Observation, ObservationGroup, Tick
 from finsentry.streams.records import Alert, Label, ScoredDocument, Sentiment, Topic
 from finsentry.streams.sinks.sqlite import SqliteStore
 
@@ -21,10 +21,42 @@ async def test_observe_fans_out_one_observation_per_scope_keyed_for_partitioning
     h = harness(("alert",))
     async with h.agent("observe").test_context() as agent:
         await agent.put(scored(1, True, T0, entities=("XOM", "CVX")).model_dump_json().encode(), key=b"k")
-        got = [Observation.model_validate_json(v) for v in await h.read("observations", 4)]
+        groups = [ObservationGroup.model_validate_json(v) for v in await h.read("observations", 4)]
+    got = [o for g in groups for o in g.observations]
     assert sorted((o.scope, o.key) for o in got) == [("entity", "CVX"), ("entity", "XOM"), ("global", "all"),
                                                      ("topic", "Energy / Oil")]
     assert all(o.doc_id == "doc-1" and o.negative for o in got)
+    assert all(g.key == g.observations[0].state_key for g in groups)
+
+
+async def test_observe_sends_one_group_per_scope_for_a_batch(harness):
+    h = harness(("alert",))
+    async with h.agent("observe").test_context() as agent:
+        for i in range(3):
+            await agent.put(scored(i, i == 0, T0, entities=("XOM",)).model_dump_json().encode(), key=b"k")
+        groups = []
+        while sum(len(g.observations) for g in groups) < 9:  # 3 documents × (global, topic, XOM)
+            groups += [ObservationGroup.model_validate_json(v) for v in await h.read("observations", 1)]
+    assert {g.key for g in groups} == {"global:all", "topic:Energy / Oil", "entity:XOM"}
+    for key in {g.key for g in groups}:  # each scope keeps its documents in order
+        assert [o.doc_id for g in groups if g.key == key for o in g.observations] == ["doc-0", "doc-1", "doc-2"]
+    assert len(groups) < 9  # batched: fewer messages than observations
+
+
+async def test_detect_dead_letters_a_message_it_cannot_read_and_keeps_going(harness):
+    h = harness(("alert",))
+    async with h.agent("detect").test_context() as agent:
+        await agent.put(b'{"scope": "galaxy"}', key=b"x")
+        obs = Observation(scope="topic", key="Energy / Oil", doc_id="d1", negative=True, score=-0.8, published_at=T0)
+        await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
+        letter = (await h.read("dlq", 1))[0]
+        for _ in range(100):
+            state = dict(agent.app.tables["finsentry-detector-state"].items())
+            if state:
+                break
+            await asyncio.sleep(0.05)
+    assert b"invalid observation" in letter and b'"stage":"detect"' in letter
+    assert "topic:Energy / Oil" in state
 
 
 async def test_detect_raises_one_alert_for_a_spike_over_the_table_state(make_settings):
@@ -50,8 +82,6 @@ async def test_detect_raises_one_alert_for_a_spike_over_the_table_state(make_set
                 i += 1
         alerts = [Alert.model_validate_json(v) for v in await h.read("alerts", 1, timeout=20)]
         # The scope goes quiet: a tick (what the worker's timer sends) ends the episode.
-        from finsentry.streams.agents.alert import Tick
-
         quiet = (T0 + timedelta(hours=2)).timestamp()
         await agent.put(Tick(tick=quiet, key="topic:Energy / Oil").model_dump_json().encode(), key=b"topic:Energy / Oil")
         updates = []
