@@ -40,6 +40,11 @@ class DeliveryError(RuntimeError):
         super().__init__(f"{failed} record(s) were not delivered{detail}")
 
 
+# Retries are bounded by delivery_timeout_ms, not by a count; set explicitly because the
+# library's default differs between versions (0 before 2.2, infinite since).
+DELIVERY_RETRIES = 2**31 - 1
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     """kafka-python KafkaProducer keyword arguments from the settings."""
     delivery_ms = int(settings.producer_delivery_timeout_s * 1000)
@@ -49,6 +54,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "compression_type": None if settings.producer_compression == "none" else settings.producer_compression,
         "delivery_timeout_ms": delivery_ms,
+        "retries": DELIVERY_RETRIES,
         # kafka-python insists delivery timeout >= request timeout + linger.
         "request_timeout_ms": min(30_000, delivery_ms // 2),
         "security_protocol": settings.kafka_security_protocol,
@@ -56,8 +62,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_embedded:
         # One record per batch (see the module docstring); with idempotence off, a single
         # request in flight keeps retried records in order.
-        config.update(enable_idempotence=False, batch_size=0, linger_ms=0, retries=2**31 - 1,
-                      max_in_flight_requests_per_connection=1)
+        config.update(enable_idempotence=False, batch_size=0, linger_ms=0, max_in_flight_requests_per_connection=1)
     else:
         config.update(enable_idempotence=True, linger_ms=settings.producer_linger_ms)
     if settings.kafka_security_protocol.startswith("SASL"):
@@ -113,6 +118,8 @@ class DocumentProducer:
     def _send(self, value: bytes, key: bytes) -> FutureRecordMetadata:
         try:
             future = self._producer.send(self.topic, key=key, value=value)
+            if future.failed():  # kafka-python 2.x returns a failed future where 3.x raises
+                raise future.exception
         except KafkaError as exc:  # e.g. record too large, metadata unavailable within max_block_ms
             self._count_failure(exc)
             raise DeliveryError(1, exc) from exc

@@ -2,6 +2,7 @@
 
     POST /documents   Authorization: Bearer <FINSENTRY_PUSH_TOKEN>
     body: one document (JSON object) or a JSON array of them
+    GET /metrics      Prometheus (no token, like the worker's), GET /healthz
 
 202 {"accepted": n, "ids": [...]} once the broker acknowledged every document; 400 with a
 reason per bad document (then nothing of the request is published, so the sender can fix
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from finsentry.settings import Settings
 from finsentry.streams import metrics
+from finsentry.streams.ingest.metrics_page import metrics_page
 from finsentry.streams.ingest.producer import DeliveryError, DocumentProducer, with_stable_id
 from finsentry.streams.records import Document, parse_document
 
@@ -95,6 +97,7 @@ def push_app(producer: DocumentProducer, token: str, *, max_text_bytes: int, max
     app[PRODUCER_KEY] = producer
     app.router.add_post("/documents", receive)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 

@@ -1,7 +1,8 @@
 """`finsentry scrape`: every configured source polled on its own schedule, concurrently.
 
-Per poll: new items (not in the seen-set) are completed, published, and marked seen once
-the broker acknowledged them; then the source may commit its progress. A failing source
+Per poll: new items (not in the seen-set) are completed, published, and each is marked seen
+the moment the broker acknowledged it — a crash late in a long (paced) poll republishes only
+what was not acknowledged; once all are, the source may commit its progress. A failing source
 (HTTP error, malformed answer, timeout, robots.txt, undelivered records) is logged, counted
 and retried with a doubling back-off; the others never notice.
 """
@@ -68,7 +69,7 @@ class ScrapeRunner:
     async def poll_once(self, source: Source) -> PollResult:
         """One poll of one source; raises what went wrong after settling what was sent."""
         result = PollResult()
-        sent: list[tuple[Item, asyncio.Future]] = []
+        sent: list[asyncio.Future] = []
         this_poll: set[str] = set()  # a listing may repeat an item
         try:
             async for item in source.poll():
@@ -78,29 +79,30 @@ class ScrapeRunner:
                 this_poll.update(item.keys)
                 doc = await source.complete(item)
                 future = await asyncio.to_thread(self.producer.publish, doc)  # may wait for metadata
-                sent.append((item, _as_asyncio(future)))
+                sent.append(self._mark_seen_when_acknowledged(source, item, _as_asyncio(future)))
         finally:
-            failures = await self._settle(source, sent)
+            failures = await self._settle(sent)
         result.new = len(sent) - len(failures)
         if failures:
             raise DeliveryError(len(failures), failures[0])
         source.commit()
         return result
 
-    async def _settle(self, source: Source, sent: list[tuple[Item, asyncio.Future]]) -> list[BaseException]:
-        """Wait for every acknowledgement; mark acknowledged items seen, count the rest."""
-        if not sent:
-            return []
-        outcomes = await asyncio.wait_for(
-            asyncio.gather(*(future for _, future in sent), return_exceptions=True), self.delivery_timeout_s)
-        failures = []
-        for (item, _), outcome in zip(sent, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                failures.append(outcome)
-            else:
+    def _mark_seen_when_acknowledged(self, source: Source, item: Item, future: asyncio.Future) -> asyncio.Future:
+        def mark(done: asyncio.Future) -> None:
+            if not done.cancelled() and done.exception() is None:
                 self.seen.add(item.keys, source.name)
                 metrics.SCRAPE_ITEMS.labels(source=source.name).inc()
-        return failures
+
+        future.add_done_callback(mark)  # runs before any later waiter of the future
+        return future
+
+    async def _settle(self, sent: list[asyncio.Future]) -> list[BaseException]:
+        """Wait for every acknowledgement (each has marked its item seen); return the failures."""
+        if not sent:
+            return []
+        outcomes = await asyncio.wait_for(asyncio.gather(*sent, return_exceptions=True), self.delivery_timeout_s)
+        return [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
 
     async def poll_and_record(self, source: Source) -> float:
         """One poll with its logs, metrics and state; returns how long to wait before the next."""

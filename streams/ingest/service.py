@@ -10,11 +10,11 @@ import signal
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from finsentry.settings import Settings
 from finsentry.streams.ingest.config import ConfigError, build_source, load_sources
 from finsentry.streams.ingest.fetcher import PoliteFetcher
+from finsentry.streams.ingest.metrics_page import metrics_page
 from finsentry.streams.ingest.producer import DeliveryError, DocumentProducer
 from finsentry.streams.ingest.runner import ScrapeRunner
 from finsentry.streams.ingest.seen import SeenSet
@@ -23,10 +23,6 @@ log = logging.getLogger("finsentry.ingest.service")
 
 
 def status_app(runner: ScrapeRunner) -> web.Application:
-    async def metrics_page(_request: web.Request) -> web.Response:
-        body = generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     async def status_page(_request: web.Request) -> web.Response:
         return web.json_response({name: dataclasses.asdict(state) for name, state in runner.state.items()})
 

@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from finsentry.settings import Settings
+from system_deps import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -37,11 +37,10 @@ FINSENTRY = str(Path(sys.executable).with_name("finsentry"))  # the installed co
 
 
 def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose (Debian package docker-compose) is not installed")
+    binary = require_binary("docker-compose")
     clean = {k: v for k, v in os.environ.items() if k not in PASSWORDS and not k.startswith("FINSENTRY_")}
     full_env = {**clean, "FINSENTRY_ENV_FILE": ".env.example", **(env or {})}
-    return subprocess.run(["docker-compose", "--project-directory", str(ROOT), "-f", str(COMPOSE),
+    return subprocess.run([binary, "--project-directory", str(ROOT), "-f", str(COMPOSE),
                            "--env-file", str(ENV_EXAMPLE), *args],
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
 
@@ -186,6 +185,7 @@ def test_prometheus_scrapes_services_that_exist(resolved):
     listening = {"worker": resolved["services"]["worker"]["environment"]["FINSENTRY_WEB_PORT"],
                  "scraper": resolved["services"]["scraper"]["environment"]["FINSENTRY_SCRAPE_METRICS_PORT"],
                  "trainer": resolved["services"]["trainer"]["environment"]["FINSENTRY_TRAINER_METRICS_PORT"],
+                 "push": resolved["services"]["push"]["environment"]["FINSENTRY_PUSH_PORT"],
                  "alertmanager": "9093"}
     targets: list[tuple[str, str]] = []
     for job in config["scrape_configs"]:
@@ -311,8 +311,8 @@ class SecurityApiStandIn(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_es_user_job_creates_a_restricted_user_without_exposing_passwords(tmp_path):
+    curl = require_binary("curl")
     server = ThreadingHTTPServer(("127.0.0.1", 0), SecurityApiStandIn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     SecurityApiStandIn.received = []
@@ -320,7 +320,7 @@ def test_es_user_job_creates_a_restricted_user_without_exposing_passwords(tmp_pa
     wrapper_dir = tmp_path / "bin"
     wrapper_dir.mkdir()
     argv_log = tmp_path / "argv.txt"
-    (wrapper_dir / "curl").write_text(f'#!/bin/sh\necho "$*" >> {argv_log}\nexec {shutil.which("curl")} "$@"\n')
+    (wrapper_dir / "curl").write_text(f'#!/bin/sh\necho "$*" >> {argv_log}\nexec {curl} "$@"\n')
     (wrapper_dir / "curl").chmod(0o755)
     superuser, service = 'su"per\\secret', 'fin"sentry\\pw'
     try:
@@ -364,6 +364,22 @@ def test_env_example_holds_no_secret_values():
                   if line and not line.startswith("#"))
     for name in ("ELASTIC_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FINSENTRY_ES_PASSWORD"):
         assert values[name] == "", f"{name} must be empty in the example"
+
+
+def env_example_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "deploy/env_example.py"), "--check", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_env_example_is_generated_from_the_settings(tmp_path):
+    """.env.example is exactly what deploy/env_example.py writes now, and --check notices a
+    file that has drifted from the settings."""
+    result = env_example_check(ENV_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    stale = tmp_path / ".env.example"
+    stale.write_text(ENV_EXAMPLE.read_text().replace("FINSENTRY_MAX_BATCH=", "FINSENTRY_MAX_BATCH_OLD=", 1))
+    result = env_example_check(stale)
+    assert result.returncode == 1 and "out of date" in result.stderr
 
 
 def test_dockerfile_has_cpu_and_cuda_targets_and_cpu_is_default():

@@ -101,6 +101,25 @@ async def test_conditional_get_is_sent_and_304_honoured(site, rig, settings, bro
     assert len(published(settings, broker)) == 4
 
 
+async def test_last_modified_alone_makes_the_get_conditional(site, rig, settings, broker):
+    """A server that sends no ETag: the second poll asks If-Modified-Since and the 304 is
+    honoured (the fixture server answers 304 on the date only when the page has no ETag)."""
+    stamp = "Wed, 01 May 2024 10:15:00 GMT"
+    site.serve_fixture("/feeds/markets.rss", "markets.rss", RSS, last_modified=stamp)
+    feed = rig.feed("markets", site.url("/feeds/markets.rss"))
+    runner = rig.runner(feed)
+    before = metric(metrics.SCRAPE_NOT_MODIFIED, source="markets")
+
+    assert (await runner.poll_once(feed)).new == 3
+    second = await runner.poll_once(feed)
+    assert (second.new, second.seen) == (0, 0)  # a full answer would have listed 3 seen items
+    first_sent, second_sent = site.headers_of("/feeds/markets.rss")
+    assert "If-Modified-Since" not in first_sent
+    assert second_sent["If-Modified-Since"] == stamp and "If-None-Match" not in second_sent
+    assert metric(metrics.SCRAPE_NOT_MODIFIED, source="markets") == before + 1
+    assert len(published(settings, broker)) == 3
+
+
 async def test_undelivered_items_are_fetched_again_not_hidden_by_a_304(site, rig, settings, broker):
     """Validators are remembered only after a fully acknowledged poll: when publishing fails,
     the next poll is unconditional and publishes what was missed."""

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pytest
 from ingest_helpers import end_offsets, read_topic
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from finsentry.settings import Settings
@@ -58,6 +59,23 @@ def test_embedded_settings_are_the_ones_that_split_batches():
     cluster = producer_config(Settings(broker_embedded=False, _env_file=None))
     assert cluster["enable_idempotence"] is True and "batch_size" not in cluster
     assert cluster["compression_type"] == "gzip"
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_every_record_waits_for_all_replicas_and_is_retried_until_the_delivery_timeout(embedded):
+    """Durability does not rest on library defaults (retries was 0 before kafka-python 2.2)."""
+    config = producer_config(Settings(broker_embedded=embedded, producer_delivery_timeout_s=42, _env_file=None))
+    assert config["acks"] == "all"
+    assert config["retries"] == 2**31 - 1
+    assert config["delivery_timeout_ms"] == 42_000
+
+
+def test_the_cluster_config_is_accepted_by_the_client(broker):
+    """KafkaProducer rejects keyword arguments it does not know, and idempotence with
+    retries=0: the cluster config must construct a producer of the installed client.
+    (The embedded broker has no InitProducerId; construction does not need it.)"""
+    config = producer_config(Settings(broker=broker.url, broker_embedded=False, _env_file=None))
+    KafkaProducer(**config).close(timeout=1)
 
 
 def test_published_document_keeps_its_content_and_gains_only_its_derived_id(settings, broker):

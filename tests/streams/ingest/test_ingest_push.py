@@ -8,6 +8,7 @@ import json
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from ingest_helpers import read_topic
+from prometheus_client.parser import text_string_to_metric_families
 
 from finsentry.streams import metrics
 from finsentry.streams.ingest.producer import DocumentProducer
@@ -52,6 +53,25 @@ async def test_right_token_is_202_with_ids_after_the_broker_acknowledged(client,
     (doc,) = published(settings, broker)
     assert doc["id"] == expected_id and doc["text"] == GOOD["text"]
     assert metrics.PUSH_REQUESTS.labels(status="202")._value.get() == before + 1
+
+
+async def push_requests_served(client) -> dict[str, float]:
+    """finsentry_push_requests_total by status, as Prometheus reads it from GET /metrics."""
+    answer = await client.get("/metrics")  # no token: Prometheus scrapes it like the worker's
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    return {sample.labels["status"]: sample.value
+            for family in text_string_to_metric_families(await answer.text())
+            for sample in family.samples if sample.name == "finsentry_push_requests_total"}
+
+
+async def test_metrics_count_rejected_and_accepted_requests(client, settings, broker):
+    before = await push_requests_served(client)
+    rejected = await client.post("/documents", json=GOOD, headers={"Authorization": "Bearer wrong-token"})
+    accepted = await client.post("/documents", json=GOOD, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert (rejected.status, accepted.status) == (401, 202)
+    after = await push_requests_served(client)
+    assert after["401"] == before.get("401", 0) + 1
+    assert after["202"] == before.get("202", 0) + 1
 
 
 async def test_an_array_is_accepted_whole(client, settings, broker):

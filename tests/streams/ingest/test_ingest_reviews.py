@@ -51,7 +51,7 @@ async def test_json_reviews_are_mapped_and_published_once(site, settings, broker
     assert docs["bank-app:502"]["rating"] == 5.0
 
 
-async def test_html_reviews_use_css_selectors_and_attributes(site, fetcher):
+async def test_html_reviews_use_css_selectors_and_attributes_and_are_published(site, settings, broker, fetcher):
     site.serve_fixture("/reviews", "reviews.html", "text/html")
     source = ReviewSource("broker-site", site.url("/reviews"), 60, fetcher, ReviewOptions(**HTML_OPTIONS))
     first, second = [item.doc for item in await collect(source)]
@@ -60,6 +60,21 @@ async def test_html_reviews_use_css_selectors_and_attributes(site, fetcher):
     assert first.url == site.url("/reviews/r-1") and first.meta["author"] == "carl"
     assert first.published_at.isoformat() == "2024-05-01T07:00:00+00:00"
     assert second.rating == 4.5 and second.published_at.isoformat() == "2024-05-01T07:00:00+00:00"
+
+    # the same page through the runner: what reaches the raw topic, read back from the broker
+    with DocumentProducer(settings) as producer, SeenSet(settings.seen_path) as seen:
+        runner = ScrapeRunner([source], producer, seen)
+        assert (await runner.poll_once(source)).new == 2
+        assert (await runner.poll_once(source)).new == 0
+    records = read_topic(broker.address, settings.topic("docs.raw"))
+    docs = {d["id"]: d for d in (json.loads(r.value) for r in records)}
+    assert len(records) == 2 and set(docs) == {"broker-site:r-1", "broker-site:r-2"}
+    fees = docs["broker-site:r-1"]
+    assert fees["kind"] == "review" and fees["source"] == "broker-site" and fees["title"] == "Hidden fees everywhere"
+    assert fees["text"] == "They charged me a withdrawal fee nobody mentioned." and fees["rating"] == 2.0
+    assert fees["url"] == site.url("/reviews/r-1") and fees["published_at"] == "2024-05-01T07:00:00Z"
+    assert fees["meta"] == {"listing": site.url("/reviews"), "author": "carl"}
+    assert docs["broker-site:r-2"]["rating"] == 4.5 and docs["broker-site:r-2"]["meta"]["author"] == "dana"
 
 
 async def test_broken_answers_are_malformed_sources(site, fetcher):
