@@ -174,6 +174,10 @@ class Store(abc.ABC):
         the same documents.
         """
 
+    @abc.abstractmethod
+    async def prune_alerts(self, before: datetime) -> int:
+        """Delete alerts last updated before `before`; return how many."""
+
     async def refresh(self) -> None:
         """Make every acknowledged write visible to reads now (a no-op where it already is)."""
 

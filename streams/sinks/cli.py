@@ -93,8 +93,15 @@ def export(store: Optional[str] = STORE, output: Optional[Path] = typer.Option(N
 
 @app.command()
 def prune(store: Optional[str] = STORE,
-          days: Optional[int] = typer.Option(None, min=0, help="Keep this many days before today (default: FINSENTRY_ES_RETENTION_DAYS).")) -> None:
-    """Delete documents published before the retention window (Elasticsearch: whole daily indices)."""
+          days: Optional[int] = typer.Option(None, min=0, help="Keep this many days before today (default: FINSENTRY_ES_RETENTION_DAYS)."),
+          alert_days: Optional[int] = typer.Option(None, min=0, help="Keep alerts updated this many days before today (default: FINSENTRY_ALERT_RETENTION_DAYS).")) -> None:
+    """Delete documents published before the retention window (Elasticsearch: whole daily indices), and old alerts."""
+    from finsentry.logging import setup_logging
+
     settings = get_settings()
+    setup_logging(settings.log_level, settings.log_json)  # the retention job logs what it dropped
     cutoff, deleted = _run(ops.prune(store, settings, settings.es_retention_days if days is None else days))
     typer.echo(f"deleted {deleted} documents published before {cutoff:%Y-%m-%d}")
+    alert_days = settings.alert_retention_days if alert_days is None else alert_days
+    alert_cutoff, alerts = _run(ops.prune_alerts(store, settings, alert_days))
+    typer.echo(f"deleted {alerts} alerts last updated before {alert_cutoff:%Y-%m-%d}")

@@ -2,11 +2,19 @@
 
 Writes go through `helpers.async_streaming_bulk` with `_id` = document id into the daily
 index of the document's `published_at`, so a re-delivered document overwrites its first
-copy. Transient failures — connection errors, 429, 5xx, and blocks such as a read-only
-cluster — are retried with jittered back-off inside `store_retry_budget_s`; past it the
-call raises `StoreUnavailable` and the caller (the index agent) retries the batch later,
-so nothing is dropped. A document refused for its content (400: mapping conflict, bad
-value) comes back in `UpsertResult.rejected` with Elasticsearch's reason.
+copy; a copy left in another day's index (the document's `published_at` changed) is
+deleted once the new copy is stored. Transient failures — connection errors, 429, 5xx,
+and blocks such as a read-only cluster — are retried with jittered back-off inside
+`store_retry_budget_s`; past it the call raises `StoreUnavailable` and the caller (the
+index agent) retries the batch later, so nothing is dropped. A document refused for its
+content (400: mapping conflict, bad value) comes back in `UpsertResult.rejected` with
+Elasticsearch's reason.
+
+Refused credentials (401, or 403 from the security layer) keep the batch waiting too, as
+nothing is lost by waiting for a fixed password or privilege, but are no outage: each
+refusal is logged as an error naming authentication/authorization and counted as
+`finsentry_store_errors_total{kind="auth"}`, and the call gives up at once instead of
+spending its retry budget on them.
 
 After any transient failure the store re-creates its template and indices before the next
 write: a cluster rebuilt meanwhile (or an in-memory stand-in restarted) must not
@@ -41,6 +49,7 @@ log = logging.getLogger("finsentry.store")
 T = TypeVar("T")
 
 _UNAVAILABLE_STATUS = {401, 403, 408, 429}  # auth, blocks (read-only cluster), timeout, overload
+_SECURITY_ERROR = "security_exception"  # the 403 type of both Elasticsearch and OpenSearch security
 _PAGE = 1000
 _MAX_BULK_BYTES = 10 * 1024 * 1024  # well under http.max_content_length (100 MB)
 _COMPAT = ("elasticsearch", "opensearch")
@@ -51,6 +60,17 @@ def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, ApiError):
         return exc.status_code in _UNAVAILABLE_STATUS or exc.status_code >= 500
     return isinstance(exc, TransportError) and not isinstance(exc, SerializationError)
+
+
+def _refused_credentials(status: int, error_type: Any) -> bool:
+    """401, or a 403 from the security layer (a 403 cluster block, e.g. read-only, is not)."""
+    return status == 401 or (status == 403 and error_type == _SECURITY_ERROR)
+
+
+def _auth_failure(exc: BaseException) -> bool:
+    if isinstance(exc, _PendingItems):
+        return exc.refused_credentials
+    return isinstance(exc, ApiError) and _refused_credentials(exc.status_code, exc.error)
 
 
 def _describe(exc: BaseException | str) -> str:
@@ -189,6 +209,13 @@ class ElasticsearchStore(Store):
                 if not _unavailable(exc):
                     raise
                 self._schema_ready = False
+                if _auth_failure(exc):
+                    metrics.STORE_ERRORS.labels(kind="auth").inc()
+                    log.error("store refused the credentials: authentication or authorization failed, writes wait "
+                              "until it is fixed (FINSENTRY_ES_USERNAME/_PASSWORD or _API_KEY, the user's index "
+                              "privileges) store=%s what=%s error=%s", self.url, what, _describe(exc))
+                    raise StoreUnavailable(f"{self.url}: {what}: authentication/authorization failed: "
+                                           f"{_describe(exc)}") from exc
                 metrics.STORE_ERRORS.labels(kind="transient").inc()
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailable(f"{self.url}: {what}: {_describe(exc)}") from exc
@@ -212,12 +239,15 @@ class ElasticsearchStore(Store):
             pending[record.id] = (header, body)  # one id twice in a batch: the last copy wins
         if not pending:
             return UpsertResult(stored=0, rejected=rejected)
+        targets = {doc_id: header["index"]["_index"] for doc_id, (header, _) in pending.items()}
+        elsewhere = await self._copies_elsewhere(targets)
         stored = 0
 
         async def send() -> None:
             nonlocal stored
             missing: set[str] = set()
             failure: str | None = None
+            refused_credentials = False
             async for ok, item in async_streaming_bulk(
                     self.client, list(pending.values()), chunk_size=self._chunk,
                     max_chunk_bytes=_MAX_BULK_BYTES, expand_action_callback=_as_is,
@@ -240,13 +270,50 @@ class ElasticsearchStore(Store):
                     pending.pop(doc_id, None)
                 else:
                     failure = f"{status} {_item_reason(error)}"
+                    error_type = error.get("type") if isinstance(error, dict) else None
+                    refused_credentials = refused_credentials or _refused_credentials(status, error_type)
             for index in missing:
                 await self._create_index(index)
             if pending:
-                raise _PendingItems(failure or f"{len(pending)} documents waiting for their index")
+                raise _PendingItems(failure or f"{len(pending)} documents waiting for their index",
+                                    refused_credentials)
 
         await self._retrying("bulk upsert", send)
+        refused = {r.id for r in rejected}
+        await self._delete_copies([(index, doc_id) for index, doc_id in elsewhere if doc_id not in refused])
         return UpsertResult(stored=stored, rejected=rejected)
+
+    async def _copies_elsewhere(self, targets: dict[str, str]) -> list[tuple[str, str]]:
+        """(index, id) of stored copies of these ids in another daily index than their target.
+
+        A document whose `published_at` moved to another day goes to another index, so the
+        first copy must go. One `ids` search per thousand ids; a search sees writes older
+        than the refresh interval (about a second), which re-deliveries (same date) and real
+        corrections (minutes or hours later) are.
+        """
+        ids = list(targets)
+        found: list[tuple[str, str]] = []
+        for i in range(0, len(ids), _PAGE):
+            hits = await self._search_docs({"query": {"ids": {"values": ids[i:i + _PAGE]}},
+                                            "source": False, "size": MAX_SEARCH_LIMIT})
+            found += [(hit["_index"], hit["_id"]) for hit in hits if hit["_index"] != targets[hit["_id"]]]
+        return found
+
+    async def _delete_copies(self, copies: list[tuple[str, str]]) -> None:
+        """Delete superseded copies, only once their new copy is stored: a new copy the store
+        rejected leaves the old one in place. A copy already gone (404) is fine."""
+        if not copies:
+            return
+        operations = [{"delete": {"_index": index, "_id": doc_id}} for index, doc_id in copies]
+
+        async def delete() -> None:
+            resp = await self.client.bulk(operations=operations)
+            failed = [item["delete"] for item in resp["items"] if item["delete"].get("status", 500) not in (200, 404)]
+            if failed:
+                raise _PendingItems(f"{failed[0].get('status')} {_item_reason(failed[0].get('error'))}")
+
+        await self._retrying("delete superseded copies", delete)
+        log.debug("store moved documents to another daily index count=%d", len(copies))
 
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         hits = await self._search_docs({"query": {"ids": {"values": [doc_id]}}, "size": 1})
@@ -322,6 +389,14 @@ class ElasticsearchStore(Store):
             log.info("store pruned indices=%s documents=%d", names, resp["count"])
         return deleted
 
+    async def prune_alerts(self, before: datetime) -> int:
+        resp = await self._retrying("prune alerts", lambda: self.client.delete_by_query(
+            index=self.names.alerts, query={"range": {"updated_at": {"lt": before.isoformat()}}},
+            conflicts="proceed", refresh=True, ignore_unavailable=True, allow_no_indices=True),
+            ensure_schema=False)
+        log.info("store pruned alerts=%d updated_before=%s", resp["deleted"], before.isoformat())
+        return int(resp["deleted"])
+
     async def refresh(self) -> None:
         await self._retrying("refresh", lambda: self.client.indices.refresh(
             index=",".join([self.names.docs_alias, self.names.alerts, self.names.labels]),
@@ -370,4 +445,9 @@ class ElasticsearchStore(Store):
 
 
 class _PendingItems(TransportError):
-    """Some bulk items failed transiently (429/5xx per item): retried like a lost connection."""
+    """Some bulk items failed transiently (429/5xx per item): retried like a lost connection.
+    `refused_credentials`: one of them was a 401/403 security refusal."""
+
+    def __init__(self, message: str, refused_credentials: bool = False):
+        super().__init__(message)
+        self.refused_credentials = refused_credentials

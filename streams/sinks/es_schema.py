@@ -18,10 +18,23 @@ from typing import Any
 
 TEXT_ANALYZER = "finsentry_text"
 
-ANALYSIS = {"analyzer": {TEXT_ANALYZER: {
-    "type": "custom", "tokenizer": "standard",
-    "filter": ["lowercase", "asciifolding"],  # "Crédit" matches "credit", as in the SQLite store
-}}}
+# Words as the SQLite store (FTS5 unicode61) and shape.search_terms see them: runs of letters,
+# digits and combining marks, anything else a separator ("don't" → don, t; "3.5" → 3, 5;
+# "oil_price" → oil, price). The standard tokenizer would keep "don't" and "3.5" whole, so a
+# search for "don" or "3" would find them on SQLite only. The char filter blanks every other
+# character and the whitespace tokenizer splits there: the same words as a pattern tokenizer,
+# and an analysis the in-memory test server applies as well. The template only shapes daily
+# indices created after it is put: days indexed with an earlier analysis keep it until they
+# are pruned (or reindexed).
+ANALYSIS = {
+    "char_filter": {"finsentry_non_word": {
+        "type": "pattern_replace", "pattern": "[^\\p{L}\\p{N}\\p{M}]+", "replacement": " ",
+    }},
+    "analyzer": {TEXT_ANALYZER: {
+        "type": "custom", "char_filter": ["finsentry_non_word"], "tokenizer": "whitespace",
+        "filter": ["lowercase", "asciifolding"],  # "Crédit" matches "credit", as in the SQLite store
+    }},
+}
 
 
 def _keyword(ignore_above: int = 1024) -> dict[str, Any]:

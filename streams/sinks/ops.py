@@ -64,6 +64,13 @@ async def prune(url: str | None, settings, days: int, now: datetime | None = Non
     return cutoff, deleted
 
 
+async def prune_alerts(url: str | None, settings, days: int, now: datetime | None = None) -> tuple[datetime, int]:
+    """Delete alerts last updated before the UTC day `days` days ago; (cutoff, alerts deleted)."""
+    cutoff = retention_cutoff(days, now)
+    deleted = await _with_store(url, settings, lambda store: store.prune_alerts(cutoff))
+    return cutoff, deleted
+
+
 _TABLE_COLUMNS = (("published_at", 20), ("sentiment", 8), ("score", 6), ("topic", 18),
                   ("entities", 14), ("source", 14), ("title", 60))
 

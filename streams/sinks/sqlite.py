@@ -225,6 +225,10 @@ class SqliteStore(Store):
 
         return await self._write(prune)
 
+    async def prune_alerts(self, before: datetime) -> int:
+        cutoff = before.timestamp()
+        return await self._write(lambda conn: conn.execute("DELETE FROM alerts WHERE updated_at < ?", (cutoff,)).rowcount)
+
     # --- alerts and labels --------------------------------------------------------------
 
     async def put_alert(self, alert: Alert) -> None:

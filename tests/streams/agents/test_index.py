@@ -66,3 +66,38 @@ async def test_outage_is_waited_out_and_rejections_dead_lettered(harness, tmp_pa
     assert await store.count() == 3 and await store.get("doc-2") is None
     assert letter.stage == "index" and "mapper_parsing_exception" in letter.reason
     await store.close()
+
+
+async def test_a_mapping_conflict_on_elasticsearch_is_dead_lettered_with_the_store_reason(harness, make_settings):
+    """The real ElasticsearchStore on osmem-server, an in-memory OpenSearch-compatible server
+    standing in for Elasticsearch: its mapping, not an injected fault, refuses the record."""
+    from osmem_server import OsmemServer
+
+    from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
+
+    def with_rank(i: int, rank) -> ScoredDocument:
+        return scored(i).model_copy(update={"meta": {"rank": rank}})
+
+    server = OsmemServer.start(japanese=False)
+    store = ElasticsearchStore(f"{server.url}?compat=opensearch", make_settings(es_replicas=0, store_retry_budget_s=2.0))
+    try:
+        await store.open()
+        await store.upsert_many([with_rank(0, 3)])  # the day's index now maps meta.rank as a number
+        h = harness(("index",), store=store)
+        async with h.agent("index").test_context() as agent:
+            for i, rank in ((1, 4), (2, "top"), (3, 5)):
+                await agent.put(with_rank(i, rank).model_dump_json().encode(), key=b"k")
+            letter = DeadLetter.model_validate_json((await h.read("dlq", 1, timeout=20))[0])
+            for _ in range(100):
+                await store.refresh()
+                if await store.count() == 3:
+                    break
+                await asyncio.sleep(0.05)
+        assert letter.stage == "index" and letter.reason.startswith("store rejected the document: ")
+        assert "meta.rank" in letter.reason and "parsing" in letter.reason
+        assert ScoredDocument.model_validate_json(letter.raw).id == "doc-2"
+        assert await store.count() == 3 and await store.get("doc-2") is None
+        assert [(await store.get(f"doc-{i}"))["meta"]["rank"] for i in (1, 3)] == [4, 5]
+    finally:
+        await store.close()
+        server.close()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from finsentry.streams.sinks import open_store
 from finsentry.streams.sinks.cli import app
 from finsentry.streams.sinks.ops import parse_time
-from store_helpers import scored, store_settings
+from store_helpers import alert, scored, store_settings
 
 runner = CliRunner()
 
@@ -30,6 +30,8 @@ def fill(url: str) -> list:
     async def write():
         async with open_store(url, store_settings()) as store:
             assert (await store.upsert_many(records)).stored == len(records)
+            await store.put_alert(alert(0, key="Energy", updated_at=now - timedelta(days=40)))
+            await store.put_alert(alert(0, key="Macro", updated_at=now - timedelta(hours=1)))
             await store.refresh()
 
     asyncio.run(write())
@@ -70,9 +72,18 @@ def test_count_search_export_prune(store_url, tmp_path):
     stdout = run("export", "--store", store_url, "--sentiment", "negative").output.splitlines()
     assert len(stdout) == 3
 
-    result = run("prune", "--store", store_url, "--days", "30")
-    assert result.exit_code == 0 and result.output.startswith("deleted 1 documents published before")
+    result = run("prune", "--store", store_url, "--days", "30", "--alert-days", "30")
+    # The output mixes the job's log lines (stderr) with its result lines (stdout).
+    results = [line for line in result.output.splitlines() if line.startswith("deleted ")]
+    assert result.exit_code == 0 and [line.split(" before ")[0] for line in results] == [
+        "deleted 1 documents published", "deleted 1 alerts last updated"]
     assert run("count", "--store", store_url).output.strip() == "3"
+
+    async def alert_keys():
+        async with open_store(store_url, store_settings()) as store:
+            return [a["key"] for a in await store.alerts()]
+
+    assert asyncio.run(alert_keys()) == ["Macro"]
 
 
 def test_bad_flags_and_unreachable_store_are_one_line_errors(tmp_path):

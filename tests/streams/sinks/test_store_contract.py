@@ -37,6 +37,17 @@ async def test_upsert_twice_keeps_one_record_with_the_latest_content(store):
     assert doc["title"] == "Story 1, corrected"
 
 
+async def test_a_document_re_dated_to_another_day_is_kept_once_with_the_newest_content(store):
+    # Elasticsearch puts it in another daily index: the copy in the first day's index must go.
+    await write(store, [scored(1)])
+    again = await write(store, [scored(1, minutes=2 * 24 * 60 + 1, title="Story 1, re-dated")])
+    assert again.stored == 1
+    assert await store.count() == 1
+    doc = await store.get("doc-00001")
+    assert doc["title"] == "Story 1, re-dated" and doc["published_at"].startswith("2024-03-06")
+    assert [d["title"] for d in await store.search(SearchQuery())] == ["Story 1, re-dated"]
+
+
 async def test_a_batch_holding_one_id_twice_stores_it_once(store):
     result = await write(store, [scored(1, title="old"), scored(1, title="new")])
     assert result.stored == 1
@@ -97,6 +108,7 @@ async def test_full_text_over_title_and_text(store):
         scored(1, title="Oil rallies", text="Crude jumps as the bank of England holds rates."),
         scored(2, title="Crédit Agricole profit", text="Quarterly earnings beat."),
         scored(3, title="Downgrades pile up", text="Several brokers cut targets."),
+        scored(4, title="Don't sell yet", text="Guidance raised to 3.5% growth, capex_plan steady."),
     ])
 
     async def found(text):
@@ -109,6 +121,9 @@ async def test_full_text_over_title_and_text(store):
     assert await found("credit") == ["doc-00002"]  # accents folded
     assert await found('bank" (analysts -') == ["doc-00000"]  # operators are just words
     assert await found("?!") == []  # no words: nothing, not everything
+    # Words are runs of letters and digits on both backends: punctuation inside a word splits it.
+    for text in ("don't", "don", "3.5", "3", "5", "capex", "plan", "capex_plan"):
+        assert await found(text) == ["doc-00004"], text
     assert await store.count(SearchQuery(text="bank", topic="Markets")) == 2
 
 
@@ -225,6 +240,17 @@ async def test_prune_deletes_whole_days_before_the_cutoff(store):
     assert deleted == 2
     assert sorted(ids(await store.search(SearchQuery()))) == ["doc-00002", "doc-00003"]
     assert await store.prune(T0 + 2 * day) == 0
+
+
+async def test_prune_alerts_deletes_those_last_updated_before_the_cutoff(store):
+    day = timedelta(days=1)
+    await store.put_alert(alert(0, key="Energy", updated_at=T0))
+    await store.put_alert(alert(3, key="Rates", updated_at=T0 + day))  # at the cutoff: kept
+    await store.put_alert(alert(0, key="Macro", updated_at=T0 + 2 * day))
+    assert await store.prune_alerts(T0 + day) == 1
+    await store.refresh()
+    assert [a["key"] for a in await store.alerts()] == ["Macro", "Rates"]
+    assert await store.prune_alerts(T0 + day) == 0
 
 
 async def test_open_again_is_harmless_and_keeps_data(store):

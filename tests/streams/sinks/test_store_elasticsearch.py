@@ -1,22 +1,26 @@
 """What only the Elasticsearch store has: template, daily indices behind an alias, the
-OpenSearch media-type node, URL options, and staying unavailable (not failing) while the
-cluster refuses writes.
+OpenSearch media-type node, URL options, retries of 429/5xx, refused credentials, and
+staying unavailable (not failing) while the cluster refuses writes.
 
 osmem-server stands in for Elasticsearch (an in-memory OpenSearch-compatible server);
-a real Elasticsearch is used instead where ES_URL is set.
+a real Elasticsearch is used instead where ES_URL is set. Overload, restarts and security
+come from es_fault_proxy, a proxy in front of osmem-server that answers errors on cue.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
 from elastic_transport import HttpHeaders
+from prometheus_client import REGISTRY
 
 from finsentry.streams.sinks.base import StoreUnavailable
 from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
 from finsentry.streams.sinks.opensearch_compat import _as_product, plain_media_types
 from finsentry.streams.sinks.retry import write_with_retry
+from es_fault_proxy import FaultProxy
 from store_helpers import alert, http_json, scored, store_settings
 
 ES_BACKENDS = ["osmem"] + (["elasticsearch"] if os.environ.get("ES_URL") else [])
@@ -28,6 +32,30 @@ async def es_store(request, make_store):
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def proxied(osmem_server):
+    """make(**settings) → (proxy, open store) on a fresh osmem clone behind a FaultProxy."""
+    opened = []
+
+    async def make(**settings):
+        clone = osmem_server.clone()
+        proxy = await FaultProxy(clone.url).start()
+        store = ElasticsearchStore(f"{proxy.url}?compat=opensearch", store_settings(**settings))
+        opened.append((clone, proxy, store))
+        await store.open()
+        return proxy, store
+
+    yield make
+    for clone, proxy, store in opened:
+        await store.close()
+        await proxy.close()
+        clone.close()
+
+
+def store_errors(kind: str) -> float:
+    return REGISTRY.get_sample_value("finsentry_store_errors_total", {"kind": kind}) or 0.0
 
 
 async def test_daily_indices_behind_the_alias_with_the_explicit_mapping(es_store):
@@ -52,6 +80,20 @@ async def test_daily_indices_behind_the_alias_with_the_explicit_mapping(es_store
     assert props["explanation"]["enabled"] is False
     for index in (names.alerts, names.labels):
         assert await c.indices.exists(index=index)
+
+
+async def test_a_re_dated_copy_the_store_rejects_leaves_the_first_copy_in_place(es_store):
+    later = 2 * 24 * 60
+    await es_store.upsert_many([scored(0), scored(1, meta={"rank": 4}), scored(5, minutes=later, meta={"rank": 1})])
+    # doc 1 moves to the day where meta.rank is mapped as a number, with a string: refused there.
+    result = await es_store.upsert_many([scored(1, minutes=later, meta={"rank": "top"}),
+                                         scored(0, minutes=later, title="moved")])
+    await es_store.refresh()
+    assert result.stored == 1 and [r.id for r in result.rejected] == ["doc-00001"]
+    kept = await es_store.get("doc-00001")
+    assert kept["meta"] == {"rank": 4} and kept["published_at"].startswith("2024-03-04")
+    assert (await es_store.get("doc-00000"))["title"] == "moved"
+    assert await es_store.count() == 3
 
 
 async def test_alert_evidence_with_explanations_is_kept_verbatim(es_store):
@@ -125,6 +167,50 @@ def test_auth_and_tls_come_from_settings():
     assert options["basic_auth"] == ("elastic", "pw") and "verify_certs" not in options
 
 
+async def test_429_and_503_for_the_request_or_one_item_are_retried_and_each_document_stored_once(proxied):
+    proxy, store = await proxied(store_retry_budget_s=5.0)
+    transient = store_errors("transient")
+    proxy.request_faults += [("/_bulk", 429), ("/_bulk", 503)]  # the whole bulk request, twice
+    proxy.item_faults["doc-00002"] = [429, 503]  # then one item of the bulk answer, twice
+    result = await store.upsert_many([scored(i) for i in range(5)])
+    assert (result.stored, result.rejected) == (5, [])
+    assert store_errors("transient") - transient == 4
+    # Each document reached the server once: a retry re-sends only what is not stored yet.
+    assert proxy.forwarded == {f"doc-{i:05d}": 1 for i in range(5)}
+    await store.refresh()
+    assert await store.count() == 5 and (await store.get("doc-00002"))["title"] == "Story 2"
+
+
+async def test_an_item_failing_past_the_budget_is_unavailable_then_the_retry_stores_it_once(proxied):
+    proxy, store = await proxied(store_retry_budget_s=0.2)
+    unavailable = store_errors("unavailable")
+    proxy.item_faults["doc-00001"] = [503] * 8  # more failures than one call retries
+    result = await write_with_retry(store, [scored(0), scored(1), scored(2)], initial_backoff_s=0.01)
+    assert (result.stored, result.rejected) == (3, [])
+    assert store_errors("unavailable") > unavailable and not proxy.item_faults["doc-00001"]
+    # The caller re-sends the whole batch (an upsert by id); the failing item got through once.
+    assert proxy.forwarded["doc-00001"] == 1 and proxy.forwarded["doc-00000"] > 1
+    await store.refresh()
+    assert await store.count() == 3
+
+
+async def test_refused_credentials_keep_the_batch_waiting_logged_and_counted_as_auth(proxied, caplog):
+    proxy, store = await proxied(store_retry_budget_s=5.0)
+    auth, transient = store_errors("auth"), store_errors("transient")
+    proxy.request_faults += [("/_bulk", 401), ("/_bulk", 403)]  # bad password, then missing privilege
+    proxy.item_faults["doc-00001"] = [403]  # a privilege missing on one index
+    with caplog.at_level(logging.ERROR, logger="finsentry.store"):
+        result = await write_with_retry(store, [scored(0), scored(1)], initial_backoff_s=0.01)
+    assert (result.stored, result.rejected) == (2, [])
+    assert store_errors("auth") - auth == 3 and store_errors("transient") == transient
+    refusals = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.ERROR and "authentication or authorization failed" in r.getMessage()]
+    assert [m.split("error=")[1][:3] for m in refusals] == ["401", "403", "403"]
+    assert proxy.forwarded["doc-00001"] == 1
+    await store.refresh()
+    assert await store.count() == 2
+
+
 async def test_a_cluster_refusing_writes_makes_the_store_unavailable_then_the_retry_writes_once():
     """osmem's frozen base answers writes with 403, as a read-only cluster block does."""
     from osmem_server import OsmemServer
@@ -134,8 +220,10 @@ async def test_a_cluster_refusing_writes_makes_the_store_unavailable_then_the_re
         async with ElasticsearchStore(f"{server.url}?compat=opensearch", store_settings(store_retry_budget_s=0.3)) as store:
             await store.upsert_many([scored(0)])
             server.freeze()
+            auth = store_errors("auth")
             with pytest.raises(StoreUnavailable, match="403"):
                 await store.upsert_many([scored(1)])
+            assert store_errors("auth") == auth  # a write block, not refused credentials
             assert await store.count() == 1  # reads still answer
             http_json("POST", f"{server.url}/_osmem/base/unfreeze")
             result = await write_with_retry(store, [scored(1), scored(2)], initial_backoff_s=0.01)
