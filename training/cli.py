@@ -85,8 +85,7 @@ def train(
     labelled: List[Path] = typer.Option([], "--labelled", help="CSV/JSONL with text + sentiment and/or topic; repeatable."),
     feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Add the training share of the analyst labels from the store."),
     parent: Optional[str] = typer.Option(None, help="Start from this model (directory or registry version) instead of the base encoder."),
-    replay_file: List[Path] = typer.Option([], "--replay-file", help="The parent's TFNS/TFNT training files to replay from; repeatable."),
-    replay_fraction: float = typer.Option(0.3, help="Share of the replay files mixed in."),
+    replay_fraction: Optional[float] = typer.Option(None, help="With --parent: share of the parent's replay pool (its training data minus its held-out split) mixed in (default FINSENTRY_TRAIN_REPLAY_FRACTION; 0: none)."),
     method: str = typer.Option("full", help="full | lora."),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="Base encoder: all-MiniLM-L6-v2 (served models) or all-mpnet-base-v2 (a teacher to distil from; needs the 'teacher' extra)."),
     epochs: float = typer.Option(5.0, help="Training epochs."),
@@ -116,11 +115,11 @@ def train(
                 return
             from finsentry.training.feedback import split_feedback
             from finsentry.training.finetune import TrainArguments, train as run_train
-            from finsentry.training.lineage import write_heldout
+            from finsentry.training.lineage import save_lineage
 
             if not (sentiment_file or topic_file or labelled or feedback):
                 _fail("no training data: give --sentiment-file, --topic-file, --labelled or --feedback")
-            for path in [*sentiment_file, *topic_file, *labelled, *replay_file]:
+            for path in [*sentiment_file, *topic_file, *labelled]:
                 if not path.is_file():
                     _fail(f"{path}: no such file")
             if method not in ("full", "lora"):
@@ -132,15 +131,35 @@ def train(
                 output_dir=output or Path("runs/train"), sentiment_files=[p.resolve() for p in sentiment_file],
                 topic_files=[p.resolve() for p in topic_file], labelled_files=[p.resolve() for p in labelled],
                 feedback=feedback_examples, parent=_model_dir(settings, parent) if parent else None,
-                replay_files=[p.resolve() for p in replay_file], replay_fraction=replay_fraction, method=method, encoder=encoder,
+                method=method, encoder=encoder,
                 epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                 resume=resume, version=version, shuffle_labels=shuffle_labels, progress=progress)
+            if args.parent:
+                fraction = settings.train_replay_fraction if replay_fraction is None else replay_fraction
+                args.labelled_files += _replay(settings, args.parent, fraction, seed, args.output_dir)
             _logging(settings)
-            report = run_train(args)
-            write_heldout(args, Path(report["artifact"]), report)
+            try:
+                report = run_train(args)
+            except ValueError as exc:  # unusable input: bad rows, clashing names, a foreign checkpoint
+                _fail(str(exc))
+            save_lineage(args, Path(report["artifact"]), report)
     except Busy as exc:
         _fail(str(exc), code=3)
     typer.echo(json.dumps({"version": report["version"], "artifact": report["artifact"], "dev": report["dev"]}))
+
+
+def _replay(settings: Settings, parent: Path, fraction: float, seed: int, run_dir: Path) -> list[Path]:
+    """The parent's replay sample as a labelled file of the run, as scheduled retraining
+    makes it (training.lineage.write_replay): never the parent's held-out split."""
+    from finsentry.training.lineage import REPLAY_FILE, HeldoutUnavailable, write_replay
+
+    if fraction <= 0:
+        return []
+    try:
+        return [write_replay(parent, settings.train_data_dir, fraction, seed, Path(run_dir) / REPLAY_FILE).resolve()]
+    except HeldoutUnavailable as exc:
+        _fail(f"cannot replay the parent's data without its held-out split: {exc} (--replay-fraction 0 trains without replay)")
+    raise AssertionError("unreachable")
 
 
 # --- eval ------------------------------------------------------------------------------------
@@ -154,6 +173,7 @@ def eval_command(
     gate_against: bool = typer.Option(False, "--gate", help="Also evaluate the serving model and print the gate's decision."),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory of the golden CSVs (default FINSENTRY_TRAIN_DATA_DIR)."),
+    backend: Optional[str] = typer.Option(None, help="Score with this engine backend (torch | torch-bf16 | onnx | cuda) instead of plain torch fp32."),
 ) -> None:
     """Accuracy, macro-F1, per-class report, confusion matrix and ECE on the golden sets."""
     from finsentry.models.registry import Registry
@@ -169,6 +189,8 @@ def eval_command(
     except FileNotFoundError as exc:
         _fail(str(exc))
     decision = None
+    if gate_against and backend:
+        _fail("--backend and --gate do not combine: the gate compares torch fp32 evaluations")
     if gate_against:
         registry = Registry(settings.registry_dir)
         current = registry.serving()
@@ -176,7 +198,10 @@ def eval_command(
         report, cur, par = evaluate_pair(directory, current, parent, golden, settings.train_data_dir)
         decision = gate(report, cur, settings, parent=par)
     else:
-        report = evaluate(directory, golden)
+        try:
+            report = evaluate(directory, golden, backend=backend, cache_dir=settings.model_cache_dir)
+        except ValueError as exc:  # a backend this machine cannot run
+            _fail(str(exc))
     if as_json:
         typer.echo(json.dumps({**report, "decision": decision.to_dict() if decision else None}, indent=2))
     else:

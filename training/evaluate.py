@@ -69,17 +69,32 @@ def heldout_set(parent_dir: Path, data_dir: Path | None) -> GoldenSet:
     return GoldenSet(f"heldout:{version}", heldout_examples(parent_dir, data_dir), role="forgetting")
 
 
-def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128) -> dict[str, Any]:
-    """Score the model (torch fp32, calibrated with its card's temperatures) on each set."""
+def _scorer(model_dir: Path, backend: str | None, batch_size: int, cache_dir: Path):
+    """(card, texts → (sentiment logits, topic logits)): plain torch fp32 by default, or an
+    engine backend by name (what a worker serves with)."""
     from finsentry.models.classifier import load_artifact, load_tokenizer
-    from finsentry.training.calibration import softmax
-    from finsentry.training.metrics import classification_report
     from finsentry.training.predict import logits_for
 
-    model, card = load_artifact(Path(model_dir))
+    if backend:
+        from finsentry.models.engine import load_model
+
+        loaded = load_model(model_dir, backend=backend, max_batch=64, cache_dir=cache_dir)
+        return loaded.card, loaded.logits
+    model, card = load_artifact(model_dir)
     tokenizer = load_tokenizer(card.max_length, card.encoder)
+    return card, lambda texts: logits_for(model, tokenizer, texts, card.max_length, batch_size)
+
+
+def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128, backend: str | None = None,
+             cache_dir: Path = Path("var/model-cache")) -> dict[str, Any]:
+    """Score the model (calibrated with its card's temperatures) on each set: torch fp32, or
+    the named engine backend."""
+    from finsentry.training.calibration import softmax
+    from finsentry.training.metrics import classification_report
+
+    card, score = _scorer(Path(model_dir), backend, batch_size, Path(cache_dir))
     report: dict[str, Any] = {
-        "version": card.version, "parent": card.parent, "model_dir": str(model_dir),
+        "version": card.version, "parent": card.parent, "model_dir": str(model_dir), "backend": backend or "torch",
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "temperatures": {"sentiment": card.sentiment_temperature, "topic": card.topic_temperature},
         "sets": {},
@@ -89,7 +104,7 @@ def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128
     for gs in golden:
         entry: dict[str, Any] = {"n": len(gs.examples), "sha256": gs.sha256, "role": gs.role}
         if gs.examples:
-            s_logits, t_logits = logits_for(model, tokenizer, [e.text for e in gs.examples], card.max_length, batch_size)
+            s_logits, t_logits = score([e.text for e in gs.examples])
             for head, logits in (("sentiment", s_logits), ("topic", t_logits)):
                 idx = [i for i, e in enumerate(gs.examples) if getattr(e, head) != MISSING]
                 if idx:
@@ -216,9 +231,22 @@ def _forgetting(candidate, current, parent, settings, checks: _Checks) -> None:
 # --- presentation ----------------------------------------------------------------------------
 
 
+def _confusion_lines(matrix: list[list[int]], labels: Sequence[str]) -> list[str]:
+    """The confusion matrix as a table: a row per true class, columns numbered like the rows."""
+    if not matrix:
+        return []
+    width = max(4, len(str(max(max(row) for row in matrix))) + 1)
+    lines = ["  confusion (rows true, columns predicted; column k is class k):",
+             f"  {'':>2} {'':<28}" + "".join(f"{k:>{width}}" for k in range(len(matrix)))]
+    for k, (label, row) in enumerate(zip(labels, matrix)):
+        lines.append(f"  {k:>2} {label[:28]:<28}" + "".join(f"{v:>{width}}" for v in row))
+    return lines
+
+
 def render(report: dict[str, Any], decision: Decision | None = None) -> str:
     """A readable summary of an evaluation (and a gate decision)."""
-    lines = [f"model {report['version']} (parent {report.get('parent') or 'base encoder'})", "",
+    lines = [f"model {report['version']} (parent {report.get('parent') or 'base encoder'})"
+             + (f", backend {report['backend']}" if report.get("backend") else ""), "",
              f"{'set':<28} {'head':<10} {'n':>6} {'accuracy':>9} {'macro-F1':>9} {'ECE':>7}"]
     for name, entry in report["sets"].items():
         for head in HEADS:
@@ -233,8 +261,7 @@ def render(report: dict[str, Any], decision: Decision | None = None) -> str:
             for cls, m in entry[head]["per_class"].items():
                 lines.append(f"  {cls:<28} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
             labels = SENTIMENT_LABELS if head == "sentiment" else TOPIC_LABELS
-            if len(labels) <= 3:
-                lines.append("  confusion (rows true, columns predicted): " + str(entry[head]["confusion"]))
+            lines += _confusion_lines(entry[head].get("confusion") or [], labels)
     if decision is not None:
         lines += ["", "gate: " + ("PROMOTE" if decision.promote else "REJECT")]
         lines += [f"  - {r}" for r in decision.reasons]

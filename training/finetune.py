@@ -1,14 +1,17 @@
 """Fine-tune the two-head classifier; reads top to bottom like an HF example script.
 
-1. arguments (a dataclass)  2. data: train files + feedback + replay, a dev split carved
-from the *training* files (the published held-out sets are never seen here)  3. model: the
-parent version or the base encoder, full fine-tune or LoRA  4. train with length-grouped
-batches and a masked two-task loss, checkpointing each epoch (resumable)  5. keep the best
-epoch on dev, fit temperatures on dev  6. write the artifact and a run report.
+1. arguments (a dataclass)  2. data: train files + feedback (a parent's replay sample comes
+as a labelled file, training.lineage.write_replay), a dev split carved from the *training*
+files (the published held-out sets are never seen here)  3. model: the parent version or the
+base encoder, full fine-tune or LoRA  4. train with length-grouped batches and a masked
+two-task loss, checkpointing each epoch (resumable by the same run only: the checkpoint
+carries a fingerprint of the arguments and data)  5. keep the best epoch on dev, fit
+temperatures on dev  6. write the artifact and a run report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -50,8 +53,6 @@ class TrainArguments:
     labelled_files: list[Path] = field(default_factory=list)  # CSV/JSONL: text + sentiment/topic
     feedback: list[Example] = field(default_factory=list)  # analyst labels, already resolved to text
     parent: Path | None = None  # start from this model directory instead of the base encoder
-    replay_files: list[Path] = field(default_factory=list)  # the parent's training data (TFNS/TFNT)
-    replay_fraction: float = 0.3  # of the replay data mixed in when a parent is given
     encoder: str = DEFAULT_ENCODER  # models.encoders name; all-mpnet-base-v2 for a teacher only
     method: str = "full"  # full | lora
     lora_r: int = 16
@@ -95,6 +96,9 @@ def bf16_supported(device: str) -> bool:
 
 
 def load_examples(args: TrainArguments) -> tuple[list[Example], dict[str, str]]:
+    names = [Path(p).name for p in [*args.sentiment_files, *args.topic_files, *args.labelled_files]]
+    if len(set(names)) != len(names):  # the card records files by name
+        raise ValueError(f"training files must have distinct names: {names}")
     examples: list[Example] = []
     hashes: dict[str, str] = {}
     for path in args.sentiment_files:
@@ -112,13 +116,34 @@ def load_examples(args: TrainArguments) -> tuple[list[Example], dict[str, str]]:
     return examples, hashes
 
 
-def replay_sample(args: TrainArguments, rng: random.Random) -> list[Example]:
-    """A share of the parent's training data, so new data does not erase old skills."""
-    old: list[Example] = []
-    for path in args.replay_files:
-        old += read_tfnt(path) if "tfnt" in Path(path).name else read_tfns(path)
-    rng.shuffle(old)
-    return old[: int(len(old) * args.replay_fraction)]
+class CheckpointMismatch(ValueError):
+    """The run directory's checkpoint was written by a run with other arguments or data."""
+
+
+# Fields that do not change what a run computes: a resumed run may differ in them.
+NOT_FINGERPRINTED = ("output_dir", "sentiment_files", "topic_files", "labelled_files", "feedback", "parent",
+                     "teacher", "threads", "version", "resume", "progress")
+
+
+def run_fingerprint(args: TrainArguments, hashes: dict[str, str]) -> str:
+    """SHA-256 of what determines a run: its arguments, the hashes of its data in load order
+    and the parent's and teacher's artifacts."""
+    from finsentry.models.registry import artifact_sha256
+
+    fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items() if k not in NOT_FINGERPRINTED}
+    models = {role: artifact_sha256(Path(path)) if path else None
+              for role, path in (("parent", args.parent), ("teacher", args.teacher))}
+    kinds = [len(args.sentiment_files), len(args.topic_files), len(args.labelled_files)]  # how each file is read
+    blob = json.dumps({"args": fields, "data": list(hashes.items()), "kinds": kinds, "models": models}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict:
+    state = torch.load(path, weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        raise CheckpointMismatch(f"{path} was written by another run (other arguments, data or parent model): "
+                                 f"delete it or start over without resuming (--no-resume)")
+    return state
 
 
 def shuffled(examples: list[Example], rng: random.Random) -> list[Example]:
@@ -211,8 +236,8 @@ def train(args: TrainArguments) -> dict:
     # --- data -------------------------------------------------------------------------
     examples, hashes = load_examples(args)
     train_set, dev_set = stratified_split(examples, args.dev_fraction, args.seed)
-    if args.parent and args.replay_files:
-        train_set += replay_sample(args, rng)
+    fingerprint = run_fingerprint(args, hashes)
+    resumed = load_checkpoint(ckpt_path, fingerprint) if args.resume and ckpt_path.exists() else None
     if args.shuffle_labels:
         train_set = shuffled(train_set, rng)
     if not train_set:
@@ -247,14 +272,13 @@ def train(args: TrainArguments) -> dict:
 
     step, epoch, best = 0, 0, {"score": -1.0, "epoch": -1}
     history: list[dict] = []
-    if args.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, best, history = state["step"], state["epoch"], state["best"], state["history"]
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        step, epoch, best, history = resumed["step"], resumed["epoch"], resumed["best"], resumed["history"]
+        rng.setstate(resumed["rng"])
+        torch.set_rng_state(resumed["torch_rng"])
         log.info("resumed from %s at step %d (epoch %d)", ckpt_path, step, epoch)
 
     best_path = out_dir / "best.pt"
@@ -303,7 +327,7 @@ def train(args: TrainArguments) -> dict:
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "step": step, "epoch": epoch, "best": best, "history": history, "rng": rng.getstate(),
-             "torch_rng": torch.get_rng_state()},
+             "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint},
             ckpt_path,
         )
     bar.close()
@@ -324,7 +348,7 @@ def train(args: TrainArguments) -> dict:
 
     version = args.version or datetime.now(timezone.utc).strftime("m%Y%m%d-%H%M%S")
     hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()
-             if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "replay_files", "parent", "teacher")}
+             if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "parent", "teacher")}
     hyper["teacher"] = ModelCard.read(args.teacher).version if args.teacher else None
     hyper["teacher_encoder"] = ModelCard.read(args.teacher).encoder if args.teacher else None
     card = ModelCard(

@@ -2,15 +2,20 @@
 
 The held-out split is where forgetting is measured when the model's child is trained; the
 rest of its training data is the replay pool the child rehearses. Runs started here write
-the split beside the artifact (heldout.jsonl). For a model trained without it (the shipped
-default), the split is rebuilt exactly as training carved it: the same files (checked by
-hash), fraction and seed, through the same functions.
+the split beside the artifact (heldout.jsonl) and keep a copy of every training file in
+data/, so the files travel with the version into the registry: a run's replay file and the
+extra files it read live in places later runs do not look (the run directory, a changing
+extra directory), yet its children and grandchildren replay them. For a model trained
+without them (the shipped default), the split is rebuilt exactly as training carved it:
+the same files (checked by hash), fraction and seed, through the same functions.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import shutil
 from pathlib import Path
 
 from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
@@ -19,6 +24,8 @@ from finsentry.training.data import MISSING, Example, file_sha256, read_labelled
 log = logging.getLogger("finsentry.training.lineage")
 
 HELDOUT_FILE = "heldout.jsonl"
+DATA_DIR = "data"  # beside the artifact: copies of the files it was trained on
+REPLAY_FILE = "replay.jsonl"
 
 
 class HeldoutUnavailable(Exception):
@@ -55,8 +62,25 @@ def write_heldout(args, artifact_dir: Path, report: dict | None = None) -> Path:
     return write_examples(dev, Path(artifact_dir) / HELDOUT_FILE)
 
 
-def _resolve(recorded: str, digest: str, data_dir: Path | None) -> Path:
-    candidates = [Path(recorded)]
+def keep_training_files(args, artifact_dir: Path) -> Path:
+    """Copy the run's training files to the artifact's data/, under the names its card
+    records them by (training refuses two files of one name)."""
+    target = Path(artifact_dir) / DATA_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for path in [*args.sentiment_files, *args.topic_files, *args.labelled_files]:
+        shutil.copyfile(path, target / Path(path).name)
+    return target
+
+
+def save_lineage(args, artifact_dir: Path, report: dict | None = None) -> None:
+    """What the model's children need of it: its held-out split and its training files."""
+    write_heldout(args, artifact_dir, report)
+    keep_training_files(args, artifact_dir)
+
+
+def _resolve(recorded: str, digest: str, data_dir: Path | None, model_dir: Path | None = None) -> Path:
+    candidates = [Path(model_dir) / DATA_DIR / Path(recorded).name] if model_dir is not None else []
+    candidates.append(Path(recorded))
     if data_dir is not None:
         candidates.append(Path(data_dir) / Path(recorded).name)
     for path in candidates:
@@ -92,7 +116,7 @@ def heldout_examples(model_dir: Path, data_dir: Path | None = None) -> list[Exam
         raise HeldoutUnavailable(f"{model_dir}: trained on analyst feedback but no {HELDOUT_FILE} was saved")
     examples: list[Example] = []
     for recorded, digest in files.items():  # the card keeps load order: sentiment, topic, labelled
-        examples += _read_any(_resolve(recorded, digest, data_dir))
+        examples += _read_any(_resolve(recorded, digest, data_dir, model_dir))
     hyper = card.get("hyperparameters", {})
     _, dev = stratified_split(examples, float(hyper.get("dev_fraction", 0.1)), int(hyper.get("seed", 13)))
     expected = card.get("data", {}).get("dev_examples")
@@ -114,9 +138,19 @@ def replay_pool(model_dir: Path, data_dir: Path | None = None) -> list[Example]:
         if recorded == "analyst_feedback":
             continue
         try:
-            path = _resolve(recorded, digest, data_dir)
+            path = _resolve(recorded, digest, data_dir, model_dir)
         except HeldoutUnavailable as exc:
             log.warning("replay file skipped: %s", exc)
             continue
         pool += [e for e in _read_any(path) if (e.text, e.sentiment, e.topic) not in held]
     return pool
+
+
+def write_replay(model_dir: Path, data_dir: Path | None, fraction: float, seed: int, path: Path) -> Path:
+    """A seeded sample of the model's replay pool, as a labelled file for its child's run.
+    It enters the child as labelled data, so the child's dev split (epoch choice,
+    temperatures) and held-out split hold old data as well as new."""
+    pool = replay_pool(model_dir, data_dir)
+    sample = random.Random(seed).sample(pool, int(len(pool) * fraction))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_examples(sample, Path(path))

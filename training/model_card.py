@@ -9,21 +9,41 @@ from pathlib import Path
 from finsentry.models.classifier import ModelCard
 
 FLOORS = {("sentiment", "accuracy"): 0.89, ("sentiment", "macro_f1"): 0.85, ("topic", "accuracy"): 0.90}
+SERVED_BACKENDS = ("torch-bf16", "onnx")  # the faster backends `auto` may serve with
 
 
-def heldout_metrics(model_dir: Path, data_dir: Path) -> dict:
+def heldout_metrics(model_dir: Path, data_dir: Path, backend: str | None = None) -> dict:
     from finsentry.training.evaluate import evaluate, golden_sets
 
-    report = evaluate(model_dir, golden_sets(data_dir))
+    report = evaluate(model_dir, golden_sets(data_dir), backend=backend)
     return report
 
 
-def write_model_card(model_dir: Path, data_dir: Path, run_report: dict | None = None) -> Path:
+def summary(evaluation: dict) -> dict:
+    """set → head → n, accuracy, macro-F1, ECE of an `evaluate` report."""
+    return {name: {head: {k: m[k] for k in ("n", "accuracy", "macro_f1", "ece")}
+                   for head, m in heads.items() if isinstance(m, dict) and "accuracy" in m}
+            for name, heads in evaluation["sets"].items()}
+
+
+def record_backends(card: ModelCard, evaluations: dict[str, dict]) -> None:
+    """Put the floors and each served backend's held-out metrics in the card: `auto` will not
+    serve with a backend recorded below a floor."""
+    floors: dict[str, dict[str, float]] = {}
+    for (head, metric), value in FLOORS.items():
+        floors.setdefault(head, {})[metric] = value
+    card.metrics["floors"] = floors
+    card.metrics["heldout_by_backend"] = {name: summary(e) for name, e in evaluations.items()}
+
+
+def write_model_card(model_dir: Path, data_dir: Path, run_report: dict | None = None,
+                     backends=SERVED_BACKENDS) -> Path:
+    from finsentry.models.backends import cpu_has_native_bf16
+
     card = ModelCard.read(model_dir)
-    evaluation = heldout_metrics(model_dir, data_dir)
-    card.metrics["heldout"] = {name: {head: {k: m[k] for k in ("n", "accuracy", "macro_f1", "ece")}
-                                      for head, m in heads.items() if isinstance(m, dict) and "accuracy" in m}
-                               for name, heads in evaluation["sets"].items()}
+    card.metrics["heldout"] = summary(heldout_metrics(model_dir, data_dir))
+    runnable = [b for b in backends if b != "torch-bf16" or cpu_has_native_bf16()]
+    record_backends(card, {b: heldout_metrics(model_dir, data_dir, b) for b in runnable})
     card.write(model_dir)
     path = model_dir / "MODEL_CARD.md"
     path.write_text(render(card, run_report))
@@ -37,6 +57,8 @@ def render(card: ModelCard, run_report: dict | None) -> str:
         for head, m in heads.items():
             floor = " / ".join(f"{metric} ≥ {v}" for (h, metric), v in FLOORS.items() if h == head)
             rows.append(f"| {name} | {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} | {floor} |")
+    backend_rows = [_backend_row(backend, name, head, m) for backend, sets in card.metrics.get("heldout_by_backend", {}).items()
+                    for name, heads in sets.items() for head, m in heads.items()]
     dev = card.metrics.get("dev", {})
     dev_rows = [f"| {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} |" for head, m in dev.items()]
     hp = card.hyperparameters
@@ -68,6 +90,7 @@ def render(card: ModelCard, run_report: dict | None) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
+        *_served_section(backend_rows),
         "## Dev split (calibrated)",
         "",
         "| head | n | accuracy | macro-F1 | ECE |",
@@ -91,3 +114,26 @@ def render(card: ModelCard, run_report: dict | None) -> str:
         "their title and lead. Per-entity sentiment is the document's sentiment.",
         "",
     ])
+
+
+def _backend_row(backend: str, name: str, head: str, m: dict) -> str:
+    below = [f"{metric} below {v}" for (h, metric), v in FLOORS.items() if h == head and m[metric] < v]
+    verdict = "**below the floor: " + ", ".join(below) + "**" if below else "clears the floor"
+    return f"| {backend} | {name} | {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} | {verdict} |"
+
+
+def _served_section(backend_rows: list[str]) -> list[str]:
+    if not backend_rows:
+        return []
+    return [
+        "## Held-out quality of the served backends",
+        "",
+        "The table above is torch fp32. Workers serve with the fastest backend `auto` measures (torch-bf16:",
+        "bf16 autocast; onnx: ONNX Runtime, int8 weights); these are the same sets scored through each",
+        "(`finsentry eval --backend NAME`). `auto` does not serve with a backend recorded here below a floor.",
+        "",
+        "| backend | set | head | n | accuracy | macro-F1 | ECE | floor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *backend_rows,
+        "",
+    ]

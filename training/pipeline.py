@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import shutil
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from finsentry.training.data import Example, read_labelled
 from finsentry.training.evaluate import Decision, GoldenSet, evaluate, gate, golden_sets, heldout_set
 from finsentry.training.feedback import split_feedback
 from finsentry.training.finetune import TrainArguments, train
-from finsentry.training.lineage import HeldoutUnavailable, replay_pool, write_examples, write_heldout
+from finsentry.training.lineage import REPLAY_FILE, HeldoutUnavailable, save_lineage, write_replay
 
 log = logging.getLogger("finsentry.training.pipeline")
 
@@ -73,13 +72,9 @@ def plan(settings, parent: Version | None, feedback: Sequence[Example], run_dir:
         new = len(feedback) + sum(len(read_labelled(p)) for p in extras)
         if new < settings.train_min_new_examples:
             raise NothingToLearn(f"{new} new labelled examples, fewer than {settings.train_min_new_examples}")
-        pool = replay_pool(parent.path, data_dir)
-        rng = random.Random(args.seed)
-        sample = rng.sample(pool, int(len(pool) * settings.train_replay_fraction))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # Replay enters as labelled data (not TrainArguments.replay_files) so the dev split,
-        # which picks the best epoch and fits the temperatures, holds old data as well as new.
-        args.labelled_files = extras + [write_examples(sample, run_dir / "replay.jsonl")]
+        replay = write_replay(parent.path, data_dir, settings.train_replay_fraction, args.seed,
+                              run_dir / REPLAY_FILE)
+        args.labelled_files = extras + [replay]
         args.parent = parent.path
     return replace(args, **overrides)
 
@@ -132,7 +127,7 @@ def retrain(settings, registry: Registry, labels: Sequence[Label], trigger: str,
              parent.name if parent else None, len(feedback_train), json.dumps(evidence, default=str))
     report = train(args)
     artifact = Path(report["artifact"])
-    write_heldout(args, artifact, report)
+    save_lineage(args, artifact, report)
     golden = golden_sets(settings.train_data_dir, feedback_golden)
     cand, cur, par = evaluate_pair(artifact, registry.serving(), parent, golden, settings.train_data_dir)
     registered, decision = decide(registry, artifact, report, cand, cur, par, settings, reason=f"retrain on {trigger}")

@@ -1,5 +1,6 @@
 """The training commands end to end: labels published to the embedded broker, the registry
-commands, and train → eval → models register on the tiny slice (two steps)."""
+commands, train → eval → models register on the tiny slice (two steps), and a child trained
+from its parent with the parent's replay pool."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from finsentry.settings import get_settings
 from finsentry.streams.records import Label, ModelUpdate
 from finsentry.training.cli import app
+from finsentry.training.data import read_labelled, read_tfns, read_tfnt
 
 runner = CliRunner()
 
@@ -110,6 +112,30 @@ def test_train_then_eval_then_register_records_the_gate_decision(env, tmp_path: 
     assert outcome["status"] == "rejected" and any("below the floor" in r for r in outcome["reasons"])
     listed = invoke("models", "list")
     assert "m-cli" in listed.output and "rejected" in listed.output
+
+
+def test_train_from_a_parent_replays_its_training_data_but_never_its_heldout_split(
+        env, tmp_path: Path, tiny_data: Path, fresh_sentiment_rows):
+    parent = tmp_path / "parent"
+    files = [tiny_data / "tfns_sentiment_train.csv", tiny_data / "tfnt_topic_train.csv"]
+    first = invoke("train", "--sentiment-file", str(files[0]), "--topic-file", str(files[1]), "--max-steps", "2",
+                   "--batch-size", "8", "--output", str(parent), "--version", "m-parent", "--no-progress")
+    assert first.exit_code == 0, first.output
+    new = tmp_path / "new.jsonl"
+    names = {"0": "negative", "1": "positive", "2": "neutral"}
+    new.write_text("".join(json.dumps({"text": r["text"], "sentiment": names[r["label"]]}) + "\n"
+                           for r in fresh_sentiment_rows))
+    child = tmp_path / "child"
+    second = invoke("train", "--labelled", str(new), "--parent", str(parent), "--replay-fraction", "1",
+                    "--max-steps", "2", "--batch-size", "8", "--output", str(child), "--version", "m-kid", "--no-progress")
+    assert second.exit_code == 0, second.output
+
+    held = set(read_labelled(parent / "model" / "heldout.jsonl"))
+    replay = set(read_labelled(child / "replay.jsonl"))
+    assert held and replay == set(read_tfns(files[0]) + read_tfnt(files[1])) - held
+    files_of_child = json.loads((child / "model" / "card.json").read_text())["data"]["files"]
+    assert set(files_of_child) == {"new.jsonl", "replay.jsonl"}
+    assert (child / "model" / "data" / "replay.jsonl").read_bytes() == (child / "replay.jsonl").read_bytes()
 
 
 def test_train_refuses_missing_inputs(env, tmp_path: Path):

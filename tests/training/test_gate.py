@@ -108,3 +108,20 @@ def test_render_shows_metrics_and_the_decision(settings):
     candidate = report("m1", sent=0.79)
     text = render(candidate, gate(candidate, None, settings))
     assert "tfns-valid" in text and "0.7900" in text and "REJECT" in text and "below the floor" in text
+
+
+def test_render_shows_the_confusion_matrix_of_every_head():
+    import numpy as np
+
+    from finsentry.models.labels import TOPIC_LABELS
+    from finsentry.training.metrics import classification_report
+
+    truth = np.arange(40) % len(TOPIC_LABELS)
+    predicted = np.where(truth == 5, 7, truth)  # every Earnings headline taken for Financials
+    probs = np.eye(len(TOPIC_LABELS))[predicted]
+    entry = {"n": 40, "sha256": "t", "role": "golden", "topic": classification_report(truth, probs, TOPIC_LABELS)}
+    lines = render({"version": "m1", "sets": {"tfnt-test": entry}}).splitlines()
+    rows = {line.split()[0]: line for line in lines if line[:4].strip().isdigit()}
+    assert len(rows) == len(TOPIC_LABELS)
+    earnings = rows["5"].split()
+    assert "Earnings" in rows["5"] and [int(v) for v in earnings[-20:]] == [0] * 7 + [2] + [0] * 12

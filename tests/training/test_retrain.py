@@ -1,7 +1,8 @@
 """The whole retraining path on a tiny slice of the real data (a few CPU steps per run):
 train → evaluate → gate → register → promote → retrain a child → promote → roll back,
-with every promotion and the rollback published to the embedded broker; and the control:
-the same recipe on shuffled labels is rejected by the gate."""
+with every promotion and the rollback published to the embedded broker; a grandchild's
+replay still reaching the first generation's data; and the control: the same recipe on
+shuffled labels is rejected by the gate."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from training_helpers import TINY_TRAIN, read_topic, tiny_settings, write_tiny_data
+from training_helpers import TINY_TRAIN, read_topic, sample_rows, tiny_settings, write_tiny_data
 
+from finsentry.models.labels import TOPIC_LABELS
 from finsentry.models.registry import Registry
 from finsentry.streams.records import Label, ModelUpdate
-from finsentry.training.data import read_labelled
-from finsentry.training.lineage import HELDOUT_FILE, heldout_examples
-from finsentry.training.pipeline import retrain
+from finsentry.training.data import file_sha256, read_labelled, read_tfns, read_tfnt
+from finsentry.training.lineage import DATA_DIR, HELDOUT_FILE, REPLAY_FILE, heldout_examples, replay_pool
+from finsentry.training.pipeline import plan, retrain
 from finsentry.training.publish import ModelUpdatePublisher
 
 # The child run is 4 steps from its parent; on 120-example golden sets that moves metrics
@@ -35,6 +37,19 @@ def lineage(tmp_path_factory, broker):
     registry = Registry(settings.registry_dir, publisher=ModelUpdatePublisher(settings), shipped=None)
     first = retrain(settings, registry, [], "manual", version="m-first", **TINY_TRAIN)
     return {"settings": settings, "registry": registry, "first": first, "root": root}
+
+
+@pytest.fixture(scope="module")
+def child(lineage, fresh_sentiment_rows):
+    """m-first's child, trained on analyst labels plus an extra file of topic rows."""
+    settings = lineage["settings"]
+    extra = Path(settings.train_extra_dir)
+    extra.mkdir(parents=True, exist_ok=True)
+    rows = sample_rows("tfnt_topic_train.csv", 1, 1, skip=10)  # past the tiny slice's 8 per topic
+    (extra / "topics.jsonl").write_text("".join(
+        json.dumps({"text": r["text"], "topic": TOPIC_LABELS[int(r["label"])]}) + "\n" for r in rows))
+    return retrain(settings, lineage["registry"], analyst_labels(fresh_sentiment_rows), "drift",
+                   {"psi_sentiment": 0.4}, version="m-child", max_steps=4, **TINY_TRAIN)
 
 
 def analyst_labels(rows) -> list[Label]:
@@ -68,11 +83,9 @@ def test_heldout_split_is_rebuilt_from_the_card_when_not_saved(lineage, tmp_path
     assert rebuilt == read_labelled(saved / HELDOUT_FILE) and len(rebuilt) > 20
 
 
-def test_child_is_gated_on_forgetting_then_rollback_restores_the_parent(lineage, fresh_sentiment_rows, broker):
+def test_child_is_gated_on_forgetting_then_rollback_restores_the_parent(lineage, child, fresh_sentiment_rows, broker):
     settings, registry = lineage["settings"], lineage["registry"]
     labels = analyst_labels(fresh_sentiment_rows)
-    child = retrain(settings, registry, labels, "drift", {"psi_sentiment": 0.4}, version="m-child",
-                    max_steps=4, **TINY_TRAIN)
     assert child.result == "promoted", child.reasons
     manifest = registry.get("m-child").manifest
     assert manifest.parent == "m-first"
@@ -100,6 +113,35 @@ def test_child_is_gated_on_forgetting_then_rollback_restores_the_parent(lineage,
     assert [(u.action, u.version) for u in updates] == [
         ("promote", "m-first"), ("promote", "m-child"), ("rollback", "m-first")]
     assert {r.key for r in records} == {b"model"}  # one key: one partition, in order
+
+
+def test_grandchild_replays_the_first_generation_from_the_registry(lineage, child, tmp_path: Path, monkeypatch):
+    """Three generations: m-child's training files travel with its registry version, so
+    the grandchild's replay holds m-first's data (through m-child's replay file) and the
+    extra file, with the child's run directory and the extra directory gone."""
+    settings, registry = lineage["settings"], lineage["registry"]
+    extra_file = Path(settings.train_extra_dir) / "topics.jsonl"
+    extra = read_labelled(extra_file)
+    shutil.rmtree(child.run_dir)
+    extra_file.unlink()
+    monkeypatch.chdir(tmp_path)  # nothing to find by file name in the working directory
+    parent = registry.get("m-child")
+    kept = parent.path / DATA_DIR
+    assert {p.name: file_sha256(p) for p in kept.iterdir()} == {
+        k: v for k, v in parent.manifest.data["files"].items() if k != "analyst_feedback"}
+
+    data = Path(settings.train_data_dir)
+    first_generation = set(read_tfns(data / "tfns_sentiment_train.csv") + read_tfnt(data / "tfnt_topic_train.csv"))
+    held = set(heldout_examples(parent.path))
+    pool = replay_pool(parent.path, settings.train_data_dir)
+    replayed_first = {e for e in pool if e in first_generation}
+    assert replayed_first and replayed_first == set(read_labelled(kept / REPLAY_FILE)) - held
+    assert set(extra) - held <= set(pool) and not set(pool) & held
+
+    everything = settings.model_copy(update={"train_replay_fraction": 1.0})
+    plan(everything, parent, extra, tmp_path / "run", "m-grand")
+    replay = read_labelled(tmp_path / "run" / REPLAY_FILE)
+    assert len(replay) == len(pool) and {e.text for e in replay} == {e.text for e in pool}
 
 
 def test_candidate_trained_on_shuffled_labels_is_rejected(lineage, tmp_path: Path, tiny_data: Path):
