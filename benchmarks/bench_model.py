@@ -2,7 +2,9 @@
 
 Naive = what a first script does: pad every text to 128 tokens, batches of 32 in input
 order, fp32, no sorting. Both score the same held-out texts (TFNS valid + TFNT test), and
-accuracy is printed beside each so speed never hides a quality loss.
+accuracy is printed beside each so speed never hides a quality loss. The last lines judge
+`auto`'s choice (measured afresh on the model's golden batch, as a worker would) and the best
+backend against the target: at least 8x naive with each head's accuracy within 0.5 point.
 
     python benchmarks/bench_model.py [--n 2000] [--threads 0]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -19,12 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finsentry.models.engine import SHIPPED_MODEL, LoadedModel, candidate_backends
+from finsentry.models.engine import SHIPPED_MODEL, LoadedModel, candidate_backends, choose_backend, read_golden
 from finsentry.models.classifier import load_artifact, load_tokenizer
 from finsentry.models.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
 from finsentry.models.textnorm import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
+TARGET_SPEEDUP = 8.0  # × naive
+TARGET_ACCURACY_POINTS = 0.5  # largest accuracy change of either head, in points
 
 
 def held_out(n: int, seed: int = 0) -> list[dict]:
@@ -94,6 +99,23 @@ def main() -> None:
         print(f"{name:<12}{r['docs_per_s']:>10.0f}{r['docs_per_s'] / base_rate:>10.2f}"
               f"{r['sentiment']:>10.4f}{r['topic']:>11.4f}{delta:>+10.2f}")
     print(json.dumps({k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()}))
+
+    golden = [g["text"] for g in read_golden(args.model)]
+    auto, _, _ = choose_backend(cands, tokenizer, card, args.model, golden, args.batch, cache_file=None)
+    best = max((n for n in results if n != "naive"), key=lambda n: verdict(results[n], results["naive"])[:2])
+    for label, name in (("auto", auto), ("best", best)):
+        passed, speedup, points = verdict(results[name], results["naive"])
+        print(f"target ≥{TARGET_SPEEDUP:g}× naive at accuracy within {TARGET_ACCURACY_POINTS} point: "
+              f"{'PASS' if passed else 'FAIL'} ({label}: {name}, {speedup:.2f}× naive, "
+              f"largest accuracy change {points:+.2f} pt)")
+    print(f"load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs: a busy machine makes every rate lower")
+
+
+def verdict(result: dict, naive_result: dict) -> tuple[bool, float, float]:
+    """(meets the target, speed-up over naive, the head accuracy change furthest from zero in points)."""
+    speedup = result["docs_per_s"] / naive_result["docs_per_s"]
+    points = max((100 * (result[h] - naive_result[h]) for h in ("sentiment", "topic")), key=abs)
+    return speedup >= TARGET_SPEEDUP and abs(points) <= TARGET_ACCURACY_POINTS, speedup, points
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@
 - ONNX Runtime with block-wise int8 weights and int8 compute (exported once per model
   version and cached);
 - torch on CUDA with bf16 (or fp16) autocast and pinned host memory, chosen when a GPU is
-  present. No GPU is available to this project's CI: the CUDA path is guarded and its
-  host-side logic runs in tests with the device forced to CPU.
+  present. It moves its own copy of the model to the GPU: the CPU backends share one module,
+  which must stay where it is. No GPU is available to this project's CI: the CUDA path is
+  guarded, and a test runs its host-side logic (own copy, dtype choice, pinned inputs) with
+  the device pointed at the CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -20,6 +23,8 @@ import numpy as np
 import torch
 
 log = logging.getLogger("finsentry.models")
+
+CUDA_DEVICE = "cuda"  # where the CUDA backend runs; a test without a GPU points it at "cpu"
 
 
 class Backend(Protocol):
@@ -41,14 +46,16 @@ def cuda_available() -> bool:
 
 
 class TorchBackend:
-    def __init__(self, model: torch.nn.Module, dtype: str = "fp32", device: str = "cpu"):
+    def __init__(self, model: torch.nn.Module, dtype: str = "fp32", device: str = "cpu",
+                 pin_memory: bool | None = None, name: str | None = None):
         if device.startswith("cuda") and not cuda_available():
             raise RuntimeError("CUDA backend requested but no CUDA device is available")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-        self.name = "cuda" if self.device.type == "cuda" else ("torch" if dtype == "fp32" else f"torch-{dtype}")
-        self.pin = self.device.type == "cuda"
+        default_name = "cuda" if self.device.type == "cuda" else ("torch" if dtype == "fp32" else f"torch-{dtype}")
+        self.name = name or default_name
+        self.pin = self.device.type == "cuda" if pin_memory is None else pin_memory
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
@@ -63,6 +70,16 @@ class TorchBackend:
                             enabled=self.autocast_dtype is not None):
             sentiment, topic = self.model(ids, mask)
         return sentiment.float().cpu().numpy(), topic.float().cpu().numpy()
+
+
+def cuda_backend(model: torch.nn.Module) -> TorchBackend:
+    """torch on the GPU with bf16 autocast where the GPU computes it (else fp16) and pinned
+    host memory. It gets its own copy of `model`: moving the module the CPU backends share
+    to the GPU would move it under them."""
+    if not cuda_available():
+        raise RuntimeError("CUDA backend requested but no CUDA device is available")
+    dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return TorchBackend(copy.deepcopy(model), dtype, CUDA_DEVICE, pin_memory=True, name="cuda")
 
 
 class _LogitsOnly(torch.nn.Module):

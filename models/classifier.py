@@ -14,6 +14,8 @@ lets a fully fine-tuned model ship in ~22 MB.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,25 @@ from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "card.json"
 FROZEN_PREFIXES = ("encoder.embeddings.word_embeddings.",)
+
+_ANSI = re.compile(r"\x1b?\[[0-9;]*m")
+_REPORT_ROW = re.compile(r"^(\S+)\s*\|\s*([A-Z]+)\b", re.MULTILINE)
+
+
+class _DropPoolerOnlyReport(logging.Filter):
+    """The encoder is built without BERT's pooler (the model mean-pools), so transformers
+    reports the checkpoint's pooler weights as UNEXPECTED on every load. That report is
+    dropped when it lists nothing else; a report naming any other key or status passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        rows = [(k, st) for k, st in _REPORT_ROW.findall(_ANSI.sub("", message)) if k != "Key"]
+        return not rows or any(st != "UNEXPECTED" or not k.startswith("pooler.") for k, st in rows)
+
+
+_POOLER_REPORT_FILTER = _DropPoolerOnlyReport()
 
 
 @dataclass
@@ -86,6 +107,7 @@ class MultiTaskClassifier(nn.Module):
     def from_base(cls, encoder_name: str = DEFAULT_ENCODER) -> "MultiTaskClassifier":
         from transformers import AutoModel
 
+        logging.getLogger("transformers.modeling_utils").addFilter(_POOLER_REPORT_FILTER)
         encoder = AutoModel.from_pretrained(str(encoder_path(encoder_name)), add_pooling_layer=False)
         return cls(encoder, hidden_size=encoder.config.hidden_size)
 

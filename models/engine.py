@@ -3,8 +3,10 @@
 Throughput comes from three things: the fast (Rust) tokenizer over the whole batch, sorting
 texts by token length so each model call pads only to its own longest text, and a backend
 picked for the hardware (see backends.py). `auto` measures instead of assuming: each
-candidate runs on the model's golden batch, must agree with torch fp32 on ≥99% of labels,
-and the fastest wins; the choice is cached per model version and CPU.
+candidate runs on the model's golden batch, must agree with torch fp32 on ≥99% of the labels
+of each head, must not be recorded in the model card below a held-out floor, and the fastest
+wins; the choice is cached per model version and CPU. Every loaded model is warmed up on a
+few golden texts, so the first live batch does not pay for it.
 
 Hot swap: the engine scores through one immutable `LoadedModel`. `prepare()` builds a new
 one off the event loop and checks it on the golden batch; `swap()` replaces the reference.
@@ -32,6 +34,7 @@ from finsentry.models.backends import (
     TorchBackend,
     cpu_has_native_bf16,
     cuda_available,
+    cuda_backend,
     export_onnx_int8,
 )
 from finsentry.models.classifier import ModelCard, load_artifact, load_tokenizer
@@ -43,6 +46,8 @@ log = logging.getLogger("finsentry.models")
 SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
 GOLDEN_FILE = "golden.jsonl"
 AGREEMENT_FLOOR = 0.99
+WARM_UP_TEXTS = 8
+FALLBACK_SAMPLE = "Stocks fall as outlook is cut."  # for models shipped without a golden batch
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ class LoadedModel:
             ))
         return out
 
+    def warm_up(self) -> None:
+        """One small batch through the backend, so its lazy set-up (oneDNN kernels, ONNX
+        Runtime's first run, CUDA context) is paid here and not by the first live batch."""
+        self.logits([g["text"] for g in self.golden[:WARM_UP_TEXTS]] or [FALLBACK_SAMPLE])
+
     def golden_accuracy(self) -> dict[str, float]:
         """Accuracy on the golden batch shipped with the model, per head."""
         if not self.golden:
@@ -156,8 +166,7 @@ def candidate_backends(model_factory, directory: Path, card: ModelCard, cache_di
     """Name → factory for every backend this machine can run."""
     cands = {"torch": lambda: TorchBackend(model_factory(), "fp32")}
     if cuda_available():
-        dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        cands["cuda"] = lambda: TorchBackend(model_factory(), dtype, "cuda")
+        cands["cuda"] = lambda: cuda_backend(model_factory())
     if cpu_has_native_bf16():
         cands["torch-bf16"] = lambda: TorchBackend(model_factory(), "bf16")
     onnx_dir = cache_dir / card.version / _cache_key(card)
@@ -165,12 +174,33 @@ def candidate_backends(model_factory, directory: Path, card: ModelCard, cache_di
     return cands
 
 
+def below_floors(card: ModelCard) -> dict[str, list[str]]:
+    """Backends whose held-out metrics, as recorded in the card, miss one of its floors."""
+    floors = card.metrics.get("floors", {})
+    misses: dict[str, list[str]] = {}
+    for backend, sets in card.metrics.get("heldout_by_backend", {}).items():
+        found = [f"{name} {head} {metric} {m[metric]:.4f} < {floor}"
+                 for name, heads in sets.items() for head, m in heads.items()
+                 for metric, floor in floors.get(head, {}).items() if m.get(metric, floor) < floor]
+        if found:
+            misses[backend] = found
+    return misses
+
+
+def agreement(s, t, ref_s, ref_t) -> dict[str, float]:
+    """Share of labels equal to the reference's, per head."""
+    return {"sentiment": float(np.mean(s.argmax(1) == ref_s.argmax(1))),
+            "topic": float(np.mean(t.argmax(1) == ref_t.argmax(1)))}
+
+
 def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sample: Sequence[str],
                    max_batch: int, cache_file: Path | None) -> tuple[str, Backend, dict]:
-    """Measure every candidate on `sample`: keep those agreeing with fp32, pick the fastest."""
+    """Measure every candidate on `sample`: keep those agreeing with fp32 on each head and
+    not recorded below a held-out floor in the card, pick the fastest."""
+    below = below_floors(card)
     if cache_file and cache_file.exists():
         cached = json.loads(cache_file.read_text())
-        if cached.get("backend") in cands:
+        if cached.get("backend") in cands and cached["backend"] not in below:
             return cached["backend"], cands[cached["backend"]](), cached
     reference = LoadedModel(directory, card, cands["torch"](), tokenizer, max_batch)
     ref_s, ref_t = reference.logits(sample)
@@ -187,12 +217,14 @@ def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sam
         start = time.perf_counter()
         s, t = model.logits(sample)
         rate = len(sample) / (time.perf_counter() - start)
-        agree = float(np.mean(np.concatenate([s.argmax(1) == ref_s.argmax(1), t.argmax(1) == ref_t.argmax(1)])))
-        measured[name] = {"docs_per_s": round(rate, 1), "agreement": round(agree, 4)}
+        per_head = agreement(s, t, ref_s, ref_t)
+        measured[name] = {"docs_per_s": round(rate, 1), "agreement": round(min(per_head.values()), 4),
+                          "agreement_by_head": {h: round(a, 4) for h, a in per_head.items()}}
         built[name] = backend
-    eligible = [n for n in built if measured[n]["agreement"] >= AGREEMENT_FLOOR]
+    agreeing = [n for n in built if measured[n]["agreement"] >= AGREEMENT_FLOOR]
+    eligible = [n for n in agreeing if n not in below] or agreeing
     best = max(eligible, key=lambda n: measured[n]["docs_per_s"])
-    decision = {"backend": best, "measurements": measured, "sample": len(sample)}
+    decision = {"backend": best, "measurements": measured, "sample": len(sample), "below_floors": below}
     if cache_file:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(decision, indent=2))
@@ -210,20 +242,22 @@ def load_model(directory: Path | None = None, backend: str = "auto", max_batch: 
     state = {"model": model}
 
     def model_factory():
-        # Each backend gets its own module instance only when it must (bf16 autocast and
-        # fp32 may share one: autocast does not change the weights).
+        # The CPU backends share one module (autocast and the ONNX export leave its weights
+        # alone); the CUDA backend copies it before moving it to the GPU.
         return state["model"]
 
     cands = candidate_backends(model_factory, directory, card, Path(cache_dir), threads)
     if backend == "auto":
-        golden = [g["text"] for g in read_golden(directory)] or ["Stocks fall as outlook is cut."] * 32
+        golden = [g["text"] for g in read_golden(directory)] or [FALLBACK_SAMPLE] * 32
         cache_file = Path(cache_dir) / card.version / _cache_key(card) / "auto.json"
         _, chosen, _ = choose_backend(cands, tokenizer, card, directory, golden, max_batch, cache_file)
     else:
         if backend not in cands:
             raise ValueError(f"backend {backend!r} is not available here; available: {sorted(cands)}")
         chosen = cands[backend]()
-    return LoadedModel(directory, card, chosen, tokenizer, max_batch)
+    loaded = LoadedModel(directory, card, chosen, tokenizer, max_batch)
+    loaded.warm_up()
+    return loaded
 
 
 class Engine:

@@ -1,9 +1,11 @@
 """A versioned model store: candidates in, one promoted version out, rollback on demand.
 
-Layout under the root (a directory here; `RegistryStorage` is what an object-store prefix
-would implement instead):
+Layout under the root (a directory: a local or shared file system, or a mounted bucket with
+the caveats in docs/training.md; `RegistryStorage` is what an object-store prefix would
+implement instead):
 
-  versions/<version>/model/          the artifact (card.json, weights.safetensors, ...)
+  versions/<version>/model/          the artifact (card.json, weights.safetensors, ...) with
+                                     its lineage: heldout.jsonl, data/ (its training files)
   versions/<version>/report.json     the training run report
   versions/<version>/manifest.json   status, metrics, data hashes, parent, gate decision, events
   promoted.json                      the pointer: {"version", "stack", "updated_at", "reason"}

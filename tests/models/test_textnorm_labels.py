@@ -1,12 +1,30 @@
+import re
+from pathlib import Path
+
+from finsentry.models.classifier import ModelCard
+from finsentry.models.engine import SHIPPED_MODEL
 from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS, TFNS_TO_SENTIMENT, sentiment_index, topic_index
 from finsentry.models.textnorm import model_input, normalize
 
 import pytest
 
+SOURCES = Path(__file__).resolve().parents[2] / "data" / "tfn" / "SOURCES.md"
+
+
+def topics_in_sources() -> list[str]:
+    """The topic list of the data's SOURCES.md ("Topic ids: 0 Analyst Update, 1 ..."), by id."""
+    block = SOURCES.read_text(encoding="utf-8").split("Topic ids:", 1)[1].split("\n\n", 1)[0]
+    pairs = re.findall(r"(\d+) ([^,]+)", " ".join(block.split()))
+    assert [int(i) for i, _ in pairs] == list(range(len(pairs)))
+    return [name.strip().rstrip(".") for _, name in pairs]
+
 
 def test_label_order_is_the_output_order():
     assert SENTIMENT_LABELS == ("negative", "neutral", "positive")
-    assert len(TOPIC_LABELS) == 20 and TOPIC_LABELS[6] == "Energy / Oil" and TOPIC_LABELS[19] == "Stock Movement"
+    assert list(TOPIC_LABELS) == topics_in_sources()
+    assert len(TOPIC_LABELS) == 20
+    card = ModelCard.read(SHIPPED_MODEL)  # the shipped heads were trained in this order
+    assert (card.sentiment_labels, card.topic_labels) == (list(SENTIMENT_LABELS), list(TOPIC_LABELS))
     # TFNS: 0 bearish, 1 bullish, 2 neutral
     assert [SENTIMENT_LABELS[TFNS_TO_SENTIMENT[i]] for i in range(3)] == ["negative", "positive", "neutral"]
 
