@@ -1,6 +1,6 @@
 """Bounded soak and load test: embedded broker → `finsentry worker` → SQLite, on loopback.
 
-1. Warm-up: a few documents through the whole path (topics, group join, first batches).
+1. Warm-up: --warm-docs documents through the whole path (topics, group join, first batches).
 2. Peak: documents published as fast as possible; docs/s from first publish to last stored.
 3. Soak: documents published at a steady rate (default: half of the measured peak) for
    --duration seconds, while the worker's resident memory (VmRSS from /proc/PID/status) and
@@ -46,6 +46,8 @@ RSS_BUDGET_MB = 1024.0
 RSS_GROWTH_RATIO = 1.10
 RSS_GROWTH_FLOOR_MB = 32.0
 P99_BUDGET_S = 2.0
+# The budgets a run passes or fails: (name in the verdict line, key of verdict()).
+CHECKS = (("RSS < 1 GB", "rss_below_budget"), ("RSS flat", "rss_flat"), ("p99 < 2 s", "p99_below_budget"))
 
 COMPANIES = ["Apple", "Microsoft", "Exxon", "JPMorgan", "Tesla", "Pfizer", "Boeing", "Walmart", "Nvidia", "Shell"]
 EVENTS = ["beats earnings estimates", "cuts full-year guidance", "faces regulatory probe", "announces buyback",
@@ -171,11 +173,26 @@ def verdict(peak: float | None, rate: float, soak_lat: list[float], samples: lis
     }
 
 
+def report(peak: float | None, rate: float, duration_s: float, documents: int, throughput: float,
+           latencies: list[float], latencies_by_third: list[list[float]], samples: list[Sample], result: dict) -> dict:
+    """The JSON object printed as the last line: every number of the run, the verdict and
+    whether every budget was met."""
+    return {
+        "peak_docs_per_s": None if peak is None else round(peak, 1), "rate_docs_per_s": round(rate, 1),
+        "duration_s": duration_s, "documents": documents, "stored_docs_per_s": round(throughput, 1),
+        "p50_ms": round(percentile(latencies, .5) * 1000, 1), "p99_ms": round(percentile(latencies, .99) * 1000, 1),
+        "p99_ms_by_third": [round(percentile(part, .99) * 1000, 1) for part in latencies_by_third],
+        "rss_mb": [[round(s.t, 1), round(s.rss_mb, 1)] for s in samples], **result,
+        "pass": all(result[key] for _, key in CHECKS),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=300.0, help="Seconds of steady load (default 300).")
     parser.add_argument("--rate", type=float, default=None, help="Docs/s of the soak (default: half the measured peak).")
     parser.add_argument("--peak-docs", type=int, default=1500, help="Documents of the peak measurement.")
+    parser.add_argument("--warm-docs", type=int, default=100, help="Documents of the warm-up.")
     parser.add_argument("--sample-every", type=float, default=5.0, help="Seconds between RSS samples.")
     parser.add_argument("--backend", default="auto", help="Inference backend of the worker.")
     args = parser.parse_args()
@@ -194,8 +211,8 @@ def main() -> int:
         with WorkerProcess(settings_env(**values), work / "worker.log", port) as worker:
             producer = DocumentProducer(settings)
             try:
-                publish(producer, Feed(texts, "warm"), count=100)
-                wait_stored(worker, settings, "soak-warm", 100, 300)
+                publish(producer, Feed(texts, "warm"), count=args.warm_docs)
+                wait_stored(worker, settings, "soak-warm", args.warm_docs, 300)
 
                 peak = None
                 if args.rate is None:
@@ -219,6 +236,7 @@ def main() -> int:
     by_ingest = sorted(docs, key=lambda d: float(d["ingested_at"]))
     third = max(1, len(by_ingest) // 3)
     parts = [by_ingest[:third], by_ingest[third:2 * third], by_ingest[2 * third:]]
+    latencies_by_third = [[ingest_to_stored_s(d) for d in part] for part in parts]
     throughput = n / (max(stored_epoch(d) for d in docs) - start)
     result = verdict(peak, rate, latencies, samples)
 
@@ -232,25 +250,16 @@ def main() -> int:
     print(f"stored throughput   {throughput:8.1f} docs/s" + (f"   (peak {peak:.1f}, ratio {throughput / peak:.2f})" if peak else ""))
     print(f"latency p50/p99     {percentile(latencies, .5) * 1000:6.0f} / {percentile(latencies, .99) * 1000:6.0f} ms"
           f"   (budget p99 < {P99_BUDGET_S * 1000:.0f} ms)")
-    for name, part in zip(("first", "middle", "last"), parts):
-        lat = [ingest_to_stored_s(d) for d in part]
+    for name, lat in zip(("first", "middle", "last"), latencies_by_third):
         print(f"  {name:6} third     {percentile(lat, .5) * 1000:6.0f} / {percentile(lat, .99) * 1000:6.0f} ms")
     print(f"worker RSS          first third {result['rss_first_third_mb']:.0f} MB, last third "
           f"{result['rss_last_third_mb']:.0f} MB, max {result['rss_max_mb']:.0f} MB (budget < {RSS_BUDGET_MB:.0f} MB, "
           f"growth ≤ {RSS_GROWTH_RATIO - 1:.0%})")
-    checks = [("RSS < 1 GB", result["rss_below_budget"]), ("RSS flat", result["rss_flat"]),
-              ("p99 < 2 s", result["p99_below_budget"])]
-    print("verdict: " + ", ".join(f"{name} {'PASS' if ok else 'FAIL'}" for name, ok in checks)
+    print("verdict: " + ", ".join(f"{name} {'PASS' if result[key] else 'FAIL'}" for name, key in CHECKS)
           + ("" if result["p99_measured_at_half_peak"] else "  (p99 not at half of peak: --rate was given)"))
-    print(json.dumps({
-        "peak_docs_per_s": None if peak is None else round(peak, 1), "rate_docs_per_s": round(rate, 1),
-        "duration_s": args.duration, "documents": n, "stored_docs_per_s": round(throughput, 1),
-        "p50_ms": round(percentile(latencies, .5) * 1000, 1), "p99_ms": round(percentile(latencies, .99) * 1000, 1),
-        "p99_ms_by_third": [round(percentile([ingest_to_stored_s(d) for d in p], .99) * 1000, 1) for p in parts],
-        "rss_mb": [[round(s.t, 1), round(s.rss_mb, 1)] for s in samples], **result,
-        "pass": all(ok for _, ok in checks),
-    }))
-    return 0 if all(ok for _, ok in checks) else 1
+    summary = report(peak, rate, args.duration, n, throughput, latencies, latencies_by_third, samples, result)
+    print(json.dumps(summary))
+    return 0 if summary["pass"] else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 from finsentry.streams.broker import free_port
 from reliability_harness import SECRETS
+from system_deps import require_binary
 
 from finsentry.settings import Settings
 
@@ -199,6 +199,87 @@ def test_scraper_log_holds_no_secret(broker, tmp_path):
     assert not [name for name, value in SECRETS.items() if value in output]
 
 
+# The trainer and the retention job log in to the store with its credentials; osmem-server
+# stands in for Elasticsearch.
+
+@pytest.fixture
+def credentialed_store(tmp_path):
+    from osmem_server import OsmemServer
+
+    server = OsmemServer.start(japanese=False)
+    yield f"{server.url.rstrip('/')}?compat=opensearch"
+    server.close()
+
+
+def store_with_an_old_document(url: str, days_old: int) -> None:
+    """Writes one scored document published `days_old` days ago (its own daily index)."""
+    from datetime import datetime, timedelta, timezone
+
+    from finsentry.streams.records import ScoredDocument, Sentiment, Topic
+    from finsentry.streams.sinks import open_store
+
+    when = datetime.now(timezone.utc) - timedelta(days=days_old)
+    doc = ScoredDocument(id="old-story", source="wire", text="Bank shares slide on credit worries",
+                         published_at=when, ingested_at=when.timestamp(), model_version="v-test",
+                         sentiment=Sentiment(label="negative", score=-0.75,
+                                             probabilities={"negative": 0.8, "neutral": 0.15, "positive": 0.05}),
+                         topic=Topic(label="Markets", probability=0.9))
+
+    async def write():
+        async with open_store(url, Settings(_env_file=None, es_username="finsentry", es_replicas=0,
+                                            **SECRETS)) as store:
+            assert (await store.upsert_many([doc])).stored == 1
+
+    asyncio.run(write())
+
+
+def test_store_prune_output_holds_no_secret(credentialed_store):
+    store_with_an_old_document(credentialed_store, days_old=40)
+    env = cli_env(store=credentialed_store, es_username="finsentry", es_replicas=0, log_level="DEBUG",
+                  store_retry_budget_s=0.5)
+    pruned = subprocess.run([sys.executable, "-m", "finsentry.cli", "store", "prune", "--days", "30"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    assert "deleted 1 documents" in pruned.stdout and "store pruned" in pruned.stderr  # it did log
+    # An unreachable store, with credentials in its URL too: the error names the store, not them.
+    unreachable = f"http://finsentry:{SECRETS['es_password']}@127.0.0.1:{free_port()}?compat=opensearch"
+    failed = subprocess.run([sys.executable, "-m", "finsentry.cli", "store", "prune", "--store", unreachable],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "error:" in failed.stderr
+    for result in (pruned, failed):
+        output = result.stdout + result.stderr
+        assert not [name for name, value in SECRETS.items() if value in output], output[-3000:]
+
+
+def test_trainer_log_holds_no_secret(broker, credentialed_store, tmp_path):
+    """`finsentry trainer` starts (store, registry, /metrics), runs its first tick — nothing
+    is due: the schedule is weekly, the first drift check five minutes away — and stops on
+    SIGTERM."""
+    env = cli_env(broker=broker.url, broker_embedded="true", store=credentialed_store, es_username="finsentry",
+                  es_replicas=0, log_level="DEBUG", trainer_metrics_port=free_port(),
+                  registry_dir=tmp_path / "registry", data_dir=tmp_path / "data",
+                  train_data_dir=tmp_path / "tfn", train_extra_dir=tmp_path / "extra")
+    log = tmp_path / "trainer.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "finsentry.cli", "trainer"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "trainer started" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the trainer did not start:\n" + log.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        proc.terminate()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text(errors="replace")
+    assert "trainer stopped" in output
+    assert not [name for name, value in SECRETS.items() if value in output], output[-3000:]
+
+
 # --- Kafka SASL/TLS reach the clients --------------------------------------------------------
 
 def kafka_tls_settings(tmp_path: Path, protocol: str) -> Settings:
@@ -262,15 +343,14 @@ def test_kafka_security_settings_reach_every_client(tmp_path, protocol):
 
 def make_ca(directory: Path) -> dict[str, Path]:
     """A throw-away CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    openssl = require_binary("openssl")
     d = directory / "pki"
     if (d / "server.pem").exists():
         return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
     d.mkdir(parents=True, exist_ok=True)
 
     def run(*args):
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=finsentry test CA",
         "-keyout", "ca.key", "-out", "ca.pem")
