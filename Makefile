@@ -30,10 +30,10 @@ demo: install
 	$(VENV)/bin/finsentry demo
 
 test: install system-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
+	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 reliability: install system-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/reliability -m reliability
+	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q tests/reliability -m reliability
 
 bench: install
 	$(PY) benchmarks/bench_model.py

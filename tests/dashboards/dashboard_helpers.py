@@ -4,22 +4,10 @@ and the scored documents and alerts their stores are filled with."""
 from __future__ import annotations
 
 import random
-import shutil
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from finsentry.streams.records import Alert, Evidence, ScoredDocument, Sentiment, Topic
-
-PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
-            "chromium": "chromium", "chromedriver": "chromium-driver"}
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: apt-get install -y {PACKAGES.get(name, name)}")
-    return path
+from system_deps import require_binary as require_tool  # noqa: F401  (the dashboard tests import it from here)
 
 
 # ---- scored documents and alerts the dashboard tests fill their stores with ----------------

@@ -3,18 +3,15 @@ and a real Alertmanager (Debian's prometheus-alertmanager) on a loopback port.""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from alerting_helpers import Receiver
 from finsentry.streams.broker import free_port
-
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+from system_deps import require_binary
 
 
 @pytest.fixture
@@ -26,16 +23,17 @@ async def receiver():
 
 @pytest.fixture(scope="session")
 def alertmanager(tmp_path_factory):
-    """A real Alertmanager; its base URL. Routes everything to a receiver that drops it."""
-    if not Path(ALERTMANAGER).exists():
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install -y prometheus-alertmanager)")
+    """A real Alertmanager; its base URL. Routes everything to a receiver that drops it.
+    Its resolve_timeout (1 h) is far from any endsAt the notifiers set, so tests can tell them apart."""
+    binary = require_binary("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")
     work = tmp_path_factory.mktemp("alertmanager")
     config = work / "alertmanager.yml"
-    config.write_text("route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n")
+    config.write_text("global:\n  resolve_timeout: 1h\n"
+                      "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n")
     port = free_port()
     log = (work / "alertmanager.log").open("w")
     proc = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={work / 'data'}",
+        [binary, f"--config.file={config}", f"--storage.path={work / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
