@@ -15,9 +15,11 @@ from finsentry.dashboards.grafana.model import (Annotation, Dashboard, EsMetric,
 UID = "finsentry-market"
 
 # Lucene filters shared by the document panels. $topic expands to the chosen topics
-# ("All" = every topic); $source and $entity use "*" for All.
+# ("All" = every topic); $source uses "*" for All. $entity also filters the Prometheus
+# panel, so its All value is the regex ".*"; the document panels match $entity as a Lucene
+# regular expression (/.../ on the keyword field), so that value works there too.
 TOPIC_FILTER = "topic.label:$topic AND source:$source"
-ENTITY_FILTER = "entities:$entity AND source:$source"
+ENTITY_FILTER = "entities:/${entity:regex}/ AND source:$source"
 
 AVG_SCORE = EsMetric("avg", "sentiment.score")
 COUNT = EsMetric("count")
@@ -35,7 +37,7 @@ def variables() -> list[Variable]:
         Variable("topic", "Topic", DOCUMENTS, {"find": "terms", "field": "topic.label", "size": 50},
                  description="Model topic of the documents."),
         Variable("entity", "Entity", DOCUMENTS, {"find": "terms", "field": "entities", "size": 500},
-                 all_value="*", description="Tickers found in the documents."),
+                 all_value=".*", description="Tickers found in the documents."),
         Variable("source", "Source", DOCUMENTS, {"find": "terms", "field": "source", "size": 200},
                  all_value="*", description="Where the documents were scraped from."),
     ]
@@ -59,7 +61,7 @@ def topic_panels() -> list[Panel]:
         Panel("Negative share per topic", "timeseries", PROMETHEUS,
               [PromQuery('max by (topic) (finsentry_negative_share{topic=~"$topic"})', legend="{{topic}}")],
               description="Share of negative documents in the detector's latest complete bucket. The dashed "
-                          "line is the backstop alert's threshold (60% held for 30 minutes).",
+                          "line is the backstop alert's threshold (60% of a topic's documents in 30 minutes).",
               **SHARE_AXIS, defaults={"custom": {**LINES, "thresholdsStyle": {"mode": "dashed"}},
                                       "thresholds": {"mode": "absolute", "steps": [
                                           {"color": "green", "value": None}, {"color": "red", "value": 0.6}]}},
@@ -86,8 +88,9 @@ def entity_panels() -> list[Panel]:
               description="Mean sentiment score of the documents that mention each entity (top 10 by volume).",
               **SCORE_AXIS, defaults={"custom": LINES}, options=LEGEND),
         Panel("Negative share per watched entity", "timeseries", PROMETHEUS,
-              [PromQuery("max by (entity) (finsentry_entity_negative_share)", legend="{{entity}}")],
-              description="Detector's negative share for the entities in FINSENTRY_WATCHED_ENTITIES.",
+              [PromQuery('max by (entity) (finsentry_entity_negative_share{entity=~"$entity"})', legend="{{entity}}")],
+              description="Detector's negative share for the chosen entities among FINSENTRY_WATCHED_ENTITIES "
+                          "(only watched entities are exported).",
               **SHARE_AXIS, defaults={"custom": LINES}, options=LEGEND),
         Panel("Volume per entity", "barchart", DOCUMENTS,
               [EsQuery(ENTITY_FILTER, [COUNT], [terms("entities", 15)], alias="{{term entities}}")],

@@ -3,8 +3,8 @@
 Grafana interpolates template variables and then turns a panel target into a PromQL query
 (Prometheus) or a `_search` body (Elasticsearch). Doing the same here lets the queries be
 run against real datasources outside Grafana: the tests run every panel's query against a
-live Prometheus and the Elasticsearch stand-in and require data, and an operator can do the
-same against production with `finsentry dashboards check`.
+live Prometheus and the Elasticsearch stand-in and require data
+(tests/dashboards/test_prometheus_live.py, test_grafana_elasticsearch.py).
 
 The rendering follows Grafana's rules for what these dashboards use: the `regex` format for
 Prometheus and the `lucene` format for Elasticsearch, "All" expanding to every value unless

@@ -1,19 +1,23 @@
 """Fixtures of the dashboard tests: a real SQLite store filled with scored documents, and
 one worker process (dashboard_worker.py: create_app + the web dashboard on the embedded
-broker) shared by the HTTP, Prometheus and browser tests."""
+broker, with the alert agents notifying a real Alertmanager) shared by the HTTP,
+Prometheus and browser tests."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import CORPUS_END, corpus, episode_alert
+from dashboard_helpers import CORPUS_END, corpus, episode_alert, require_tool
 
 from finsentry.settings import Settings
 from finsentry.streams.broker import free_port
@@ -24,6 +28,15 @@ from finsentry.streams.sinks.sqlite import SqliteStore
 HERE = Path(__file__).resolve().parent
 PUBLISHED_DOCS = 40
 BAD_PAYLOADS = [b'{"source": "x", "text": "unterminated', b"\xff\xfe not utf-8"]
+# The real detector's episode (see episode_documents): its topic, the watched entities its
+# documents mention, and detector settings small enough for a few dozen documents.
+EPISODE_TOPIC = "M&A / Investments"
+CALM_TOPIC = "Macro"
+WATCHED = ("AAPL", "XOM")
+DETECTOR_SETTINGS = dict(watched_entities=",".join(WATCHED), alert_lateness_s=720, alert_min_count=10,
+                         alert_min_baseline_buckets=3, alert_z_threshold=3.0,
+                         alert_scope_overrides="global=off;entity=off",  # one alert: the topic's
+                         explain_evidence=False)  # the word-list engine has no model to explain with
 
 
 @pytest.fixture
@@ -55,6 +68,84 @@ def published_documents() -> list[Document]:
                      url=f"https://live.example.com/{i}",
                      published_at=CORPUS_END - timedelta(minutes=20) + timedelta(seconds=20 * i))
             for i in range(PUBLISHED_DOCS)]
+
+
+def episode_documents(phase: str) -> list[Document]:
+    """A negative burst on one topic for the real detector, an hour before the corpus end so
+    that the newest documents on the page stay the corpus's. Within a phase documents may
+    reach the detector in any order (they travel several partitions), so each phase spans
+    less than the lateness bound (DETECTOR_SETTINGS) and none is ever late:
+
+    - "opening": the earliest document, alone, so the scopes start at the first bucket;
+    - "baseline": twelve minutes at a quarter negative;
+    - "burst": twenty negative stories within 80 s, late enough to close five baseline
+      buckets first (the detector needs three before it may alert);
+    - "quiet": a neutral pair that closes the burst's buckets (the gauges are exported then)
+      and, its window holding none of the burst, ends the episode.
+
+    A calm second topic runs alongside (one story a minute, no burst), so the panels have
+    two topics to choose from. Each text carries its own number: none is a near-duplicate."""
+    start = CORPUS_END - timedelta(minutes=60)
+    if phase == "opening":
+        words, offsets = ["holds"], [0]
+    elif phase == "baseline":
+        words, offsets = ["holds", "beats", "holds", "slumps"], [15 * (i + 1) for i in range(48)]
+    elif phase == "burst":
+        words, offsets = ["plunges"], [17 * 60 + 4 * i for i in range(20)]
+    else:
+        words, offsets = ["holds"], [32 * 60, 32 * 60 + 10]
+    docs = []
+    for i, offset in enumerate(offsets):
+        word = words[i % len(words)]
+        tickers = " and ".join(f"${t}" for t in WATCHED) if phase == "quiet" else f"${WATCHED[i % 2]}"
+        docs.append(Document(source="wire-episode", kind="news", title=f"Merger bid {phase} {i} {word}",
+                             text=f"Merger bid number {i} of the {phase} {word} for {tickers}.",
+                             url=f"https://episode.example.com/{phase}/{i}",
+                             published_at=start + timedelta(seconds=offset)))
+        if phase != "burst" and offset % 60 == 0:  # CALM_TOPIC: "inflation" is a Macro word
+            docs.append(Document(source="wire-episode", kind="news", title=f"Inflation report {phase} {i} {word}",
+                                 text=f"Inflation report number {i} of the {phase} {word}.",
+                                 url=f"https://episode.example.com/calm/{phase}/{i}",
+                                 published_at=start + timedelta(seconds=offset)))
+    return docs
+
+
+def publish(settings: Settings, docs: list[Document], raw: list[bytes] = ()) -> None:
+    from finsentry.streams.ingest.producer import DocumentProducer
+
+    with DocumentProducer(settings) as producer:
+        for doc in docs:
+            producer.publish(doc)
+        for payload in raw:
+            producer.publish_raw(payload)
+        producer.flush()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url(tmp_path_factory):
+    """A real Alertmanager on a loopback port; it routes everything to a receiver that drops it."""
+    binary = require_tool("prometheus-alertmanager")
+    root = tmp_path_factory.mktemp("alertmanager")
+    (root / "alertmanager.yml").write_text("route:\n  receiver: drop\nreceivers:\n  - name: drop\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    log = open(root / "alertmanager.log", "wb")
+    proc = subprocess.Popen([binary, f"--config.file={root / 'alertmanager.yml'}", f"--storage.path={root / 'data'}",
+                             f"--web.listen-address={url[7:]}", "--cluster.listen-address="],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (root / "alertmanager.log").read_text()
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
 
 
 class DashboardWorker(WorkerProcess):
@@ -100,13 +191,39 @@ class DashboardWorker(WorkerProcess):
     def wait_for(self, predicate, what: str, timeout: float = 60.0):
         return super().wait_for(predicate, timeout, interval=0.2, what=what)
 
+    def alerts(self) -> list[dict]:
+        return json.loads(self.get("/api/alerts?limit=100")[2])["alerts"]
+
+    def episode_alert(self) -> dict | None:
+        return next((a for a in self.alerts() if a["scope"] == "topic" and a["key"] == EPISODE_TOPIC), None)
+
+    def stored(self) -> float:
+        return self.metrics().get("finsentry_documents_stored_total", 0)
+
+    def run_episode(self) -> None:
+        """Baseline, burst, quiet: each phase published once the previous one went through,
+        so the detector sees them in event-time order. The alert is raised, notified to
+        Alertmanager and resolved; the negative-share gauges are exported."""
+        for phase in ("opening", "baseline"):
+            docs, stored = episode_documents(phase), self.stored()
+            publish(self.settings, docs)
+            self.wait_for(lambda: self.stored() >= stored + len(docs), f"{phase} stored")
+        publish(self.settings, episode_documents("burst"))
+        self.wait_for(self.episode_alert, "the burst raised an alert", timeout=90)
+        publish(self.settings, episode_documents("quiet"))
+        self.wait_for(lambda: self.episode_alert()["status"] == "resolved", "the episode resolved")
+        self.wait_for(lambda: len(self.samples("finsentry_negative_share")) == 2  # EPISODE_TOPIC, CALM_TOPIC
+                      and len(self.samples("finsentry_entity_negative_share")) == len(WATCHED),
+                      "negative-share gauges exported")
+        self.wait_for(lambda: self.samples("finsentry_notifications_total").get(
+            (("notifier", "alertmanager"), ("result", "sent")), 0) >= 1, "the alert notified to Alertmanager")
+
 
 @pytest.fixture(scope="session")
-def dashboard_worker(broker, tmp_path_factory):
+def dashboard_worker(broker, alertmanager_url, tmp_path_factory):
     """A worker serving the dashboard over a store pre-filled with three hours of scored
-    documents and an alert, after PUBLISHED_DOCS more went through the live pipeline."""
-    from finsentry.streams.ingest.producer import DocumentProducer
-
+    documents and an alert, after the detector raised and resolved an alert of its own
+    (run_episode) and PUBLISHED_DOCS more went through the live pipeline."""
     root = tmp_path_factory.mktemp("dashboard-worker")
     prefix = f"dash-{uuid.uuid4().hex[:8]}."
     token = secrets.token_urlsafe(16)
@@ -116,21 +233,18 @@ def dashboard_worker(broker, tmp_path_factory):
                   web_host="127.0.0.1", web_token=token, broker_session_timeout_s=10, broker_heartbeat_s=0.5,
                   outbox_path=root / "outbox.db", registry_dir=root / "registry", log_level="WARNING",
                   # A locked store (test_store_outage.py) fails fast and recovers fast.
-                  sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0)
+                  sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0,
+                  alertmanager_url=alertmanager_url, **DETECTOR_SETTINGS)
     settings = Settings(_env_file=None, **values)
     docs = asyncio.run(prefill(root / "store.db"))
     worker = DashboardWorker(settings_env(**values), root / "worker.log", port, token, settings, len(docs),
                              root / "store.db")
     try:
         worker.start(timeout=90)
-        with DocumentProducer(settings) as producer:
-            for doc in published_documents():
-                producer.publish(doc)
-            for payload in BAD_PAYLOADS:
-                producer.publish_raw(payload)
-            producer.flush()
-        worker.wait_for(lambda: worker.metrics().get("finsentry_documents_stored_total", 0) >= PUBLISHED_DOCS,
-                        "published documents stored", timeout=90)
+        worker.run_episode()
+        stored = worker.stored()
+        publish(settings, published_documents(), BAD_PAYLOADS)
+        worker.wait_for(lambda: worker.stored() >= stored + PUBLISHED_DOCS, "published documents stored", timeout=90)
         yield worker
     finally:
         worker.stop(timeout=20)

@@ -2,17 +2,17 @@
 configured like `finsentry worker` through FINSENTRY_* variables.
 
 It is the real thing where it matters to the dashboards: the app factory (create_app, which
-registers the web dashboard), the validate, score and index agents on the embedded broker,
-the SQLite store, the consumer-lag collector and the Faust web server. Two stand-ins, both
-because what they replace is not what these tests look at:
+registers the web dashboard), the validate, score and index agents and the alert agents
+(observe, detect, notify: the spike detector and the notification outbox) on the embedded
+broker, the SQLite store, the consumer-lag collector and the Faust web server. Two
+stand-ins, both because what they replace is not what these tests look at:
 
 - the model is a word-list scorer, not the transformer: the dashboards need scored records
   and the score agent's metric code paths, not the model's judgement (tests/models checks
   that), and loading the transformer would cost the suite many seconds of CPU;
-- the series of the processes that are not a worker (scrapers, trainer) and of the parts the
-  pipeline agents here do not run (the spike detector, notification outbox, model swaps)
-  are produced by a timer calling the same metric objects those components use, so the
-  Prometheus queries of the dashboards and rules have every series to find.
+- the series of the processes that are not a worker (scrapers and the publishers they run,
+  the trainer) are produced by a timer calling the same metric objects those processes use,
+  so the Prometheus queries of the dashboards and rules have every series to find.
 """
 
 from __future__ import annotations
@@ -75,30 +75,17 @@ def near_duplicates(settings):
     return NearDuplicateIndex(settings.dedup_threshold, settings.dedup_horizon_s)
 
 
-def other_components_tick(started: float) -> None:
-    """The series other processes and not-running parts export (see the module docstring)."""
-    elapsed = int(time.time() - started)
+def other_processes_tick() -> None:
+    """The series the scrapers and the trainer export (see the module docstring)."""
     for source in ("wire-a", "wire-b"):
         metrics.SCRAPE_ITEMS.labels(source=source).inc(2)
         metrics.SCRAPE_SEEN.labels(source=source).inc()
         metrics.SCRAPE_LAST_SUCCESS.labels(source=source).set(time.time())
     metrics.SCRAPE_ERRORS.labels(source="wire-b", kind="http_500").inc()
     metrics.INGEST_PUBLISHED.inc(4)
-    for topic, share in (("Earnings", 0.72), ("Macro", 0.25), ("Energy / Oil", 0.31)):
-        metrics.NEGATIVE_SHARE.labels(topic=topic).set(share)
-        metrics.TOPIC_DOCUMENTS.labels(topic=topic, sentiment="negative").inc(3 * share)
-        metrics.TOPIC_DOCUMENTS.labels(topic=topic, sentiment="neutral").inc(3 * (1 - share))
-    for entity, share in (("AAPL", 0.4), ("XOM", 0.2)):
-        metrics.ENTITY_NEGATIVE_SHARE.labels(entity=entity).set(share)
-    metrics.ALERTS_RAISED.labels(scope="topic", severity="critical").inc()
-    metrics.initialise_notifier_series("alertmanager")
-    metrics.NOTIFICATIONS.labels(notifier="alertmanager", result="sent").inc()
-    metrics.OUTBOX_PENDING.set(elapsed % 3)
     metrics.RETRAIN_RUNS.labels(trigger="schedule", result="promoted").inc()
     metrics.DRIFT_PSI.labels(head="sentiment").set(0.05)
     metrics.DRIFT_TRIGGERS.labels(reason="psi").inc()
-    metrics.LATE_RECORDS.inc()
-    metrics.MODEL_SWAPS.labels(action="rollback", result="swapped").inc()
 
 
 def main() -> None:
@@ -106,13 +93,12 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # as run_worker does
     runtime = Runtime(settings, engine=WordListEngine(), dedup=near_duplicates(settings))
-    app = create_app(settings, runtime=runtime, agents=("validate", "score", "index"))
+    app = create_app(settings, runtime=runtime, agents=("validate", "score", "index", "alert"))
     register_lag_collector(app, interval_s=1.0)
-    started = time.time()
 
-    @app.timer(interval=1.0, name="dashboard-tests.other-components")
-    async def other_components() -> None:
-        other_components_tick(started)
+    @app.timer(interval=1.0, name="dashboard-tests.other-processes")
+    async def other_processes() -> None:
+        other_processes_tick()
 
     # The web server's address and port come from the app's configuration (faust_config).
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False)

@@ -101,7 +101,8 @@ def test_elasticsearch_fields_exist_in_the_store_mapping():
             continue
         known = mappings[target["datasource"]["uid"]]
         used = {m["field"] for m in target["metrics"] if "field" in m} | {b["field"] for b in target["bucketAggs"]}
-        used |= set(field_in_query.findall(target["query"])) | {target["timeField"]}
+        without_variables = re.sub(r"\$\{[^}]*\}", "", target["query"])  # ${entity:regex} names no field
+        used |= set(field_in_query.findall(without_variables)) | {target["timeField"]}
         assert used <= known, f"{item.panel}: {used - known} not in the mapping"
     for variable in dashboard.variables:
         assert variable.query["field"] in mappings[datasources.DOCUMENTS.uid]
@@ -159,6 +160,21 @@ def test_all_expands_to_every_option_unless_a_custom_all_value_is_set():
     prom = next(t for t in queries.targets(dashboard) if t.panel == "Negative share per topic")
     assert queries.interpolated_target(prom, dashboard, selections)["expr"] == \
         'max by (topic) (finsentry_negative_share{topic=~"(Earnings|Macro)"})'
+
+
+def test_the_entity_variable_filters_the_watched_entity_panel_and_the_document_panels():
+    dashboard = market.dashboard()
+    share = next(t for t in queries.targets(dashboard) if t.panel == "Negative share per watched entity")
+    volume = next(t for t in queries.targets(dashboard) if t.panel == "Volume per entity")
+    every = {"entity": queries.Selection([queries.ALL], ["AAPL", "XOM"]), "source": queries.Selection([queries.ALL])}
+    # "All" must be a regex that matches everything, for PromQL and for the Lucene /regex/ alike.
+    assert queries.interpolated_target(share, dashboard, every)["expr"] == \
+        'max by (entity) (finsentry_entity_negative_share{entity=~".*"})'
+    assert queries.interpolated_target(volume, dashboard, every)["query"] == "entities:/.*/ AND source:*"
+    two = {"entity": queries.Selection(["AAPL", "XOM"]), "source": queries.Selection(["wire-a"])}
+    assert queries.interpolated_target(share, dashboard, two)["expr"] == \
+        'max by (entity) (finsentry_entity_negative_share{entity=~"(AAPL|XOM)"})'
+    assert queries.interpolated_target(volume, dashboard, two)["query"] == r"entities:/(AAPL|XOM)/ AND source:wire\-a"
 
 
 def test_generated_json_parses_and_names_the_panels_datasource_uids():

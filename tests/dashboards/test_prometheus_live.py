@@ -1,7 +1,7 @@
 """Every Prometheus query of the dashboards and rules runs against a real Prometheus
 (Debian package, loopback, temp config derived from dashboards/prometheus/prometheus.yml)
 scraping a real worker process (dashboard_worker.py) while documents flow through it, and
-returns data."""
+returns data. The worker's /metrics also passes `promtool check metrics`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CALM_TOPIC, EPISODE_TOPIC, WATCHED
 from dashboard_helpers import CORPUS_END, require_tool
 
-from finsentry.dashboards.grafana import build, queries
+from finsentry.dashboards.grafana import build, market, queries
 from finsentry.streams.broker import free_port
 from finsentry.streams.records import Document
 
@@ -115,8 +116,9 @@ def prometheus(dashboard_worker, tmp_path_factory):
 def panel_exprs() -> list[tuple[str, str]]:
     out = []
     for dashboard in build.dashboards():
-        topics = queries.Selection([queries.ALL], ["Earnings", "Macro", "Energy / Oil"])
-        selections = {"topic": topics, "entity": queries.Selection([queries.ALL]), "source": queries.Selection([queries.ALL])}
+        topics = queries.Selection([queries.ALL], ["Earnings", "Macro", "Energy / Oil", EPISODE_TOPIC])
+        selections = {"topic": topics, "entity": queries.Selection([queries.ALL], list(WATCHED)),
+                      "source": queries.Selection([queries.ALL])}
         for item in queries.targets(dashboard):
             if "expr" in item.target:
                 target = queries.interpolated_target(item, dashboard, selections, rate_interval="30s", range_="1h")
@@ -131,6 +133,54 @@ PANEL_EXPRS = panel_exprs()
 def test_every_prometheus_panel_query_returns_data(prometheus, expr):
     assert "$" not in expr, f"uninterpolated variable in {expr}"
     assert prometheus.finite(expr), f"no data for {expr}"
+
+
+# The share panels with one value chosen show only that value, and with "All" every one.
+SHARE_PANELS = [("Negative share per topic", "topic", [CALM_TOPIC, EPISODE_TOPIC], EPISODE_TOPIC),
+                ("Negative share per watched entity", "entity", list(WATCHED), WATCHED[1])]
+
+
+@pytest.mark.parametrize("panel, variable, options, chosen", SHARE_PANELS, ids=[p[0] for p in SHARE_PANELS])
+def test_share_panels_follow_their_variable(prometheus, panel, variable, options, chosen):
+    dashboard = market.dashboard()
+    item = next(t for t in queries.targets(dashboard) if t.panel == panel)
+
+    def shown(selection: queries.Selection) -> set[str]:
+        expr = queries.interpolated_target(item, dashboard, {variable: selection})["expr"]
+        return {r["metric"][variable] for r in prometheus.finite(expr)}
+
+    assert shown(queries.Selection([queries.ALL], options)) == set(options)
+    assert shown(queries.Selection([chosen])) == {chosen}
+
+
+def test_alerting_series_come_from_the_running_detector_and_outbox(prometheus, dashboard_worker):
+    """The worker's alert agents raised, notified and resolved the episode of run_episode;
+    Prometheus sees the counters and gauges they export."""
+    assert dashboard_worker.episode_alert()["status"] == "resolved"
+    assert prometheus.finite('finsentry_alerts_total{scope="topic"} >= 1')
+    assert prometheus.finite(f'finsentry_negative_share{{topic="{EPISODE_TOPIC}"}}')
+    assert prometheus.finite('finsentry_notifications_total{notifier="alertmanager", result="sent"} >= 1')
+    assert prometheus.finite("finsentry_outbox_pending == 0")  # delivered, nothing waits
+
+
+def promtool_findings(exposition: str) -> str:
+    """What `promtool check metrics` says about an exposition (empty when it finds nothing)."""
+    proc = subprocess.run([require_tool("promtool"), "check", "metrics"], input=exposition,
+                          capture_output=True, text=True, timeout=60)
+    return (proc.stdout + proc.stderr).strip() or ("" if proc.returncode == 0 else f"exit {proc.returncode}")
+
+
+def test_the_worker_metrics_follow_the_prometheus_naming_conventions(dashboard_worker):
+    status, _, body = dashboard_worker.get("/metrics", token=False)
+    assert status == 200 and b"finsentry_negative_share" in body
+    assert promtool_findings(body.decode()) == ""
+
+
+def test_promtool_check_metrics_reports_a_badly_named_metric():
+    # The check above on a counter without _total and in milliseconds: it does find problems.
+    findings = promtool_findings("# HELP x_latency_milliseconds x\n# TYPE x_latency_milliseconds counter\n"
+                                 "x_latency_milliseconds 1\n")
+    assert "_total" in findings and "seconds" in findings
 
 
 RECORDING = [r for r in RULES if "record" in r]

@@ -184,7 +184,8 @@
 
   // Each alert of the shown scope (and global ones) as a shaded band from the start of its
   // episode to its end (or its latest window while it still fires), with a dashed line
-  // where it began.
+  // where it began. The chart's container reports how many bands it drew
+  // (data-alert-markers), as it reports its points: a canvas cannot be inspected.
   function alertMarkers(by) {
     return {
       hooks: {
@@ -192,6 +193,7 @@
           const ctx = u.ctx;
           const [xMin, xMax] = [u.scales.x.min, u.scales.x.max];
           const top = u.bbox.top, height = u.bbox.height;
+          let drawn = 0;
           ctx.save();
           for (const alert of state.alerts) {
             if (alert.scope !== by && alert.scope !== "global") continue;
@@ -203,6 +205,7 @@
             const critical = alert.severity === "critical";
             ctx.fillStyle = critical ? "rgba(185, 28, 28, 0.08)" : "rgba(245, 158, 11, 0.10)";
             ctx.fillRect(x0, top, Math.max(2, x1 - x0), height);
+            drawn += 1;
             if (start >= xMin) {
               ctx.strokeStyle = critical ? "#b91c1c" : "#f59e0b";
               ctx.lineWidth = 2 * devicePixelRatio;
@@ -214,6 +217,7 @@
             }
           }
           ctx.restore();
+          u.root.parentElement.dataset.alertMarkers = String(drawn);
         }],
       },
     };
