@@ -22,6 +22,13 @@ def settings_with(**overrides) -> Settings:
     return base.model_copy(update=changes) if changes else base
 
 
+def settings_broker_port(settings: Settings) -> int:
+    """The port of the first address in FINSENTRY_BROKER (Kafka's 9092 if it names none)."""
+    first = settings.broker_address.split(",")[0]
+    _, _, port = first.rpartition(":")
+    return int(port) if port.isdigit() else 9092
+
+
 def configure_logging(settings: Settings) -> None:
     from finsentry.logging import setup_logging
 
@@ -29,7 +36,8 @@ def configure_logging(settings: Settings) -> None:
 
 
 @app.command()
-def broker(port: int = typer.Option(9092, help="Port to listen on (loopback)."),
+def broker(port: Optional[int] = typer.Option(None, help="Port to listen on (default: the port of FINSENTRY_BROKER, "
+                                                            "so workers find it)."),
            host: str = typer.Option("127.0.0.1", help="Address to bind.")) -> None:
     """Run the embedded Kafka-compatible broker (tansu) in the foreground. Memory only:
     everything it holds is gone when it stops."""
@@ -38,7 +46,7 @@ def broker(port: int = typer.Option(9092, help="Port to listen on (loopback)."),
 
     from finsentry.streams.broker import EmbeddedBroker
 
-    with EmbeddedBroker(host=host, port=port) as b:
+    with EmbeddedBroker(host=host, port=port or settings_broker_port(get_settings())) as b:
         typer.echo(f"broker listening on {b.address} (memory storage: data is lost on stop); "
                    f"use FINSENTRY_BROKER=kafka://{b.address} FINSENTRY_BROKER_EMBEDDED=true")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -73,12 +81,17 @@ def demo(store: Optional[str] = typer.Option(None, help="Store URL (default: a f
          input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL stream to replay instead of the bundled sample."),
          backend: Optional[str] = typer.Option(None, help="Inference backend (default auto).")) -> None:
     """Start broker + worker + store + dashboard and replay the bundled sample stream."""
-    from finsentry.streams.demo import DemoOptions, run_demo
+    from finsentry.streams.demo import DemoIncomplete, DemoOptions, run_demo
 
     settings = settings_with(backend=backend)
     configure_logging(settings)
-    summary = run_demo(settings, DemoOptions(store=store, web_port=web_port, speed=speed, max_docs=max_docs,
-                                             input_file=input_file))
+    try:
+        summary = run_demo(settings, DemoOptions(store=store, web_port=web_port, speed=speed, max_docs=max_docs,
+                                                 input_file=input_file))
+    except DemoIncomplete as exc:
+        typer.echo(json.dumps(exc.summary))
+        typer.echo(f"demo incomplete: {exc}", err=True)
+        raise typer.Exit(1)
     if summary is not None:
         typer.echo(json.dumps(summary))
 
@@ -93,7 +106,8 @@ def classify(model: Optional[Path] = typer.Option(None, help="Model directory (d
 
     settings = get_settings()
     classify_stream(sys.stdin, sys.stdout, model=model or settings.model_path, backend=backend,
-                    batch_size=batch_size, explain_words=explain_words, cache_dir=settings.model_cache_dir)
+                    batch_size=batch_size, explain_words=explain_words, cache_dir=settings.model_cache_dir,
+                    entities_csv=settings.entity_aliases)
 
 
 @app.command()

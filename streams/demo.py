@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import secrets
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from finsentry.settings import Settings
 from finsentry.streams.broker import EmbeddedBroker
@@ -26,6 +27,10 @@ from finsentry.streams.process import WorkerProcess, percentile, scrape_metrics,
 from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
 
 SAMPLE = Path(__file__).resolve().parent / "ingest" / "samples" / "demo.jsonl.gz"
+# After the replay, the worker gets this long to store the last of N documents: start-up
+# slack plus a per-document allowance for a slow CPU (about 20 documents/s on fp32).
+DRAIN_GRACE_S = 60.0
+DRAIN_S_PER_DOC = 0.05
 
 
 @dataclass
@@ -71,12 +76,55 @@ def rebase(lines: list[str], end: datetime) -> Iterator[tuple[float, str]]:
         yield previous, json.dumps(doc, ensure_ascii=False)
 
 
+def run_store_url(url: str, settings: Settings, stamp: str) -> str:
+    """An Elasticsearch URL gets an index prefix of its own for this run: the cluster outlives
+    the demo, and an earlier run's documents and alerts would otherwise be counted again."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return url
+    options = parse_qs(parts.query, keep_blank_values=True)
+    base = options.get("prefix", [settings.es_index_prefix])[-1]
+    options["prefix"] = [f"{base}-demo-{stamp}"]
+    return urlunsplit(parts._replace(query=urlencode(options, doseq=True)))
+
+
+class Storable:
+    """Counts what the worker will store: payloads its own validation accepts, by distinct id
+    (an exact duplicate is upserted onto its first copy)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.ids: set[str] = set()
+
+    def add(self, line: str) -> None:
+        from finsentry.streams.agents.validate import validate_payload
+
+        try:
+            doc = validate_payload(line.encode("utf-8"), time.time(), self.settings.max_text_bytes,
+                                   self.settings.future_tolerance_s)
+        except ValueError:
+            return  # dead-lettered by the worker
+        self.ids.add(doc.id)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class DemoIncomplete(RuntimeError):
+    """--max-docs N was not reached; carries the summary of what was."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
 
 class Demo:
     def __init__(self, settings: Settings, opts: DemoOptions):
         self.opts = opts
         self.workdir = opts.workdir
-        self.store_url = opts.store or f"sqlite:///{self.workdir / 'finsentry.db'}"
+        stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        self.store_url = run_store_url(opts.store, settings, stamp) if opts.store else \
+            f"sqlite:///{self.workdir / 'finsentry.db'}"
         self.settings = settings
         self.broker = EmbeddedBroker(log_file=self.workdir / "broker.log")
         self.worker: WorkerProcess | None = None
@@ -89,7 +137,7 @@ class Demo:
         self.broker.start()
         say(f"broker   kafka://{self.broker.address}  (embedded tansu, memory only: data is gone when the demo stops)")
         env = settings_env(broker=self.broker.url, broker_embedded=True, store=self.store_url,
-                           web_port=self.opts.web_port, data_dir=self.workdir,
+                           web_port=self.opts.web_port, data_dir=self.workdir, backend=self.settings.backend,
                            outbox_path=self.workdir / "outbox.db", broker_session_timeout_s=10,
                            broker_heartbeat_s=1, dashboard_url=f"http://127.0.0.1:{self.opts.web_port}/")
         self.worker = WorkerProcess(env, self.workdir / "worker.log", self.opts.web_port)
@@ -116,22 +164,22 @@ class Demo:
         lines = read_stream(self.opts.input_file or SAMPLE)
         started = time.time()
         stream = list(rebase(lines, datetime.now(timezone.utc)))
-        published, malformed, seen_alerts, last_report = 0, 0, set(), 0.0
+        published, storable, seen_alerts, last_report = 0, Storable(self.settings), set(), 0.0
         pace = f"{self.opts.speed:g}× event time" if self.opts.speed else "full speed"
         say(f"replaying {len(stream)} documents at {pace}")
         try:
             for offset, line in self.paced(stream):
                 producer.publish_raw(line.encode("utf-8"), key=_key_of(line))
                 published += 1
-                malformed += not _is_document(line)
+                storable.add(line)
                 if time.monotonic() - last_report > 5:
                     last_report = time.monotonic()
                     await self.report(store, published, seen_alerts)
-                if self.opts.max_docs and published >= self.opts.max_docs + malformed:
+                if self.opts.max_docs and len(storable) >= self.opts.max_docs:
                     break
             producer.flush()
             if self.opts.max_docs:
-                return await self.finish(store, published, started)
+                return await self.finish(store, published, len(storable), started)
             say("sample replayed; the pipeline keeps running — Ctrl-C to stop")
             while True:
                 await asyncio.sleep(5)
@@ -161,9 +209,13 @@ class Demo:
                 say(f"ALERT [{alert['severity']}] {alert['scope']} '{alert['key']}': negative share "
                     f"{alert['negative_share']:.0%} vs baseline {alert['baseline']:.0%} over {alert['volume']} stories")
 
-    async def finish(self, store, published: int, started: float) -> dict:
-        target = self.opts.max_docs
-        deadline = time.monotonic() + 120
+    async def finish(self, store, published: int, storable: int, started: float) -> dict:
+        """Wait for the stored count to reach N, then summarise; DemoIncomplete if it does not.
+        The wait starts after the replay, so a paced replay (N documents at --speed) has already
+        had its own time; what is left is the pipeline's backlog, at most N documents."""
+        target = min(self.opts.max_docs, storable)
+        budget_s = DRAIN_GRACE_S + DRAIN_S_PER_DOC * target
+        deadline = time.monotonic() + budget_s
         while await store.count() < target and time.monotonic() < deadline:
             if self.worker.proc.poll() is not None:
                 raise RuntimeError(f"the worker exited:\n{self.worker.tail()}")
@@ -176,7 +228,7 @@ class Demo:
         await asyncio.sleep(1.0)  # let the worker's counters catch up with the last batch
         m = scrape_metrics(self.opts.web_port)
         stored = await store.count()
-        return {
+        summary = {
             "docs_in": published,
             "docs_scored": int(m.get("finsentry_documents_scored_total", 0)),
             "docs_stored": stored,
@@ -186,13 +238,12 @@ class Demo:
             "p50_ms": round(percentile(latencies, 0.50), 1) if latencies else 0.0,
             "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else 0.0,
         }
-
-
-def _is_document(line: str) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False
+        if stored < self.opts.max_docs:
+            why = (f"the stream holds only {storable} documents the worker accepts" if storable < self.opts.max_docs
+                   else f"the pipeline did not store them within {budget_s:.0f} s")
+            raise DemoIncomplete(f"{stored} of {self.opts.max_docs} documents stored: {why}; "
+                                 f"worker log: {self.workdir / 'worker.log'}", summary)
+        return summary
 
 
 def _key_of(line: str) -> str | None:

@@ -4,9 +4,14 @@ enough that, replayed at the demo's default 30× event time, it fires within two
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import gzip
 import json
 from datetime import datetime
+from pathlib import Path
+
+from setuptools import find_packages
 
 from finsentry.models.textnorm import model_input
 from finsentry.settings import Settings
@@ -35,3 +40,20 @@ def test_sample_episode_alerts_early_and_nothing_else_on_topics(engine):
     offset_s = (first.window_end - start).total_seconds()
     assert offset_s / DemoOptions().speed < 90, offset_s  # leaves the worker half a minute to start
     assert first.negative_share > 0.6 and first.evidence
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sample_ships_in_the_wheel_with_its_attribution():
+    """`pip install .` (the Docker image) has no checkout: the sample and the file crediting its
+    data must sit in a package folder and match setup.py's package_data."""
+    attribution = SAMPLE.parent / "SOURCES.md"
+    assert "MIT" in attribution.read_text() and "data/tfn/SOURCES.md" in attribution.read_text()
+    tree = ast.parse((REPO / "setup.py").read_text())
+    patterns = next(ast.literal_eval(node.value)[""] for node in ast.walk(tree)
+                    if isinstance(node, ast.keyword) and node.arg == "package_data")
+    packages = {p.replace(".", "/") for p in find_packages(str(REPO / "streams"))}
+    for shipped in (SAMPLE, attribution):
+        assert shipped.parent.relative_to(REPO / "streams").as_posix() in packages, shipped
+        assert any(fnmatch.fnmatch(shipped.name, pattern) for pattern in patterns), shipped.name

@@ -9,6 +9,7 @@ documents again adds no stored duplicates.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -128,3 +129,12 @@ def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings,
     for _, expected in BAD_PAYLOADS:
         assert expected in reasons, f"{expected!r} not in {reasons}"
     assert all(letter["stage"] == "validate" and letter["raw"] for letter in letters)
+    # Each letter carries its payload byte for byte (base64 when it is not UTF-8), uncut.
+    assert sorted(raw_bytes(letter) for letter in letters) == sorted(payload for payload, _ in BAD_PAYLOADS)
+    assert not any(letter["raw_truncated"] for letter in letters)
+
+
+def raw_bytes(letter: dict) -> bytes:
+    """The payload a dead letter carries, as the bytes that were published."""
+    raw = letter["raw"]
+    return base64.b64decode(raw) if letter["raw_encoding"] == "base64" else raw.encode("utf-8")

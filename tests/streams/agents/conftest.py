@@ -39,7 +39,7 @@ class Harness:
 
 @pytest.fixture
 def harness(make_settings):
-    def factory(agents, **pieces):
-        return Harness(make_settings(max_batch=8, batch_window_s=0.05), agents, **pieces)
+    def factory(agents, settings: dict | None = None, **pieces):
+        return Harness(make_settings(**{"max_batch": 8, "batch_window_s": 0.05, **(settings or {})}), agents, **pieces)
 
     return factory

@@ -1,4 +1,6 @@
+import asyncio
 import json
+import time
 from datetime import datetime, timezone
 
 from finsentry.streams.alerting.dedup import NearDuplicateIndex
@@ -58,3 +60,65 @@ async def test_a_failing_document_is_isolated_and_dead_lettered(harness, engine)
     assert sorted(r.id for r in scored) == ["doc-0", "doc-2"]
     assert letter.stage == "score" and "tokenizer exploded" in letter.reason
     assert json.loads(letter.raw)["id"] == "doc-1"
+
+
+# One actor: under test_context every actor of an agent receives every event (an in-memory
+# channel copies to each subscriber), whereas on a topic they share one queue.
+ONE_ACTOR = {"score_concurrency": 1}
+
+
+class Slow:
+    """A stand-in engine: the real model, with every call held for `seconds` and recorded,
+    so a test can see what happens on the event loop while a batch is being scored."""
+
+    def __init__(self, engine, seconds: float, on_call=None):
+        self.engine = engine
+        self.version = engine.version
+        self.seconds = seconds
+        self.on_call = on_call or (lambda: None)
+        self.calls: list[int] = []
+        self.during: list[tuple[int, int]] = []  # the on_call() value at entry and at exit of each call
+
+    def predict(self, texts):
+        self.calls.append(len(texts))
+        entry = self.on_call()
+        time.sleep(self.seconds)
+        self.during.append((entry, self.on_call()))
+        return self.engine.predict(texts)
+
+
+async def test_scoring_never_blocks_the_event_loop(harness, engine):
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    slow = Slow(engine, seconds=0.5, on_call=lambda: ticks)
+    h = harness(("score",), settings=ONE_ACTOR, engine=slow, dedup=NearDuplicateIndex(0.8, 3600))
+    running = asyncio.ensure_future(ticker())
+    try:
+        async with h.agent("score").test_context() as agent:
+            await agent.put(valid(0, "Gold climbs", "Gold climbs to a record."), key=b"k", wait=False)
+            await h.read("scored", 1)
+    finally:
+        running.cancel()
+    (entry, exit_), = slow.during
+    assert exit_ - entry >= 10, f"the loop ticked {exit_ - entry} times in a 0.5 s model call"
+
+
+async def test_every_model_call_gets_at_most_max_batch_documents(harness, engine):
+    # Each call is slowed, so the queue holds far more than max_batch while one is scored.
+    slow = Slow(engine, seconds=0.2)
+    h = harness(("score",), settings=ONE_ACTOR, engine=slow, dedup=NearDuplicateIndex(0.8, 3600))
+    max_batch = h.rt.settings.max_batch
+    n = 5 * max_batch
+    async with h.agent("score").test_context() as agent:
+        for i in range(n):
+            await agent.put(valid(i % 50, f"Story {i}", f"Markets move on story number {i}."), key=b"k", wait=False)
+        scored = [ScoredDocument.model_validate_json(v) for v in await h.read("scored", n, timeout=60)]
+    assert len(scored) == n and sum(slow.calls) == n, slow.calls
+    assert max(slow.calls) <= max_batch, slow.calls
+    assert len(slow.calls) < n  # batches were formed: not one call per document
