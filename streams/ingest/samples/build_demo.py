@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import html
 import gzip
 import hashlib
 import json
@@ -57,7 +58,8 @@ def read_csv(path: Path) -> list[tuple[str, int]]:
 
 
 def headline(text: str) -> str:
-    return _URL.sub("", text).strip()
+    # The sets keep some tweets HTML-escaped ("S&amp;P"); a feed reader would unescape them.
+    return html.unescape(_URL.sub("", text)).strip()
 
 
 def doc(text: str, at: datetime, rng: random.Random, source: str | None = None, kind: str = "news") -> dict:
