@@ -20,22 +20,46 @@ Kind = Literal["news", "review", "social", "filing"]
 SentimentLabel = Literal["negative", "neutral", "positive"]
 
 _WORD = re.compile(r"[a-z0-9]+")
+# The tags outlets and wires put around a syndicated headline: "BREAKING: ", "UPDATE 1-",
+# "Markets: " before it; " - Reuters", " | Zero Hedge", " (Bloomberg)", " via @desk" after it.
+_LEADING_TAG = re.compile(
+    r"^(?:breaking(?: news)?|update(?: ?\d+)?|exclusive|wrapup(?: ?\d+)?|rpt|refile|corrected|urgent|flash"
+    r"|just in|developing|analysis|factbox|markets?|live|video|watch)\s*[:\-–—|]\s*", re.IGNORECASE)
+_TRAILING_TAG = re.compile(
+    r"(?:\s*[(\[][^()\[\]]{1,40}[)\]]|\s+[-–—|]\s+(?:\S+\s+){0,3}\S+|\s+via\s+@?\S+)\s*$", re.IGNORECASE)
+# Tags sit around a headline: past this many characters the key's first words are settled,
+# and a bounded input keeps the key cheap for any text (it is computed before validation).
+_HEADLINE_CHARS = 400
+_MAX_TAG_ROUNDS = 4
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def story_headline(text: str) -> str:
+    """The headline (its first 400 characters) without the outlet and wire tags around it,
+    removed a few at a time as long as at least three words remain."""
+    text = text[:_HEADLINE_CHARS]
+    for _ in range(_MAX_TAG_ROUNDS):
+        stripped = _TRAILING_TAG.sub("", _LEADING_TAG.sub("", text)).strip()
+        if stripped == text or len(_WORD.findall(stripped.lower())) < 3:
+            break
+        text = stripped
+    return text
+
+
 def story_key(title: str | None, text: str) -> str:
     """Partition key that keeps the copies of one story together.
 
-    Syndicated copies share their opening words even when outlets add a prefix link or
-    a trailing source tag, so the key is a hash of the first 12 normalised words of the
-    title (or text when there is no title).
+    Syndicated copies carry the same headline with an outlet's tags around it, so the key
+    is a hash of the first 12 words of the title (or text when there is no title) once
+    links, tags, case and punctuation are gone. Only partitioning depends on it: stories
+    that happen to share a key just share a partition.
     """
     from finsentry.models.textnorm import normalize
 
-    words = _WORD.findall(normalize(title or text).lower())[:12]
+    words = _WORD.findall(story_headline(normalize(title or text)).lower())[:12]
     return hashlib.sha1(" ".join(words).encode()).hexdigest()[:16]
 
 
@@ -182,7 +206,7 @@ DEAD_LETTER_MAX_RAW_BYTES = 128 * 1024
 
 class DeadLetter(BaseModel):
     reason: str
-    stage: str  # validate | score | index
+    stage: str  # validate | score | index | detect | notify
     raw: str  # the payload as text, or base64 when it is not UTF-8 (cut at DEAD_LETTER_MAX_RAW_BYTES)
     raw_encoding: Literal["utf-8", "base64"] = "utf-8"
     raw_size: int | None = None  # bytes of the whole payload

@@ -6,12 +6,16 @@ observe: docs.scored → one observation per scope (global, topic, each entity),
 detect:  observations → Detector over a changelog-backed Faust table (a restarted or
          rebalanced worker recovers its baselines from the changelog) → alerts. Batches:
          a scope's state is read and written once per batch, one changelog record each.
-notify:  alerts → the store's alerts collection + the notification outbox.
+notify:  alerts → the notification outbox + the store's alerts collection. The outbox comes
+         first, so people hear of an alert while the store is down; the store write is then
+         retried until it succeeds (the outbox queues each update once, so a re-delivered
+         alert is not notified twice). An unreadable payload is dead-lettered.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import MutableMapping
 
 import faust
@@ -21,8 +25,10 @@ from finsentry.streams import metrics
 from finsentry.streams.alerting.observations import Tick, fan_out, group_by_scope, parse_message
 from finsentry.streams.records import Alert, DeadLetter, ScoredDocument
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
+from finsentry.streams.sinks.retry import put_alert_with_retry
 
 log = logging.getLogger("finsentry.alerting")
+EXPLANATION_CACHE_DOCS = 4096
 
 
 class BatchState(MutableMapping):
@@ -107,28 +113,66 @@ def register(app: faust.App, rt: Runtime):
         await deliver_all(rt.topics.observations,
                           [(key, Tick(tick=now, key=key)) for key in list(state.keys())])
 
+    explanations = ExplanationCache()
+
     @app.agent(rt.topics.alerts, name="finsentry.notify")
     async def notify(stream):
         await rt.ready.wait()
         async for payload in stream:
-            alert = Alert.model_validate_json(payload)
+            try:
+                alert = Alert.model_validate_json(payload)
+            except ValidationError as exc:  # only a foreign producer writes bad data here
+                metrics.DOCS_DEAD.labels(stage="notify", reason="invalid_record").inc()
+                await deliver(rt.topics.dlq, None, DeadLetter.of(
+                    payload, f"invalid alert: {exc.errors()[0]['msg']}", "notify"))
+                continue
             if rt.settings.explain_evidence and rt.engine is not None:
-                await attach_explanations(rt, alert)
-            await rt.store.put_alert(alert)
+                await attach_explanations(rt, alert, explanations)
             if rt.outbox is not None:
                 await rt.outbox.enqueue(alert)
+            await put_alert_with_retry(rt.store, alert, max_backoff_s=rt.settings.store_retry_max_s)
             log.warning("alert %s id=%s", alert.summary, alert.id)
 
     return observe, detect, notify
 
 
-async def attach_explanations(rt: Runtime, alert: Alert) -> None:
+class ExplanationCache:
+    """Explanations by (document id, model version), the least recently used dropped first:
+    every update of an episode carries mostly the same evidence, explained once."""
+
+    def __init__(self, max_docs: int = EXPLANATION_CACHE_DOCS):
+        self.max_docs = max_docs
+        self._items: OrderedDict[tuple[str, str | None], list] = OrderedDict()
+
+    def get(self, key: tuple[str, str | None]) -> list | None:
+        if key in self._items:
+            self._items.move_to_end(key)
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, str | None], explanation: list) -> None:
+        self._items[key] = explanation
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_docs:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+async def attach_explanations(rt: Runtime, alert: Alert, cache: ExplanationCache) -> None:
     """Word-level explanations for the evidence documents that lack one (off the loop)."""
     import asyncio
 
     from finsentry.models.explain import explain
 
     loop = asyncio.get_running_loop()
+    version = getattr(rt.engine, "version", None)
     for ev in alert.evidence:
-        if ev.explanation is None and ev.title:
-            ev.explanation = await loop.run_in_executor(rt.executor, explain, rt.engine, ev.title, 6)
+        if ev.explanation is not None or not ev.title:
+            continue
+        key = (ev.id, version)
+        explanation = cache.get(key)
+        if explanation is None:
+            explanation = await loop.run_in_executor(rt.executor, explain, rt.engine, ev.title, 6)
+            cache.put(key, explanation)
+        ev.explanation = explanation

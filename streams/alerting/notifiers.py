@@ -12,7 +12,7 @@ re-openings and resolutions.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import aiohttp
@@ -22,6 +22,7 @@ from finsentry.streams.records import Alert
 
 ALERTNAME = "FinsentryNegativeSpike"
 CHAT_CHANGES = frozenset({"opened", "escalated", "reopened", "resolved"})
+TEST_ALERT_LIFETIME = timedelta(minutes=5)
 
 
 class NotificationFailed(Exception):
@@ -100,10 +101,23 @@ class AlertmanagerNotifier:
                           "startsAt": _iso(alert.episode_start), "endsAt": _iso(alert.updated_at)})
         return items
 
+    def test_payload(self, alert: Alert) -> list[dict]:
+        """`payload`, labelled test="true" and ending by itself a few minutes later, so a
+        route can tell it apart and nothing pages until Alertmanager's resolve_timeout."""
+        ends = _iso(alert.updated_at + TEST_ALERT_LIFETIME)
+        return [{**item, "labels": {**item["labels"], "test": "true"}, "endsAt": item.get("endsAt", ends)}
+                for item in self.payload(alert)]
+
     async def send(self, alert: Alert) -> None:
+        await self._post(self.payload(alert))
+
+    async def send_test(self, alert: Alert) -> None:
+        await self._post(self.test_payload(alert))
+
+    async def _post(self, items: list[dict]) -> None:
         try:
             async with aiohttp.ClientSession(timeout=self.timeout) as session:
-                async with session.post(f"{self.url}/api/v2/alerts", json=self.payload(alert)) as resp:
+                async with session.post(f"{self.url}/api/v2/alerts", json=items) as resp:
                     if resp.status < 300:
                         return
                     body = (await resp.text())[:300]

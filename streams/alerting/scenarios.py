@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from finsentry.models.labels import TOPIC_LABELS
+from finsentry.settings import Settings
 from finsentry.streams.alerting.config import DetectorConfig
 from finsentry.streams.alerting.dedup import NearDuplicateIndex
 from finsentry.streams.alerting.replay import replay_events
@@ -338,8 +339,13 @@ def run(scenario: Scenario, config: DetectorConfig, dedup: NearDuplicateIndex | 
 
 
 def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | None = None,
-          progress: Callable[[str], None] | None = None) -> tuple[str, Outcome]:
-    """The precision/recall table (markdown) over every scenario and seed, and the total."""
+          progress: Callable[[str], None] | None = None, settings: Settings | None = None) -> tuple[str, Outcome]:
+    """The precision/recall table (markdown) over every scenario and seed, and the total.
+
+    Each run gets a fresh near-duplicate index configured like the worker's, from
+    `settings` (default: `Settings()`, the environment's).
+    """
+    settings = settings if settings is not None else Settings()
     rows = ["| scenario | runs | events | detected | recall | alerts | false or repeated | precision | median delay (buckets) |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     total = Outcome()
@@ -349,7 +355,7 @@ def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | No
         for seed in seeds:
             scenario = SCENARIOS[name](seed)
             description = scenario.name
-            result, _ = run(scenario, config)
+            result, _ = run(scenario, config, NearDuplicateIndex.from_settings(settings))
             outcome.add(result)
             if progress:
                 progress(f"{name} seed={seed}: events={result.events} detected={result.detected} "

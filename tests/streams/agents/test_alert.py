@@ -1,8 +1,15 @@
 import asyncio
+import inspect
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
+from finsentry.models import explain as explain_module
+from finsentry.streams import metrics
+from finsentry.streams.alerting.notifiers import AlertmanagerNotifier
 from finsentry.streams.alerting.observations import Observation, ObservationGroup, Tick
-from finsentry.streams.records import Alert, Label, ScoredDocument, Sentiment, Topic
+from finsentry.streams.alerting.outbox import Outbox
+from finsentry.streams.broker import free_port
+from finsentry.streams.records import Alert, Evidence, Label, ScoredDocument, Sentiment, Topic
 from finsentry.streams.sinks.sqlite import SqliteStore
 
 T0 = datetime(2026, 1, 5, 13, 0, tzinfo=timezone.utc)
@@ -113,6 +120,106 @@ async def test_notify_stores_the_alert(harness, tmp_path):
     assert [a["id"] for a in stored] == ["a1"]
     await store.close()
 
+
+
+def spike_alert(update: int, evidence: list[Evidence]) -> Alert:
+    return Alert(id="a1", scope="topic", key="Energy / Oil", severity="warning", episode_start=T0, window_start=T0,
+                 window_end=T0 + timedelta(minutes=3), negative_share=.8, baseline=.2, statistic=6.1, volume=40,
+                 baseline_volume=10.0, update=update, change="opened" if update == 0 else "updated", evidence=evidence)
+
+
+async def until(predicate, what: str, timeout: float = 20.0) -> None:
+    """Wait until `predicate()` (sync or async) is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def stored_update(store, update: int) -> bool:
+    return any(a["update"] == update for a in await store.alerts())
+
+
+async def test_notify_explains_the_evidence_once_per_document(harness, tmp_path, engine, monkeypatch):
+    """The shipped model explains each evidence headline; the next update of the episode
+    reuses those explanations and runs the model only for its new document."""
+    explained = []
+
+    def counting_explain(model, text, top_k=8):
+        explained.append(text)
+        return real_explain(model, text, top_k)
+
+    real_explain = explain_module.explain
+    monkeypatch.setattr(explain_module, "explain", counting_explain)
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    h = harness(("alert",), engine=engine, store=store)
+    assert h.rt.settings.explain_evidence  # the default
+    first = [Evidence(id="d1", title="Oil prices slump as OPEC talks collapse", score=-0.9),
+             Evidence(id="d2", title="Refiners cut output after a fire at the plant", score=-0.8)]
+    later = [*first, Evidence(id="d3", title="Crude tumbles to a six month low on weak demand", score=-0.85)]
+
+    async with h.agent("notify").test_context() as agent:
+        await agent.put(spike_alert(0, first).model_dump_json().encode(), key=b"a1")
+        await until(lambda: stored_update(store, 0), "the first update")
+        await agent.put(spike_alert(1, later).model_dump_json().encode(), key=b"a1")
+        await until(lambda: stored_update(store, 1), "the second update")
+    [stored] = await store.alerts()
+    await store.close()
+    assert explained == [e.title for e in later]  # d1 and d2 once, then only d3
+    for evidence in stored["evidence"]:
+        words = [word for word, _ in evidence["explanation"]]
+        assert words and set(words) <= set(evidence["title"].replace(",", " ").split())
+
+
+async def test_notify_queues_the_alert_during_a_store_outage_and_stores_it_after(make_settings, tmp_path):
+    """A real outage: another connection holds SQLite's write lock for longer than the
+    store's busy timeout, so every put_alert raises StoreUnavailable until it is released."""
+    from tests.streams.agents.conftest import Harness
+
+    path = tmp_path / "s.db"
+    store = SqliteStore(path, busy_timeout_s=0.05)
+    await store.open()
+    outbox = Outbox(tmp_path / "outbox.db", [AlertmanagerNotifier(f"http://127.0.0.1:{free_port()}")])
+    await outbox.open()  # delivery is not started: the rows stay pending for the test to read
+    h = Harness(make_settings(explain_evidence=False, store_retry_max_s=0.2), ("alert",), store=store)
+    h.rt.outbox = outbox
+    refused = metrics.STORE_ERRORS.labels(kind="unavailable")
+    refused_before = refused._value.get()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    locked = True
+    try:
+        async with h.agent("notify").test_context() as agent:
+            # wait=False: the agent is busy retrying, the test must go on to end the outage
+            await agent.put(spike_alert(0, []).model_dump_json().encode(), key=b"a1", wait=False)
+            await agent.put(b'{"id": "a2", "scope": "galaxy"}', key=b"a2", wait=False)
+            await until(lambda: refused._value.get() >= refused_before + 3, "retries against the locked store")
+            rows = await outbox.rows()
+            assert [(r["alert_id"], r["update_no"]) for r in rows] == [("a1", 0)]  # notified while the store is down
+            assert await store.alerts() == []
+            other.execute("ROLLBACK")
+            locked = False
+            letter = (await h.read("dlq", 1))[0]
+            assert [a["id"] for a in await store.alerts()] == ["a1"]
+            # A re-delivered update is neither queued nor stored twice; the next one is both.
+            await agent.put(spike_alert(0, []).model_dump_json().encode(), key=b"a1", wait=False)
+            await agent.put(spike_alert(1, []).model_dump_json().encode(), key=b"a1", wait=False)
+            await until(lambda: stored_update(store, 1), "the second update")
+    finally:
+        if locked:
+            other.execute("ROLLBACK")
+        other.close()
+    rows = await outbox.rows()
+    assert [(r["alert_id"], r["update_no"], r["state"]) for r in rows] == [("a1", 0, "superseded"), ("a1", 1, "pending")]
+    assert b"invalid alert" in letter and b'"stage":"notify"' in letter
+    await outbox.stop()
+    await store.close()
 
 async def test_labels_are_stored_with_the_document_text(harness, tmp_path):
     store = SqliteStore(tmp_path / "s.db")

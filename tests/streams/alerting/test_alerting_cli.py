@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -97,6 +99,18 @@ async def test_alerts_test_sends_through_every_notifier(receiver):
     assert "finsentry test notification" in hit["body"]["message"]
     ok = await asyncio.to_thread(runner.invoke, app, ["test", "--apprise-url", receiver.url])
     assert ok.exit_code == 0 and len(receiver.received) == 2
+
+
+def test_alerts_test_sends_alertmanager_a_marked_alert_that_ends_by_itself(alertmanager):
+    sent_at = datetime.now(timezone.utc)
+    result = runner.invoke(app, ["test", "--alertmanager-url", alertmanager])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["sent    alertmanager"]
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts?filter=key%3D%22finsentry-test%22", timeout=5) as resp:
+        received = json.loads(resp.read())
+    assert received and all(a["labels"]["test"] == "true" and a["status"]["state"] == "active" for a in received)
+    ends = datetime.fromisoformat(received[-1]["endsAt"].replace("Z", "+00:00"))
+    assert sent_at + timedelta(minutes=3) < ends < sent_at + timedelta(minutes=10)
 
 
 def test_every_command_has_help():

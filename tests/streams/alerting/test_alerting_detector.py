@@ -298,3 +298,72 @@ def test_batched_messages_give_the_alerts_and_state_of_one_at_a_time_with_fewer_
     assert by_scope(batched) == by_scope(one_by_one)
     assert batch_state.data == one_state.data
     assert batch_state.assignments < one_state.assignments / 3  # entities are many and sparse
+
+
+def test_an_entity_spike_is_detected_on_the_entity_within_two_buckets():
+    scenario = scenarios.entity_spike(3)
+    [event] = scenario.expected
+    opened = [a for a in run_detector(without_dedup(scenario.records)) if a.change == "opened"]
+    entity = [a for a in opened if a.scope == "entity"]
+    assert [a.key for a in entity] == ["ACME"]
+    assert 0 <= (entity[0].updated_at - event.start).total_seconds() / CONFIG.bucket_s <= 2.0
+    assert entity[0].evidence and all(e.title.startswith("ACME ") for e in entity[0].evidence)
+    assert {(a.scope, a.key) for a in opened} <= {(e.scope, e.key) for e in [*scenario.expected, *scenario.allowed]}
+
+
+def market_wide_stream(seed: int, shift: float) -> list[dict]:
+    """Every topic's negative share rises by `shift` for 8 minutes: too few stories per
+    topic to alert on any one of them, together a clear move of the whole market."""
+    b = StreamBuilder(seed)
+    b.background(120, negative_shift=lambda minute, topic: shift if 90 <= minute < 98 else 0.0)
+    return without_dedup(b.sorted_records())
+
+
+def test_a_market_wide_rise_is_detected_on_the_global_scope():
+    start = scenarios.START + timedelta(minutes=90)
+    opened = [a for a in run_detector(market_wide_stream(1, 0.35)) if a.change == "opened"]
+    assert [(a.scope, a.key) for a in opened] == [("global", "all")]
+    assert 0 <= (opened[0].updated_at - start).total_seconds() / CONFIG.bucket_s <= 3.0
+    assert opened[0].negative_share > opened[0].baseline + 0.2
+    assert run_detector(market_wide_stream(1, 0.0)) == []  # the same stream without the rise
+
+
+def newest_closed_share(records: list[dict], topic: str, next_close: int) -> float:
+    """The negative share of the newest closed bucket with stories of `topic`, from the records."""
+    buckets: dict[int, list[bool]] = {}
+    for record in records:
+        if record["topic"]["label"] == topic:
+            doc = to_scored(record)[0]
+            index = int(doc.published_at.timestamp() // CONFIG.bucket_s)
+            buckets.setdefault(index, []).append(doc.sentiment.label == "negative")
+    newest = max(i for i in buckets if i < next_close)
+    return sum(buckets[newest]) / len(buckets[newest])
+
+
+def test_metrics_export_the_negative_share_per_topic_and_count_raised_alerts():
+    from prometheus_client import REGISTRY
+
+    records = spike_stream(seed=4, minutes=57)  # ends inside the spike: the newest closed buckets are in it
+    pairs = {(scope, severity) for scope in ("global", "topic", "entity") for severity in ("warning", "critical")}
+
+    def raised() -> dict:
+        return {p: REGISTRY.get_sample_value("finsentry_alerts_total", {"scope": p[0], "severity": p[1]}) or 0.0
+                for p in pairs}
+
+    before = raised()
+    detector = Detector(CONFIG, {}, record_metrics=True)
+    alerts = []
+    for record in records:
+        for obs in fan_out(to_scored(record)[0]):
+            alerts += detector.observe(obs)
+    after = raised()
+    opened = [a for a in alerts if a.change == "opened"]
+    assert any(a.scope == "topic" for a in opened)
+    assert {p: after[p] - before[p] for p in pairs} == {p: float(sum((a.scope, a.severity) == p for a in opened))
+                                                       for p in pairs}
+    topics = {r["topic"]["label"] for r in records}
+    for topic in topics:
+        state = detector.state[f"topic:{topic}"]
+        gauge = REGISTRY.get_sample_value("finsentry_negative_share", {"topic": topic})
+        assert gauge == pytest.approx(newest_closed_share(records, topic, state["next_close"])), topic
+    assert REGISTRY.get_sample_value("finsentry_negative_share", {"topic": SPIKE_TOPIC}) > 0.6
