@@ -68,9 +68,9 @@ SCRAPE_ROBOTS_BLOCKED = Counter("finsentry_scrape_robots_blocked_total", "Reques
 PUSH_REQUESTS = Counter("finsentry_push_requests_total", "Requests to the HTTP push endpoint by answer.", ["status"])
 
 
-# Per-topic volume by sentiment: 20 topics x 3 labels, a fixed label set. Prometheus can
-# derive negative share from it on its own, which is what the backstop rule relies on
-# when the detector's gauge is missing or stale.
+# Per-topic volume by sentiment: 20 topics x 3 labels, a fixed label set. Prometheus
+# derives the negative share per topic from it (finsentry:topic_negative_ratio:increase30m),
+# and the backstop alert reads only that, so it works without the detector's gauge.
 TOPIC_DOCUMENTS = Counter("finsentry_topic_documents_total", "Scored documents by topic and sentiment label.", ["topic", "sentiment"])
 
 
@@ -90,6 +90,7 @@ def _initialise_known_series() -> None:
         for result in ("swapped", "failed"):
             MODEL_SWAPS.labels(action=action, result=result)
     STORE_ERRORS.labels(kind="unavailable")
+    STORE_ERRORS.labels(kind="auth")  # refused credentials: the first one should already alert
     for trigger in ("schedule", "drift"):
         RETRAIN_RUNS.labels(trigger=trigger, result="failed")
 
