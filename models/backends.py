@@ -129,7 +129,7 @@ def export_onnx_int8(model: torch.nn.Module, directory: Path, block_size: int = 
 class OnnxBackend:
     name = "onnx"
 
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path, threads: int = 0, shrink_arena: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -137,11 +137,21 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: in a worker they would take the CPU
+        # the event loop and the broker need (measured: no slower on its own here).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # The arena keeps the largest buffers any batch shape needed: ~980 MB vs ~620 MB for
+        # an engine with two streams after 3,000 texts when it is shrunk after each run
+        # (about 9 % slower). Shrinking keeps a worker inside its memory budget.
+        self.run_options = ort.RunOptions()
+        if shrink_arena:
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sentiment, topic = self.session.run(
             ["sentiment", "topic"],
             {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)},
+            self.run_options,
         )
         return sentiment, topic

@@ -8,6 +8,16 @@ of each head, must not be recorded in the model card below a held-out floor, and
 wins; the choice is cached per model version and CPU. Every loaded model is warmed up on a
 few golden texts, so the first live batch does not pay for it.
 
+Threads: on the CPU the engine can run several batches at once ("streams"), each on its
+share of the cores, instead of one batch over every core. Intra-op threads meet at every
+operator, so one thread delayed by other work in the process (the worker's event loop, its
+consumer) stalls the others, and torch's Python-level forward also waits for the GIL between
+operators; independent batches just share the cores. On 2 cores, bf16, with a Python thread
+busy 30 % of the time beside it: 2 streams x 1 thread 276 docs/s, 1 stream x 2 threads 219
+(alone: 342 vs 301). Each stream costs memory, so the worker's default is one (see
+FINSENTRY_INFERENCE_STREAMS). A caller with one batch per call (the worker) gets streams by
+calling from as many threads as there are streams.
+
 Hot swap: the engine scores through one immutable `LoadedModel`. `prepare()` builds a new
 one off the event loop and checks it on the golden batch; `swap()` replaces the reference.
 A call to `predict` holds the model it started with, so every batch is scored by exactly
@@ -21,6 +31,8 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -39,7 +51,9 @@ from finsentry.models.backends import (
 )
 from finsentry.models.classifier import ModelCard, load_artifact, load_tokenizer
 from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.models.memory import release_free_memory
 from finsentry.models.textnorm import normalize
+from finsentry.models.threads import thread_plan
 
 log = logging.getLogger("finsentry.models")
 
@@ -48,6 +62,11 @@ GOLDEN_FILE = "golden.jsonl"
 AGREEMENT_FLOOR = 0.99
 WARM_UP_TEXTS = 8
 FALLBACK_SAMPLE = "Stocks fall as outlook is cut."  # for models shipped without a golden batch
+
+
+@lru_cache(maxsize=None)
+def _stream_pool(streams: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(streams, thread_name_prefix="engine-stream")
 
 
 @dataclass(frozen=True)
@@ -85,12 +104,16 @@ def read_golden(directory: Path) -> list[dict]:
 class LoadedModel:
     """One model version on one backend with its tokenizer; immutable once built."""
 
-    def __init__(self, directory: Path, card: ModelCard, backend: Backend, tokenizer, max_batch: int):
+    def __init__(self, directory: Path, card: ModelCard, backend: Backend, tokenizer, max_batch: int,
+                 streams: int = 1, release_memory: bool = False):
         self.directory = directory
         self.card = card
         self.backend = backend
         self.tokenizer = tokenizer
         self.max_batch = max_batch
+        # A GPU computes one batch at a time anyway; its backend is never split in streams.
+        self.streams = 1 if getattr(backend, "name", "") == "cuda" else max(1, streams)
+        self.release_memory = release_memory  # see models/memory.py
         self.golden = read_golden(directory)
 
     @property
@@ -104,6 +127,7 @@ class LoadedModel:
         sentiment = np.zeros((len(texts), len(SENTIMENT_LABELS)), dtype=np.float32)
         topic = np.zeros((len(texts), len(TOPIC_LABELS)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id
+        batches = []
         for start in range(0, len(order), self.max_batch):
             idx = order[start:start + self.max_batch]
             width = max(len(enc[i]) for i in idx)
@@ -112,8 +136,15 @@ class LoadedModel:
             for row, i in enumerate(idx):
                 ids[row, : len(enc[i])] = enc[i]
                 mask[row, : len(enc[i])] = 1
-            s, t = self.backend.run(ids, mask)
+            batches.append((idx, ids, mask))
+        if self.streams > 1 and len(batches) > 1:
+            results = _stream_pool(self.streams).map(lambda b: self.backend.run(b[1], b[2]), batches)
+        else:
+            results = (self.backend.run(ids, mask) for _, ids, mask in batches)
+        for (idx, _, _), (s, t) in zip(batches, results):
             sentiment[idx], topic[idx] = s, t
+        if self.release_memory:
+            release_free_memory()
         return sentiment, topic
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -162,7 +193,8 @@ def _cache_key(card: ModelCard) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
-def candidate_backends(model_factory, directory: Path, card: ModelCard, cache_dir: Path, threads: int) -> dict:
+def candidate_backends(model_factory, directory: Path, card: ModelCard, cache_dir: Path, threads: int,
+                       release_memory: bool = True) -> dict:
     """Name → factory for every backend this machine can run."""
     cands = {"torch": lambda: TorchBackend(model_factory(), "fp32")}
     if cuda_available():
@@ -170,7 +202,7 @@ def candidate_backends(model_factory, directory: Path, card: ModelCard, cache_di
     if cpu_has_native_bf16():
         cands["torch-bf16"] = lambda: TorchBackend(model_factory(), "bf16")
     onnx_dir = cache_dir / card.version / _cache_key(card)
-    cands["onnx"] = lambda: OnnxBackend(export_onnx_int8(model_factory(), onnx_dir), threads)
+    cands["onnx"] = lambda: OnnxBackend(export_onnx_int8(model_factory(), onnx_dir), threads, release_memory)
     return cands
 
 
@@ -194,7 +226,8 @@ def agreement(s, t, ref_s, ref_t) -> dict[str, float]:
 
 
 def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sample: Sequence[str],
-                   max_batch: int, cache_file: Path | None) -> tuple[str, Backend, dict]:
+                   max_batch: int, cache_file: Path | None, streams: int = 1,
+                   release_memory: bool = False) -> tuple[str, Backend, dict]:
     """Measure every candidate on `sample`: keep those agreeing with fp32 on each head and
     not recorded below a held-out floor in the card, pick the fastest."""
     below = below_floors(card)
@@ -212,7 +245,7 @@ def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sam
         except Exception as exc:  # a backend that cannot start here is skipped, with the reason
             measured[name] = {"error": str(exc)}
             continue
-        model = LoadedModel(directory, card, backend, tokenizer, max_batch)
+        model = LoadedModel(directory, card, backend, tokenizer, max_batch, streams, release_memory)  # as served
         model.logits(sample[:8])  # warm-up
         start = time.perf_counter()
         s, t = model.logits(sample)
@@ -233,10 +266,15 @@ def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sam
 
 
 def load_model(directory: Path | None = None, backend: str = "auto", max_batch: int = 64,
-               cache_dir: Path = Path("var/model-cache"), threads: int = 0) -> LoadedModel:
+               cache_dir: Path = Path("var/model-cache"), threads: int = 0, streams: int = 1,
+               release_memory: bool = True) -> LoadedModel:
+    """Load a model version on a backend. `threads`: cores in all (0 = every core);
+    `streams`: batches computed at once (0 = one per core; see the module's docstring);
+    `release_memory`: give freed memory back after each call (models/memory.py).
+    Sets torch's intra-op thread count for the process to threads per stream."""
     directory = Path(directory or SHIPPED_MODEL)
-    if threads:
-        torch.set_num_threads(threads)
+    streams, per_stream = thread_plan(threads, streams)
+    torch.set_num_threads(per_stream)
     model, card = load_artifact(directory)
     tokenizer = load_tokenizer(card.max_length, card.encoder)
     state = {"model": model}
@@ -246,16 +284,18 @@ def load_model(directory: Path | None = None, backend: str = "auto", max_batch: 
         # alone); the CUDA backend copies it before moving it to the GPU.
         return state["model"]
 
-    cands = candidate_backends(model_factory, directory, card, Path(cache_dir), threads)
+    cands = candidate_backends(model_factory, directory, card, Path(cache_dir), per_stream, release_memory)
     if backend == "auto":
         golden = [g["text"] for g in read_golden(directory)] or [FALLBACK_SAMPLE] * 32
-        cache_file = Path(cache_dir) / card.version / _cache_key(card) / "auto.json"
-        _, chosen, _ = choose_backend(cands, tokenizer, card, directory, golden, max_batch, cache_file)
+        plan = f"auto-{streams}x{per_stream}.json"  # the fastest backend depends on the plan
+        cache_file = Path(cache_dir) / card.version / _cache_key(card) / plan
+        _, chosen, _ = choose_backend(cands, tokenizer, card, directory, golden, max_batch, cache_file, streams,
+                                      release_memory)
     else:
         if backend not in cands:
             raise ValueError(f"backend {backend!r} is not available here; available: {sorted(cands)}")
         chosen = cands[backend]()
-    loaded = LoadedModel(directory, card, chosen, tokenizer, max_batch)
+    loaded = LoadedModel(directory, card, chosen, tokenizer, max_batch, streams, release_memory)
     loaded.warm_up()
     return loaded
 
@@ -292,6 +332,8 @@ class Engine:
     def prepare(self, directory: Path, backend: str | None = None, **kwargs) -> LoadedModel:
         """Load and check a new version (blocking: call it in an executor)."""
         current = self._model
+        kwargs.setdefault("streams", current.streams)
+        kwargs.setdefault("release_memory", current.release_memory)
         candidate = load_model(directory, backend=backend or current.backend.name,
                                max_batch=current.max_batch, **kwargs)
         accuracy = candidate.golden_accuracy()

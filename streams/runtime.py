@@ -51,8 +51,13 @@ class Runtime:
     dedup: Any = None  # finsentry.streams.alerting.dedup.NearDuplicateIndex
     outbox: Any = None  # finsentry.streams.alerting.outbox.Outbox
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="inference"))
+    executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see models/threads.py)
     loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
+
+    def __post_init__(self) -> None:
+        if self.executor is None:
+            streams, _ = self.settings.inference_plan
+            self.executor = ThreadPoolExecutor(streams, thread_name_prefix="inference")
 
     async def start(self) -> None:
         """Load what is not injected yet. Tests inject their own pieces before calling this."""
@@ -92,7 +97,8 @@ class Runtime:
 
         s = self.settings
         return Engine.load(self.model_dir(), backend=s.backend, max_batch=s.max_batch,
-                           cache_dir=s.model_cache_dir, threads=s.inference_threads)
+                           cache_dir=s.model_cache_dir, threads=s.inference_threads,
+                           streams=s.inference_plan[0], release_memory=s.inference_release_memory)
 
     def model_dir(self):
         """The explicit model path, else the registry's promoted version, else the shipped one."""

@@ -2,10 +2,11 @@
 
 Batches come from `take(max_batch, within=window)`: under load they fill up and the model
 runs at full width; when quiet, a lone document waits at most `window`. Inference runs in
-a dedicated thread so the event loop keeps consuming, heart-beating and serving the web
-page. A batch is acknowledged only after its scored records were delivered. With
-`score_concurrency` > 1 several batches are in flight: one is scored (the inference thread is
-one) while the others wait on the broker, which keeps the model busy.
+the runtime's inference threads (one per inference stream) so the event loop keeps
+consuming, heart-beating and serving the web page. A batch is acknowledged only after its
+scored records were delivered. Several batches are in flight (`score_concurrency`, by
+default one more than the streams): each stream computes one while another waits on the
+broker, which keeps the model busy.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ async def score_batch(rt: Runtime, docs: list[ValidDocument]) -> tuple[list[Scor
 def register(app: faust.App, rt: Runtime):
     # Actors share one queue; Faust commits only the offsets below the oldest unacknowledged
     # event, so a batch still being delivered holds the commit back (at-least-once holds).
-    @app.agent(rt.topics.valid, name="finsentry.score", concurrency=rt.settings.score_concurrency)
+    @app.agent(rt.topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
     async def score(stream):
         await rt.ready.wait()
         async for batch in stream.take(rt.settings.max_batch, within=rt.settings.batch_window_s):

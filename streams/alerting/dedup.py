@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,6 +87,7 @@ class NearDuplicateIndex:
         self.shingle_words = shingle_words
         self.min_containment_shingles = min_containment_shingles
         self.max_stories = max_stories
+        self._lock = threading.Lock()  # the worker scores batches on several threads at once
         template = MinHash(num_perm=num_perm, seed=seed)
         self._permutations, self._scheme = template.permutations, template.scheme
         self._lsh = MinHashLSH(threshold=max(0.1, threshold * _CANDIDATE_FACTOR), num_perm=num_perm)
@@ -104,7 +106,11 @@ class NearDuplicateIndex:
 
     def check(self, doc_id: str, text: str, published_at: datetime | float) -> str | None:
         """The first-seen id of the story `text` repeats, or None (then it is remembered as
-        a new story). Asking again about a remembered id gives the same answer."""
+        a new story). Asking again about a remembered id gives the same answer. Thread-safe."""
+        with self._lock:
+            return self._check(doc_id, text, published_at)
+
+    def _check(self, doc_id: str, text: str, published_at: datetime | float) -> str | None:
         known = self._stories.get(doc_id)
         if known is not None:
             return None if known.root == doc_id else known.root

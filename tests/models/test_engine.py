@@ -6,6 +6,7 @@ import csv
 import json
 import random
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def test_every_backend_agrees_with_fp32(engine, sentiment_slice, topic_slice, tm
 
 def test_auto_measures_and_caches_its_choice(tmp_path):
     loaded = load_model(backend="auto", cache_dir=tmp_path)
-    decisions = list(tmp_path.rglob("auto.json"))
+    decisions = list(tmp_path.rglob("auto-*.json"))
     assert len(decisions) == 1
     import json
 
@@ -245,7 +246,8 @@ def test_load_model_warms_up_before_returning(monkeypatch, tmp_path):
     assert runs == [engine_mod.WARM_UP_TEXTS]  # one small batch of golden texts, before any caller
     # A cached `auto` choice skips the measuring, not the warm-up.
     card = loaded.card
-    cache_file = tmp_path / card.version / engine_mod._cache_key(card) / "auto.json"
+    streams, per_stream = engine_mod.thread_plan(0, 1)
+    cache_file = tmp_path / card.version / engine_mod._cache_key(card) / f"auto-{streams}x{per_stream}.json"
     cache_file.parent.mkdir(parents=True)
     cache_file.write_text(json.dumps({"backend": "torch"}))
     runs.clear()
@@ -301,3 +303,51 @@ def test_auto_does_not_serve_a_backend_the_card_records_below_a_floor(tokenizer,
     assert decision["measurements"]["fast"]["docs_per_s"] > decision["measurements"]["torch"]["docs_per_s"]
     assert name == "torch" and "fast" in decision["below_floors"]
     assert json.loads(cache_file.read_text())["backend"] == "torch"
+
+
+def test_thread_plan_splits_the_cores_between_streams():
+    assert engine_mod.thread_plan(4, 2) == (2, 2)
+    assert engine_mod.thread_plan(2, 0) == (2, 1)  # one stream per core
+    assert engine_mod.thread_plan(2, 8) == (2, 1)  # never more streams than cores
+    assert engine_mod.thread_plan(3, 1) == (1, 3)
+
+
+def test_streams_score_batches_at_once_and_give_the_same_predictions(engine):
+    """Several batches of one call run on separate threads at the same time; the result is
+    the same as one batch after the other, in input order."""
+    texts = [t for t, _ in slice_of("tfns_sentiment_valid.csv", 300)]
+    model = engine.model
+    single = LoadedModel(model.directory, model.card, model.backend, model.tokenizer, 32, streams=1)
+    inside, peak, lock = set(), [0], threading.Lock()
+
+    class Watching:
+        name = model.backend.name
+
+        def run(self, ids, mask):
+            with lock:
+                inside.add(threading.get_ident())
+                peak[0] = max(peak[0], len(inside))
+            try:
+                time.sleep(0.02)  # hold the batch long enough for another to start
+                return model.backend.run(ids, mask)
+            finally:
+                with lock:
+                    inside.discard(threading.get_ident())
+
+    multi = LoadedModel(model.directory, model.card, Watching(), model.tokenizer, 32, streams=2)
+    assert multi.predict(texts) == single.predict(texts)
+    assert peak[0] == 2
+
+
+def test_freed_memory_is_given_back_after_each_call_when_asked(engine, monkeypatch):
+    from finsentry.models import memory
+
+    assert memory.release_free_memory()  # glibc here: malloc_trim is there to call
+    calls = []
+    monkeypatch.setattr(engine_mod, "release_free_memory", lambda: calls.append(1) or True)
+    model = engine.model
+    texts = ["Oil prices slump", "Bank beats estimates", "Fed holds rates"]
+    LoadedModel(model.directory, model.card, model.backend, model.tokenizer, 2).predict(texts)
+    assert calls == []
+    LoadedModel(model.directory, model.card, model.backend, model.tokenizer, 2, release_memory=True).predict(texts)
+    assert calls == [1]  # once per call, after every batch of it
