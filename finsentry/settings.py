@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     es_verify_certs: bool = Field(True, description="Verify the Elasticsearch server certificate.")
     es_compat: Literal["elasticsearch", "opensearch"] = Field("elasticsearch", description="'opensearch' sends plain application/json instead of the Elasticsearch compatibility media type (also ?compat=opensearch in the store URL).")
     es_index_prefix: str = Field("finsentry", description="Prefix of the documents/alerts/labels indices and their alias.")
-    es_retention_days: int = Field(90, description="Documents published more than this many days before today are deleted by the retention job (`finsentry store prune`; Elasticsearch drops whole daily indices).")
+    es_retention_days: int = Field(90, description="Documents published more than this many days before today are deleted by the retention job (`finsentry store prune`; Elasticsearch drops whole daily indices) and, where the cluster supports it, by the ILM/ISM policy the store creates at start-up.")
     alert_retention_days: int = Field(365, ge=0, description="Alerts last updated more than this many days before today are deleted by the same retention job; kept longer than documents since they carry their evidence (titles, scores) with them.")
     es_shards: int = Field(1, description="Primary shards of each daily document index.")
     es_replicas: int = Field(1, description="Replicas of each finsentry index (0 on a single-node cluster keeps it green).")

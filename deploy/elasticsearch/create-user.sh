@@ -4,8 +4,9 @@
 # Runs in the Elasticsearch image once the cluster is healthy. It authenticates as the
 # `elastic` superuser (ELASTIC_PASSWORD) only here; workers, scrapers, the trainer and
 # Grafana use FINSENTRY_ES_USERNAME / FINSENTRY_ES_PASSWORD, whose role reaches only the
-# finsentry indices (FINSENTRY_ES_INDEX_PREFIX*) and their index templates. Idempotent:
-# PUT replaces the role and sets the password again.
+# finsentry indices (FINSENTRY_ES_INDEX_PREFIX*), index templates and ILM policies (the
+# store creates its retention policy at start-up). Idempotent: PUT replaces the role and
+# sets the password again.
 set -euo pipefail
 
 ES="${ES_URL:-https://elasticsearch:9200}"
@@ -36,7 +37,7 @@ CFG
 }
 
 role=$(cat <<JSON
-{"cluster": ["monitor", "manage_index_templates"],
+{"cluster": ["monitor", "manage_index_templates", "manage_ilm"],
  "indices": [{"names": ["${PREFIX}*"],
               "privileges": ["create_index", "write", "read", "view_index_metadata", "manage", "delete_index"]}]}
 JSON

@@ -37,6 +37,7 @@ from elasticsearch.helpers import async_streaming_bulk
 
 from finsentry.streams import metrics
 from finsentry.streams.records import Alert, Label, ScoredDocument
+from finsentry.streams.sinks import es_retention
 from finsentry.streams.sinks.base import (MAX_SEARCH_LIMIT, AggregateQuery, Bucket, Rejected,
                                           SearchQuery, Store, StoreUnavailable, UpsertResult)
 from finsentry.streams.sinks.es_query import (AGGREGATE_PAGE, EXPORT_SORT, aggregate_request,
@@ -121,6 +122,7 @@ class ElasticsearchStore(Store):
         self._chunk = max(1, settings.store_batch_size)
         self._client: AsyncElasticsearch | None = None
         self._schema_ready = False
+        self._retention_warned = False
 
     @staticmethod
     def _redact(parts) -> str:
@@ -179,13 +181,32 @@ class ElasticsearchStore(Store):
         return self._client
 
     async def _ensure_schema(self) -> None:
-        """Idempotent: the template is put every time, the small indices created if absent."""
+        """Idempotent: the template is put every time, the retention policy and the small
+        indices created if absent."""
         s, c = self._settings, self.client
-        await c.indices.put_index_template(name=self.names.docs_template,
-                                           **docs_template(self.names, s.es_shards, s.es_replicas))
+        policy = await self._ensure_retention_policy()
+        await c.indices.put_index_template(name=self.names.docs_template, **docs_template(
+            self.names, s.es_shards, s.es_replicas, es_retention.template_settings(self.compat, policy)))
         for index, mapping in ((self.names.alerts, ALERT_MAPPING), (self.names.labels, LABEL_MAPPING)):
             await self._create_index(index, **single_index(mapping, s.es_replicas))
         self._schema_ready = True
+
+    async def _ensure_retention_policy(self) -> str | None:
+        """The lifecycle policy's name, or None when the cluster has no such API or refuses it:
+        then the prune job alone keeps retention, as on SQLite, and start-up goes on."""
+        try:
+            return await es_retention.ensure_policy(self.client, self.compat, self.names,
+                                                    self._settings.es_retention_days)
+        except ApiError as exc:
+            if not es_retention.unsupported(exc):
+                raise
+            if not self._retention_warned:
+                self._retention_warned = True
+                api = "ILM" if self.compat == "elasticsearch" else "ISM"
+                log.warning("store created no retention policy: the cluster has no %s API or refused it, "
+                            "retention falls back to `finsentry store prune` store=%s error=%s",
+                            api, self.url, _describe(exc))
+            return None
 
     async def _create_index(self, index: str, **body: Any) -> None:
         if await self.client.indices.exists(index=index):

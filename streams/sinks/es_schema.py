@@ -131,13 +131,16 @@ class IndexNames:
             return None
 
 
-def docs_template(names: IndexNames, shards: int, replicas: int) -> dict[str, Any]:
-    """Arguments of indices.put_index_template for the daily document indices."""
+def docs_template(names: IndexNames, shards: int, replicas: int,
+                  extra_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Arguments of indices.put_index_template for the daily document indices
+    (`extra_settings`: the retention policy's, see es_retention)."""
+    settings = {"number_of_shards": shards, "number_of_replicas": replicas, "analysis": ANALYSIS}
     return {
         "index_patterns": [names.docs_pattern],
         "priority": 200,  # above catch-all templates a cluster may have
         "template": {
-            "settings": {"number_of_shards": shards, "number_of_replicas": replicas, "analysis": ANALYSIS},
+            "settings": settings | (extra_settings or {}),
             "mappings": DOCUMENT_MAPPING,
             "aliases": {names.docs_alias: {}},
         },

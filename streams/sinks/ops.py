@@ -37,7 +37,7 @@ async def _with_store(url: str | None, settings, work):
         await store.close()
 
 
-async def count(url: str | None, settings, query: SearchQuery) -> int:
+async def count(url: str | None, settings, query: SearchQuery | None = None) -> int:
     return await _with_store(url, settings, lambda store: store.count(query))
 
 

@@ -50,7 +50,7 @@ def _delete_prefix(es_url: str, prefix: str) -> None:
         token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     for path in (f"/{names.docs_pattern},{names.alerts},{names.labels}?ignore_unavailable=true&allow_no_indices=true",
-                 f"/_index_template/{names.docs_template}"):
+                 f"/_index_template/{names.docs_template}", f"/_ilm/policy/{prefix}-docs-retention"):
         request = urllib.request.Request(base + path, method="DELETE", headers=headers)
         try:
             urllib.request.urlopen(request, timeout=30).read()
@@ -73,6 +73,8 @@ def make_store(request, tmp_path):
             store = ElasticsearchStore(f"{clone.url}?compat=opensearch", settings)
         elif backend == "elasticsearch":
             prefix = f"finsentry-test-{uuid.uuid4().hex[:10]}"
+            # The test documents are from 2024: the cluster's retention policy must not drop them mid-test.
+            settings = store_settings(**({"es_retention_days": 36500} | overrides))
             es_url = os.environ["ES_URL"]
             sep = "&" if "?" in es_url else "?"
             store = ElasticsearchStore(f"{es_url}{sep}prefix={prefix}", settings)

@@ -4,12 +4,15 @@ osmem-server never overloads, restarts or checks credentials, so this proxy stan
 those behaviours of a real cluster: a whole request answered 429 / 503 (overload, a node
 restarting) or 401 / 403 (bad credentials, missing privileges), and single items of a
 `_bulk` answer failed the same way. A failed item is taken out of the request before it is
-forwarded, so the server never sees it: only a retry can store it.
+forwarded, so the server never sees it: only a retry can store it. LifecycleProxy adds the
+lifecycle policy APIs (Elasticsearch ILM, OpenSearch ISM) osmem-server does not have.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from collections import Counter
 
 import aiohttp
@@ -53,19 +56,31 @@ class FaultProxy:
         await self._session.close()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        for i, (suffix, status) in enumerate(self.request_faults):
-            if request.path.endswith(suffix):
-                del self.request_faults[i]
-                return web.json_response({"error": error_body(status), "status": status}, status=status)
+        fault = self._injected_fault(request)
+        if fault is not None:
+            return fault
         body = await request.read()
         failed: list[tuple[int, dict]] = []
         if request.path.endswith("/_bulk"):
             body, failed = self._take_failing_items(body)
             if not body:  # every item failed: nothing to forward
                 return self._bulk_response({"took": 0, "errors": False, "items": []}, failed)
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+        return await self._forward(request, body, failed)
+
+    def _injected_fault(self, request: web.Request) -> web.Response | None:
+        for i, (suffix, status) in enumerate(self.request_faults):
+            if request.path.endswith(suffix):
+                del self.request_faults[i]
+                return web.json_response({"error": error_body(status), "status": status}, status=status)
+        return None
+
+    def _upstream_headers(self, request: web.Request) -> dict[str, str]:
+        return {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+
+    async def _forward(self, request: web.Request, body: bytes,
+                       failed: list[tuple[int, dict]] | None = None) -> web.Response:
         async with self._session.request(request.method, self.upstream + request.path_qs,
-                                         data=body or None, headers=headers) as resp:
+                                         data=body or None, headers=self._upstream_headers(request)) as resp:
             payload = await resp.read()
             if failed and resp.status == 200:
                 return self._bulk_response(json.loads(payload), failed)
@@ -101,3 +116,66 @@ class FaultProxy:
             answer["items"].insert(position, item)
         answer["errors"] = answer["errors"] or bool(failed)
         return web.json_response(answer)
+
+
+_VENDOR_MEDIA_TYPE = re.compile(r"application/vnd\.elasticsearch\+(json|x-ndjson)\s*(;\s*compatible-with=\d+)?")
+_NOT_FOUND = {"ilm": ("resource_not_found_exception", "Lifecycle policy not found: {}"),
+              "ism": ("status_exception", "Policy not found")}
+
+
+class LifecycleProxy(FaultProxy):
+    """Stands in for the lifecycle policy API osmem-server does not have: Elasticsearch's ILM
+    (`_ilm/policy/<name>`) or OpenSearch's ISM (`_plugins/_ism/policies/<id>`). Policies live
+    here; `policy_puts` records each PUT (name, body) and `templates` each index template as
+    the store sent it.
+
+    As "ilm" the proxy answers as Elasticsearch as a whole: vendor media types in, the
+    product header out, and the `index.lifecycle.*` settings (unknown to osmem) taken out of
+    a template before it is forwarded."""
+
+    def __init__(self, upstream: str, api: str):
+        super().__init__(upstream)
+        self.api = api
+        self.prefix = "/_ilm/policy/" if api == "ilm" else "/_plugins/_ism/policies/"
+        self.policies: dict[str, dict] = {}
+        self.policy_puts: list[tuple[str, dict]] = []
+        self.templates: list[dict] = []
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        response = self._injected_fault(request)
+        if response is None and request.path.startswith(self.prefix):
+            response = await self._policy(request, request.path[len(self.prefix):])
+        elif response is None and request.method == "PUT" and request.path.startswith("/_index_template/"):
+            response = await self._template(request)
+        elif response is None:
+            response = await super()._handle(request)
+        if self.api == "ilm":
+            response.headers["X-Elastic-Product"] = "Elasticsearch"
+        return response
+
+    async def _policy(self, request: web.Request, name: str) -> web.Response:
+        if request.method == "PUT":
+            body = await request.json()
+            self.policy_puts.append((name, body))
+            self.policies[name] = body["policy"]
+            return web.json_response({"acknowledged": True} if self.api == "ilm" else {"_id": name, "_version": 1},
+                                     status=200 if self.api == "ilm" else 201)
+        if request.method == "GET" and name in self.policies:
+            policy = self.policies[name]
+            return web.json_response({name: {"version": 1, "policy": policy}} if self.api == "ilm"
+                                     else {"_id": name, "_version": 1, "policy": policy})
+        kind, reason = _NOT_FOUND[self.api]
+        error = {"type": kind, "reason": reason.format(name)}
+        return web.json_response({"error": error | {"root_cause": [error]}, "status": 404}, status=404)
+
+    async def _template(self, request: web.Request) -> web.Response:
+        template = await request.json()
+        self.templates.append(copy.deepcopy(template))
+        settings = template.get("template", {}).get("settings", {})
+        for key in [key for key in settings if key.startswith("index.lifecycle.")]:
+            del settings[key]
+        return await self._forward(request, json.dumps(template).encode())
+
+    def _upstream_headers(self, request: web.Request) -> dict[str, str]:
+        headers = super()._upstream_headers(request)
+        return {k: _VENDOR_MEDIA_TYPE.sub(r"application/\1", v) for k, v in headers.items()}

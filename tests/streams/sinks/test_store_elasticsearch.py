@@ -1,6 +1,6 @@
 """What only the Elasticsearch store has: template, daily indices behind an alias, the
-OpenSearch media-type node, URL options, retries of 429/5xx, refused credentials, and
-staying unavailable (not failing) while the cluster refuses writes.
+OpenSearch media-type node, URL options, retries of 429/5xx, refused credentials, staying
+unavailable (not failing) while the cluster refuses writes, and the retention policy.
 
 osmem-server stands in for Elasticsearch (an in-memory OpenSearch-compatible server);
 a real Elasticsearch is used instead where ES_URL is set. Overload, restarts and security
@@ -20,7 +20,7 @@ from finsentry.streams.sinks.base import StoreUnavailable
 from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
 from finsentry.streams.sinks.opensearch_compat import _as_product, plain_media_types
 from finsentry.streams.sinks.retry import write_with_retry
-from es_fault_proxy import FaultProxy
+from es_fault_proxy import FaultProxy, LifecycleProxy
 from store_helpers import alert, http_json, scored, store_settings
 
 ES_BACKENDS = ["osmem"] + (["elasticsearch"] if os.environ.get("ES_URL") else [])
@@ -49,6 +49,29 @@ async def proxied(osmem_server):
 
     yield make
     for clone, proxy, store in opened:
+        await store.close()
+        await proxy.close()
+        clone.close()
+
+
+@pytest.fixture
+async def behind_lifecycle_api(osmem_server):
+    """make(api, **settings) → (proxy, unopened store): a fresh osmem clone behind a
+    LifecycleProxy answering the "ilm" (as Elasticsearch) or "ism" (as OpenSearch) API."""
+    made = []
+
+    async def make(api: str, **settings):
+        clone = osmem_server.clone()
+        proxy = LifecycleProxy(clone.url, api)
+        made.append((clone, proxy))
+        await proxy.start()
+        compat = "elasticsearch" if api == "ilm" else "opensearch"
+        store = ElasticsearchStore(f"{proxy.url}?compat={compat}", store_settings(**settings))
+        made[-1] += (store,)
+        return proxy, store
+
+    yield make
+    for clone, proxy, store in made:
         await store.close()
         await proxy.close()
         clone.close()
@@ -240,3 +263,86 @@ async def test_an_unreachable_cluster_is_unavailable_within_the_budget():
     store = ElasticsearchStore(f"http://127.0.0.1:{free_port()}?compat=opensearch", store_settings(store_retry_budget_s=0.5))
     with pytest.raises(StoreUnavailable, match="127.0.0.1"):
         await store.open()
+
+
+# --- retention policy ----------------------------------------------------------------------
+# osmem-server has neither Elasticsearch's ILM API nor OpenSearch's ISM API: LifecycleProxy
+# stands in for them (and, for ILM, for Elasticsearch itself) in front of it.
+
+FALLBACK = "retention falls back to `finsentry store prune`"
+
+
+def template_settings(proxy: LifecycleProxy) -> dict:
+    return proxy.templates[-1]["template"]["settings"]
+
+
+async def test_start_up_creates_an_ilm_policy_the_docs_template_names(behind_lifecycle_api):
+    proxy, store = await behind_lifecycle_api("ilm", es_retention_days=30)
+    await store.open()
+    name = f"{store.names.prefix}-docs-retention"
+    # One policy: the alerts share one index, which a lifecycle policy would delete whole.
+    (put_name, body), = proxy.policy_puts
+    assert put_name == name
+    # The index of day D goes when the prune job would drop D: once today is more than 30 days after D.
+    assert body["policy"]["phases"] == {"delete": {"min_age": "31d", "actions": {"delete": {}}}}
+    settings = template_settings(proxy)
+    assert settings["index.lifecycle.name"] == name
+    assert settings["index.lifecycle.parse_origination_date"] is True  # age from the day in the index name
+    assert (await store.upsert_many([scored(1)])).stored == 1
+    await store.refresh()
+    assert await store.count() == 1
+
+
+async def test_start_up_creates_an_ism_policy_for_the_daily_indices_on_opensearch(behind_lifecycle_api):
+    proxy, store = await behind_lifecycle_api("ism", es_retention_days=7)
+    await store.open()
+    (put_name, body), = proxy.policy_puts
+    policy = body["policy"]
+    assert put_name == f"{store.names.prefix}-docs-retention"
+    states = {state["name"]: state for state in policy["states"]}
+    assert states[policy["default_state"]]["transitions"] == [
+        {"state_name": "delete", "conditions": {"min_index_age": "8d"}}]
+    assert states["delete"]["actions"] == [{"delete": {}}]
+    assert [t["index_patterns"] for t in policy["ism_template"]] == [[store.names.docs_pattern]]
+    assert not [key for key in template_settings(proxy) if key.startswith("index.lifecycle")]
+
+
+@pytest.mark.parametrize("api", ["ilm", "ism"])
+async def test_an_existing_retention_policy_is_left_as_the_operator_edited_it(behind_lifecycle_api, api):
+    proxy, store = await behind_lifecycle_api(api, es_retention_days=30)
+    name = f"{store.names.prefix}-docs-retention"
+    edited = {"phases": {"delete": {"min_age": "400d", "actions": {"delete": {}}}}}
+    proxy.policies[name] = edited
+    await store.open()
+    await store.close()
+    await store.open()  # every start-up finds it
+    assert proxy.policy_puts == [] and proxy.policies[name] is edited
+    if api == "ilm":
+        assert template_settings(proxy)["index.lifecycle.name"] == name
+
+
+async def test_a_refused_ilm_api_falls_back_to_the_prune_job_without_counting_as_refused_credentials(
+        behind_lifecycle_api, caplog):
+    proxy, store = await behind_lifecycle_api("ilm")
+    # A user without the manage_ilm privilege: 403 security_exception on the policy.
+    proxy.request_faults.append((f"/_ilm/policy/{store.names.prefix}-docs-retention", 403))
+    auth = store_errors("auth")
+    with caplog.at_level(logging.WARNING, logger="finsentry.store"):
+        await store.open()
+    (warning,) = [r.getMessage() for r in caplog.records if FALLBACK in r.getMessage()]
+    assert "ILM" in warning and "403" in warning
+    assert store_errors("auth") == auth and proxy.policy_puts == []
+    assert "index.lifecycle.name" not in template_settings(proxy)  # no policy to name
+    assert (await store.upsert_many([scored(1)])).stored == 1
+
+
+async def test_without_a_lifecycle_api_start_up_goes_on_with_one_warning(proxied, caplog):
+    """osmem as it is (the proxy forwards verbatim) answers 400 to the ISM API."""
+    with caplog.at_level(logging.WARNING, logger="finsentry.store"):
+        proxy, store = await proxied(store_retry_budget_s=5.0)
+        proxy.request_faults.append(("/_bulk", 503))  # a transient failure: the schema is ensured again
+        assert (await store.upsert_many([scored(1)])).stored == 1
+    warnings = [r.getMessage() for r in caplog.records if FALLBACK in r.getMessage()]
+    assert len(warnings) == 1 and "ISM" in warnings[0] and "400" in warnings[0]
+    await store.refresh()
+    assert await store.count() == 1
