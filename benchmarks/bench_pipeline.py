@@ -39,6 +39,7 @@ from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, percentile, rss_mb, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
+from finsentry.streams.sinks import ops as store_ops
 from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
@@ -54,20 +55,11 @@ def texts(n: int) -> list[str]:
 
 
 
-async def stored_count(settings: Settings) -> int:
-    """Documents in the store: a cheap COUNT to poll on, where exporting every document each
-    second would take CPU from the worker being measured."""
-    store = open_store(settings.store, settings)
-    await store.open()
-    try:
-        return await store.count()
-    finally:
-        await store.close()
-
-
 def wait_stored(worker: WorkerProcess, settings: Settings, total: int, timeout: float) -> None:
-    worker.wait_for(lambda: asyncio.run(stored_count(settings)) >= total, timeout, interval=1.0,
-                    what=f"{total} documents stored")
+    """Poll with a cheap COUNT: exporting every document each second would take CPU from
+    the worker being measured."""
+    worker.wait_for(lambda: asyncio.run(store_ops.count(settings.store, settings)) >= total, timeout,
+                    interval=1.0, what=f"{total} documents stored")
 
 
 async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, list[float], list[float]]:

@@ -19,7 +19,7 @@ from finsentry.streams.broker import free_port, wait_for_port
 from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, scrape_metrics, settings_env
 from finsentry.streams.records import Document
-from finsentry.streams.sinks import open_store
+from finsentry.streams.sinks import ops as store_ops
 
 FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 
@@ -76,20 +76,12 @@ def test_worker_flags_override_the_environment(broker, make_settings, tmp_path):
     command = FINSENTRY + ["worker", "--broker", broker.url, "--store", settings.store,
                            "--web-port", str(settings.web_port)]
 
-    async def stored() -> int:
-        store = open_store(settings.store, settings)
-        await store.open()
-        try:
-            return await store.count()
-        finally:
-            await store.close()
-
     # Ready = the model info is served on the flag's port.
     with WorkerProcess(env, tmp_path / "worker.log", settings.web_port, command=command, cwd=tmp_path) as worker:
         producer = DocumentProducer(settings)
         producer.publish(Document(source="wire", title="Gold climbs", text="Gold climbs to a record as the dollar weakens."))
         producer.flush()
         producer.close()
-        worker.wait_for(lambda: asyncio.run(stored()) == 1, timeout=120, what="the document stored in the flag's store")
+        worker.wait_for(lambda: asyncio.run(store_ops.count(settings.store, settings)) == 1, timeout=120, what="the document stored in the flag's store")
         assert scrape_metrics(env_port) == {}
     assert not env_db.exists()

@@ -21,6 +21,7 @@ from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
 from finsentry.streams.sinks import open_store
+from finsentry.streams.sinks import ops as store_ops
 
 pytestmark = pytest.mark.slow
 
@@ -86,15 +87,7 @@ def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings,
             producer.publish_raw(payload)
         producer.flush()
 
-        async def count() -> int:
-            store = open_store(settings.store, settings)
-            await store.open()
-            try:
-                return await store.count()
-            finally:
-                await store.close()
-
-        worker.wait_for(lambda: asyncio.run(count()) >= len(docs), timeout=120)
+        worker.wait_for(lambda: asyncio.run(store_ops.count(settings.store, settings)) >= len(docs), timeout=120)
         worker.wait_for(lambda: len(read_topic(broker.address, settings.topic("dlq"))) >= len(BAD_PAYLOADS), timeout=60)
 
         # Re-delivery: the same documents again must not add stored records.
