@@ -99,6 +99,7 @@ def register(app: faust.App, rt: Runtime):
                 batch_state.partitions.update(dict.fromkeys(keys, event.message.partition))
             for alert in detector.apply(messages):
                 await deliver(rt.topics.alerts, alert.id, alert)
+            batch_state.partitions.clear()  # known again from the next batch's own events
 
     @app.timer(interval=float(rt.settings.alert_bucket_s))
     async def tick_quiet_scopes() -> None:
