@@ -54,13 +54,13 @@ def run(*args: str):
 
 def test_count_search_export_prune(store_url, tmp_path):
     fill(store_url)
-    assert run("count", "--store", store_url).output.strip() == "4"
-    assert run("count", "--store", store_url, "--since", "1d", "--entity", "JPM").output.strip() == "2"
-    assert run("count", "--store", store_url, "--text", "bank", "--sentiment", "negative").output.strip() == "2"
+    assert run("count", "--store", store_url).stdout.strip() == "4"
+    assert run("count", "--store", store_url, "--since", "1d", "--entity", "JPM").stdout.strip() == "2"
+    assert run("count", "--store", store_url, "--text", "bank", "--sentiment", "negative").stdout.strip() == "2"
 
-    lines = run("search", "bank", "--store", store_url, "--since", "7d").output.splitlines()
+    lines = run("search", "bank", "--store", store_url, "--since", "7d").stdout.splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["doc-00003", "doc-00001"]
-    table = run("search", "--store", store_url, "--sort", "score", "--limit", "2", "--table").output.splitlines()
+    table = run("search", "--store", store_url, "--sort", "score", "--limit", "2", "--table").stdout.splitlines()
     assert table[0].split()[:3] == ["published_at", "sentiment", "score"]
     assert "Oil slump" in table[1] and "-0.90" in table[1] and len(table) == 3
 
@@ -69,15 +69,15 @@ def test_count_search_export_prune(store_url, tmp_path):
     assert result.exit_code == 0
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
         "doc-00000", "doc-00001", "doc-00002", "doc-00003"]
-    stdout = run("export", "--store", store_url, "--sentiment", "negative").output.splitlines()
+    stdout = run("export", "--store", store_url, "--sentiment", "negative").stdout.splitlines()
     assert len(stdout) == 3
 
     result = run("prune", "--store", store_url, "--days", "30", "--alert-days", "30")
     # The output mixes the job's log lines (stderr) with its result lines (stdout).
-    results = [line for line in result.output.splitlines() if line.startswith("deleted ")]
+    results = [line for line in result.stdout.splitlines() if line.startswith("deleted ")]
     assert result.exit_code == 0 and [line.split(" before ")[0] for line in results] == [
         "deleted 1 documents published", "deleted 1 alerts last updated"]
-    assert run("count", "--store", store_url).output.strip() == "3"
+    assert run("count", "--store", store_url).stdout.strip() == "3"
 
     async def alert_keys():
         async with open_store(store_url, store_settings()) as store:
