@@ -253,7 +253,10 @@ def drawn(strategy: st.SearchStrategy, n: int) -> list:
     live worker; a failure lists the examples it concerns)."""
     examples: list = []
 
-    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
+    # derandomize: the same examples on every run, so the suite's verdict does not depend
+    # on a lucky draw (the generated-payload test checks that its mix is neither all good
+    # nor all bad, which a random draw of 150 could miss).
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def draw(example):
