@@ -108,15 +108,33 @@ class FeedSource(ConditionalGetSource):
             log.warning("article fetch failed, keeping the summary source=%s url=%s error=%s",
                         self.name, item.doc.url, exc)
             return item.doc
-        main = await asyncio.to_thread(_main_text, page.body, page.url)
+        main = await asyncio.to_thread(_main_text, page.body, page.url, page.headers.get("Content-Type"))
         if not main or len(main) <= len(item.doc.text):
             return item.doc
         return item.doc.model_copy(update={"text": main, "meta": {**item.doc.meta, "full_text": True}})
 
 
 
-def _main_text(html: bytes, url: str) -> str | None:
+def _main_text(html: bytes, url: str, content_type: str | None = None) -> str | None:
+    """The page's main text. A charset the server names is used; otherwise trafilatura gets
+    the bytes and finds the encoding itself (meta tag, then detection), so a windows-1252
+    or Shift_JIS page is not garbled by a UTF-8 guess."""
     import trafilatura
 
-    return trafilatura.extract(html.decode("utf-8", "replace"), url=url, include_comments=False,
-                               include_tables=False, favor_precision=True)
+    page: bytes | str = html
+    charset = _declared_charset(content_type)
+    if charset:
+        try:
+            page = html.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            page = html  # a wrong or unknown header: let trafilatura detect it
+    return trafilatura.extract(page, url=url, include_comments=False, include_tables=False,
+                               favor_precision=True)
+
+
+def _declared_charset(content_type: str | None) -> str | None:
+    for part in (content_type or "").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value.strip('"\' '):
+            return value.strip('"\' ')
+    return None

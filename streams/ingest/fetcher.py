@@ -4,9 +4,10 @@ per host with a least interval between them, conditional GET, bounded bodies.
 The fetcher keeps no validators: a source remembers them only once what it published from
 an answer was acknowledged, so a failed publish is fetched again instead of being 304'd.
 
-robots.txt follows RFC 9309: a 4xx answer means no rules (everything allowed); a 5xx or an
-unreachable server means everything is disallowed until the next check. Crawl-delay, when
-larger than the configured interval, is honoured.
+robots.txt follows RFC 9309 (parsed by Protego: the longest matching rule wins, `*` and `$`
+patterns count): a 4xx answer means no rules (everything allowed); a 5xx or an unreachable
+server means everything is disallowed until the next check. Crawl-delay, when larger than
+the configured interval, is honoured.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from protego import Protego
 
 from finsentry.settings import Settings
 from finsentry.streams.ingest.source import SourceError
@@ -30,6 +31,8 @@ log = logging.getLogger("finsentry.ingest.fetch")
 MAX_BODY_BYTES = 20_000_000  # feeds and article pages are far smaller; guards memory
 ROBOTS_TTL_S = 3600.0  # RFC 9309 asks to re-check at least daily
 ROBOTS_RETRY_S = 300.0  # after an unreachable robots.txt
+ALLOW_ALL = ""
+DISALLOW_ALL = "User-agent: *\nDisallow: /\n"
 
 
 class FetchError(SourceError):
@@ -89,7 +92,7 @@ class Response:
 
 @dataclass
 class _Robots:
-    parser: RobotFileParser
+    parser: Protego
     expires: float
 
 
@@ -134,9 +137,9 @@ class PoliteFetcher:
 
     async def allowed(self, url: str) -> bool:
         robots = await self._robots_for(url)
-        return robots.can_fetch(self.user_agent, url)
+        return robots.can_fetch(url, self.user_agent)
 
-    async def _robots_for(self, url: str) -> RobotFileParser:
+    async def _robots_for(self, url: str) -> Protego:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         async with self._robots_locks.setdefault(origin, asyncio.Lock()):  # one fetch per origin
@@ -145,22 +148,19 @@ class PoliteFetcher:
                 return cached.parser
             return await self._fetch_robots(origin)
 
-    async def _fetch_robots(self, origin: str) -> RobotFileParser:
-        parser = RobotFileParser(f"{origin}/robots.txt")
-        ttl = ROBOTS_TTL_S
+    async def _fetch_robots(self, origin: str) -> Protego:
+        rules, ttl = ALLOW_ALL, ROBOTS_TTL_S
         try:
             answer = await self._request(f"{origin}/robots.txt", {})
         except FetchError as exc:
             log.warning("robots.txt unreachable origin=%s error=%s: disallowing until retry", origin, exc)
-            parser.disallow_all, ttl = True, ROBOTS_RETRY_S
+            rules, ttl = DISALLOW_ALL, ROBOTS_RETRY_S
         else:
             if answer.status >= 500:
-                parser.disallow_all, ttl = True, ROBOTS_RETRY_S
-            elif answer.status >= 400:
-                parser.allow_all = True
-            else:
-                parser.parse(answer.body.decode("utf-8", "replace").splitlines())
-        parser.modified()  # can_fetch() refuses everything until the parser has a check time
+                rules, ttl = DISALLOW_ALL, ROBOTS_RETRY_S
+            elif answer.status < 400:
+                rules = answer.body.decode("utf-8", "replace")  # RFC 9309: robots.txt is UTF-8
+        parser = Protego.parse(rules)
         self._robots[origin] = _Robots(parser, self._clock() + ttl)
         return parser
 

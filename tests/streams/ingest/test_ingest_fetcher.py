@@ -67,6 +67,12 @@ async def test_crawl_delay_longer_than_the_interval_is_honoured(site, settings):
     ("User-agent: *\nDisallow: /private/\n", "/public/x", True),
     ("User-agent: finsentry\nDisallow: /\n\nUser-agent: *\nAllow: /\n", "/public/x", False),
     ("User-agent: otherbot\nDisallow: /\n", "/public/x", True),
+    # RFC 9309: the longest match wins, not the first rule listed.
+    ("User-agent: *\nAllow: /\nDisallow: /premium/\n", "/premium/a", False),
+    ("User-agent: *\nAllow: /\nDisallow: /premium/\n", "/news/a", True),
+    # `*` matches any run of characters, `$` the end of the path.
+    ("User-agent: *\nDisallow: /*.pdf$\n", "/reports/q3.pdf", False),
+    ("User-agent: *\nDisallow: /*.pdf$\n", "/reports/q3.pdf.html", True),
 ])
 async def test_robots_rules_for_our_user_agent(site, settings, robots, path, allowed):
     site.serve("/robots.txt", robots, "text/plain")
@@ -126,3 +132,34 @@ async def test_conditional_get_sends_validators_and_reports_304(site, settings):
         assert plain.status == 200
     finally:
         await fetcher.close()
+
+
+# --- article pages in legacy encodings ---------------------------------------------------------
+
+PAGE = """<html><head><meta http-equiv="Content-Type" content="text/html; charset={charset}">
+<title>{title}</title></head><body><article><h1>{title}</h1>
+<p>{body}</p><p>{body}</p><p>{body}</p></article></body></html>"""
+
+
+@pytest.mark.parametrize("charset, title, body", [
+    ("windows-1252", "Café société’s outlook", "Profits at the café chain fell – “a difficult quarter”, said the CEO, naïvely optimistic about 2025."),
+    ("shift_jis", "決算発表", "トヨタ自動車の四半期決算は市場予想を下回り、株価は大幅に下落した。経営陣は来期の見通しを引き下げた。"),
+])
+@pytest.mark.parametrize("content_type", ["text/html", "text/html; charset={charset}"])
+def test_article_text_is_decoded_in_the_pages_own_charset(charset, title, body, content_type):
+    """The page declares its charset in a meta tag (and maybe the Content-Type header);
+    nothing may be decoded as UTF-8 first."""
+    from finsentry.streams.ingest.feeds import _main_text
+
+    raw = PAGE.format(charset=charset, title=title, body=body).encode(charset)
+    text = _main_text(raw, "http://127.0.0.1/a", content_type.format(charset=charset))
+    assert text and body in text and "\ufffd" not in text
+
+
+def test_a_wrong_charset_header_falls_back_to_detection():
+    from finsentry.streams.ingest.feeds import _main_text
+
+    body = "Profits at the café chain fell – “a difficult quarter”, said the CEO, quite naïvely."
+    raw = PAGE.format(charset="windows-1252", title="Café", body=body).encode("windows-1252")
+    text = _main_text(raw, "http://127.0.0.1/a", "text/html; charset=utf-8")
+    assert text and body in text
