@@ -3,7 +3,9 @@
 The alias list (models/data/companies.csv: ticker, display name, the aliases that count,
 separated by ";" — ambiguous words like "Target" only in a safe form, "Target Corp") is
 matched case-sensitively on word boundaries, so "Apple cuts guidance" counts for AAPL but
-"apple pie" does not. Point FINSENTRY_ENTITY_ALIASES at your own CSV to extend it.
+"apple pie" does not. Point FINSENTRY_ENTITY_ALIASES at your own CSV to extend it. Lines
+starting with '#' are comments (the list's source and date); `finsentry models entities
+refresh --from SOURCE` brings a list up to date (models/entity_list.py).
 Per-entity sentiment is the document's sentiment.
 """
 
@@ -24,7 +26,7 @@ class EntityExtractor:
         self.alias_to_ticker: dict[str, str] = {}
         self.names: dict[str, str] = {}
         with open(aliases_csv, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):  # '#': source, date
                 ticker = row["ticker"].strip().upper()
                 self.names[ticker] = row["name"].strip()
                 for alias in row.get("aliases", "").split(";"):

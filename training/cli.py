@@ -19,6 +19,9 @@ app = typer.Typer(help="Training, evaluation, analyst labels and the model regis
 models_app = typer.Typer(help="The model registry: list, show, register, promote, reject, roll back.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
+entities_app = typer.Typer(help="The company list entity extraction matches (models/data/companies.csv).",
+                           no_args_is_help=True)
+models_app.add_typer(entities_app, name="entities")
 
 
 def _settings(**overrides) -> Settings:
@@ -278,6 +281,41 @@ def _registry(publish: bool = False):
     from finsentry.models.registry import Registry
 
     return Registry.from_settings(get_settings(), publish=publish)
+
+
+@entities_app.command("refresh")
+def entities_refresh(
+        source: str = typer.Option(..., "--from", help="A listing: CSV with ticker (or symbol) and name columns, "
+                                                      "or `pytickersymbols` (US index members; pip install pytickersymbols)."),
+        company_list: Optional[Path] = typer.Option(None, "--list", help="The list to refresh in place "
+                                                   "(default: FINSENTRY_ENTITY_ALIASES, else the shipped list)."),
+        drop_missing: bool = typer.Option(False, help="Remove companies the listing lacks (default: keep and report them)."),
+        add_new: bool = typer.Option(False, help="Add the listing's companies the list lacks, with their full name as alias."),
+        dry_run: bool = typer.Option(False, help="Report what would change; write nothing.")) -> None:
+    """Bring the company list up to date with a listing: renamed tickers move (SQ -> XYZ),
+    the rest is reported; the file records the source and date."""
+    from datetime import datetime, timezone
+
+    from finsentry.models.entities import DEFAULT_ALIASES
+    from finsentry.models.entity_list import read_listing, read_rows, refresh, render
+
+    target = company_list or get_settings().entity_aliases or DEFAULT_ALIASES
+    try:
+        listing = read_listing(source)
+        rows = read_rows(target)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+    result = refresh(rows, listing, drop_missing=drop_missing, add_new=add_new)
+    typer.echo(result.summary())
+    if dry_run:
+        return
+    label = source if source == "pytickersymbols" else Path(source).name
+    if source == "pytickersymbols":
+        import importlib.metadata
+
+        label = f"pytickersymbols {importlib.metadata.version('pytickersymbols')} (US index members)"
+    Path(target).write_text(render(result.rows, label, datetime.now(timezone.utc).date()), encoding="utf-8")
+    typer.echo(f"wrote {target}")
 
 
 @models_app.command("list")
