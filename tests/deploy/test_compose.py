@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,8 +29,10 @@ from system_deps import require_binary
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+# What .env must set: the stack refuses to start without each.
 PASSWORDS = {"ELASTIC_PASSWORD": "elastic-test", "GRAFANA_ADMIN_PASSWORD": "grafana-test",
-             "FINSENTRY_ES_PASSWORD": "finsentry-test"}
+             "FINSENTRY_ES_PASSWORD": "finsentry-test", "GRAFANA_ES_PASSWORD": "grafana-reader-test",
+             "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk"}
 PROFILES = ["--profile", "gpu", "--profile", "push"]
 FINSENTRY_IMAGES = ("finsentry:cpu", "finsentry:cuda")
 JOBS = {"topic-init", "es-certs", "es-user"}
@@ -95,13 +98,14 @@ def test_shell_entrypoints_run_finsentry_with_the_command(resolved, tmp_path):
     recorder.write_text('#!/bin/sh\necho "finsentry $*" >> "$CALLS"\nexit 3\n')
     recorder.chmod(0o755)
     wrapped = {n: s for n, s in finsentry_services(resolved).items() if "entrypoint" in s}
-    assert {"worker", "worker-gpu", "retention"} <= set(wrapped)
+    assert {"worker", "worker-gpu", "retention", "trainer"} <= set(wrapped)
     for name, svc in wrapped.items():
         entrypoint = svc["entrypoint"]
         assert entrypoint[:4] == ["tini", "--", "sh", "-c"] and entrypoint[5] == "finsentry"
         calls = tmp_path / f"{name}.calls"
         env = {"PATH": f"{recorder.parent}:{os.environ['PATH']}", "CALLS": str(calls),
-               "FINSENTRY_PRUNE_INTERVAL_S": "0.1"}
+               "FINSENTRY_PRUNE_INTERVAL_S": "0.1", "OUTBOX_SLOT_DIR": str(tmp_path),
+               "TRAINING_SEED_DIR": str(tmp_path / "no-seed"), "FINSENTRY_TRAIN_DATA_DIR": str(tmp_path / "tfn")}
         script = entrypoint[4].replace("$$", "$")  # as the container sees it after compose's unescaping
         proc = subprocess.Popen(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,7 +190,7 @@ def test_prometheus_scrapes_services_that_exist(resolved):
                  "scraper": resolved["services"]["scraper"]["environment"]["FINSENTRY_SCRAPE_METRICS_PORT"],
                  "trainer": resolved["services"]["trainer"]["environment"]["FINSENTRY_TRAINER_METRICS_PORT"],
                  "push": resolved["services"]["push"]["environment"]["FINSENTRY_PUSH_PORT"],
-                 "alertmanager": "9093"}
+                 "alertmanager": "9093", "kafka-exporter": "9308"}
     targets: list[tuple[str, str]] = []
     for job in config["scrape_configs"]:
         for static in job.get("static_configs", []):
@@ -322,18 +326,25 @@ def test_es_user_job_creates_a_restricted_user_without_exposing_passwords(tmp_pa
     argv_log = tmp_path / "argv.txt"
     (wrapper_dir / "curl").write_text(f'#!/bin/sh\necho "$*" >> {argv_log}\nexec {curl} "$@"\n')
     (wrapper_dir / "curl").chmod(0o755)
-    superuser, service = 'su"per\\secret', 'fin"sentry\\pw'
+    superuser, service, reader = 'su"per\\secret', 'fin"sentry\\pw', 'gra"fana\\pw'
     try:
         result = subprocess.run(
             ["bash", str(ROOT / "deploy/elasticsearch/create-user.sh")], capture_output=True, text=True, timeout=60,
             env={"PATH": f"{wrapper_dir}:{os.environ['PATH']}", "ES_URL": f"http://127.0.0.1:{server.server_port}",
                  "ES_CA": str(tmp_path / "unused-ca.crt"), "ELASTIC_PASSWORD": superuser,
                  "FINSENTRY_ES_USERNAME": "finsentry", "FINSENTRY_ES_PASSWORD": service,
-                 "FINSENTRY_ES_INDEX_PREFIX": "acme"})
+                 "FINSENTRY_ES_INDEX_PREFIX": "acme", "GRAFANA_ES_USERNAME": "finsentry-grafana",
+                 "GRAFANA_ES_PASSWORD": reader})
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr
-    role, user = SecurityApiStandIn.received
+    role, user, reader_role, reader_user = SecurityApiStandIn.received
+    # Grafana's user only reads: no write, manage or delete privilege anywhere.
+    assert reader_role["path"] == "/_security/role/finsentry_reader"
+    assert reader_role["body"]["cluster"] == ["monitor"]
+    assert reader_role["body"]["indices"] == [{"names": ["acme*"], "privileges": ["read", "view_index_metadata"]}]
+    assert reader_user["path"] == "/_security/user/finsentry-grafana"
+    assert reader_user["body"]["password"] == reader and reader_user["body"]["roles"] == ["finsentry_reader"]
     assert role["path"] == "/_security/role/finsentry"
     assert role["body"]["indices"][0]["names"] == ["acme*"]
     assert "all" not in role["body"]["cluster"]
@@ -343,7 +354,7 @@ def test_es_user_job_creates_a_restricted_user_without_exposing_passwords(tmp_pa
         assert request["auth"] == "Basic " + base64.b64encode(f"elastic:{superuser}".encode()).decode()
         assert request["type"] == "application/json"
     argv = argv_log.read_text()
-    assert "secret" not in argv and "sentry\\pw" not in argv  # never on a command line
+    assert "secret" not in argv and "sentry\\pw" not in argv and "fana\\pw" not in argv  # never on a command line
     assert "secret" not in result.stdout + result.stderr and "pw" not in result.stdout + result.stderr
 
 
@@ -355,14 +366,16 @@ def test_env_example_documents_every_setting_and_stack_variable():
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     settings = {f"FINSENTRY_{name.upper()}" for name in Settings.model_fields}
     assert settings - documented == set(), "a new setting: run python deploy/env_example.py > .env.example"
-    used = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    # `$${...}` is the container shell's, not compose's: not read from .env.
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", COMPOSE.read_text()))
     assert used - documented == set(), "docker-compose.yml reads variables .env.example does not document"
 
 
 def test_env_example_holds_no_secret_values():
     values = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                   if line and not line.startswith("#"))
-    for name in ("ELASTIC_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FINSENTRY_ES_PASSWORD"):
+    for name in ("ELASTIC_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FINSENTRY_ES_PASSWORD", "GRAFANA_ES_PASSWORD",
+                 "KAFKA_CLUSTER_ID"):
         assert values[name] == "", f"{name} must be empty in the example"
 
 
@@ -388,3 +401,162 @@ def test_dockerfile_has_cpu_and_cuda_targets_and_cpu_is_default():
     assert stages[-1] == "cpu"  # `docker build .` without --target builds the CPU image
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".git" in ignored  # secrets and history stay out of the image
+
+
+# --- notifications survive container recreation -----------------------------------------------
+
+STAND_IN_WORKER = """#!/bin/sh
+echo "$FINSENTRY_OUTBOX_PATH" > "$REPORT_DIR/$NAME"
+while [ ! -e "$REPORT_DIR/stop-$NAME" ]; do sleep 0.05; done
+"""
+
+
+def test_worker_outbox_slots_are_taken_over_by_a_recreated_container(resolved, tmp_path):
+    """Each worker takes the lowest outbox slot no running worker holds; when a container is
+    removed (recreated, scaled down and up), the next worker to start takes its slot and so
+    sends what it left pending. Runs the real entrypoint with a stand-in `finsentry` that
+    reports its outbox path and waits; `flock` is the one the image has (util-linux)."""
+    require_binary("flock")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "finsentry").write_text(STAND_IN_WORKER)
+    (bin_dir / "finsentry").chmod(0o755)
+    outbox, reports = tmp_path / "outbox", tmp_path / "reports"
+    outbox.mkdir()
+    reports.mkdir()
+    svc = resolved["services"]["worker"]
+    script = svc["entrypoint"][4].replace("$$", "$")
+    assert svc["entrypoint"][:4] == ["tini", "--", "sh", "-c"]
+    assert "hostname" not in script  # a container's hostname changes when it is recreated
+    assert resolved["services"]["worker-gpu"]["entrypoint"] == svc["entrypoint"]
+    running: dict[str, subprocess.Popen] = {}
+
+    def start(name: str) -> str:
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OUTBOX_SLOT_DIR": str(outbox),
+               "REPORT_DIR": str(reports), "NAME": name}
+        running[name] = subprocess.Popen(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report = reports / name
+        deadline = time.monotonic() + 60
+        while not (report.exists() and report.read_text().strip()):
+            assert running[name].poll() is None, f"{name} exited without starting finsentry"
+            assert time.monotonic() < deadline, f"{name} reported no outbox"
+            time.sleep(0.05)
+        return Path(report.read_text().strip()).name
+
+    def remove(name: str) -> None:
+        (reports / f"stop-{name}").touch()
+        running.pop(name).wait(timeout=60)
+
+    try:
+        assert start("worker-1") == "slot-0.db"
+        assert start("worker-2") == "slot-1.db"
+        remove("worker-1")  # docker compose up after a change: a new container replaces it
+        assert start("worker-1-recreated") == "slot-0.db"
+        assert start("worker-3") == "slot-2.db"
+    finally:
+        for name in list(running):
+            (reports / f"stop-{name}").touch()
+            running[name].kill()
+            running[name].wait()
+
+
+# --- trainer data, Grafana, Kafka -------------------------------------------------------------
+
+
+def test_trainer_seeds_its_empty_volume_without_overwriting(resolved, tmp_path):
+    svc = resolved["services"]["trainer"]
+    script = svc["entrypoint"][4].replace("$$", "$")
+    recorder = tmp_path / "bin" / "finsentry"
+    recorder.parent.mkdir()
+    recorder.write_text('#!/bin/sh\necho "finsentry $*" >> "$CALLS"\n')
+    recorder.chmod(0o755)
+    seed, volume = tmp_path / "seed", tmp_path / "training" / "tfn"
+    seed.mkdir()
+    (seed / "tfns_sentiment_train.csv").write_text("text,label\nseed,1\n")
+    (seed / "tfnt_topic_train.csv").write_text("text,label\nseed,2\n")
+    env = {"PATH": f"{recorder.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
+           "TRAINING_SEED_DIR": str(seed), "FINSENTRY_TRAIN_DATA_DIR": str(volume)}
+
+    def run():
+        result = subprocess.run(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    run()  # an empty volume gets the seed
+    assert sorted(p.name for p in volume.iterdir()) == ["tfns_sentiment_train.csv", "tfnt_topic_train.csv"]
+    (volume / "tfnt_topic_train.csv").write_text("text,label\nedited by the operator,3\n")
+    run()  # a second start keeps the operator's file
+    assert "edited" in (volume / "tfnt_topic_train.csv").read_text()
+    assert (tmp_path / "calls").read_text().splitlines() == ["finsentry trainer"] * 2
+    # The image carries the seed there, and the build context lets it in.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    seed_dir = re.search(r"TRAINING_SEED_DIR=(\S+)", dockerfile).group(1)
+    assert re.search(rf"^COPY data/tfn/ {re.escape(seed_dir)}/?$", dockerfile, flags=re.MULTILINE)
+    assert "!data/tfn" in (ROOT / ".dockerignore").read_text().split()
+    assert svc["environment"]["FINSENTRY_TRAIN_DATA_DIR"].startswith("/var/lib/finsentry/training")
+
+
+def test_grafana_reads_elasticsearch_as_a_read_only_user(resolved):
+    grafana = resolved["services"]["grafana"]["environment"]
+    worker = resolved["services"]["worker"]["environment"]
+    assert grafana["FINSENTRY_ES_USERNAME"] != worker["FINSENTRY_ES_USERNAME"]
+    assert grafana["FINSENTRY_ES_PASSWORD"] == PASSWORDS["GRAFANA_ES_PASSWORD"]
+    es_user = resolved["services"]["es-user"]["environment"]
+    assert es_user["GRAFANA_ES_USERNAME"] == grafana["FINSENTRY_ES_USERNAME"]  # the job creates that user
+
+
+def supported_grafana_floor(es_major: int) -> tuple[int, int]:
+    """The least Grafana release docs/deployment.md supports with an Elasticsearch major."""
+    text = (ROOT / "docs/deployment.md").read_text()
+    rows = re.findall(r"^\| Elasticsearch (\d+)\.x \| Grafana (\d+)\.(\d+) or later \|", text, flags=re.MULTILINE)
+    table = {int(es): (int(major), int(minor)) for es, major, minor in rows}
+    assert es_major in table, f"docs/deployment.md names no Grafana release for Elasticsearch {es_major}"
+    return table[es_major]
+
+
+def image_version(image: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.search(r":v?(\d+(?:\.\d+)*)", image).group(1).split("."))
+
+
+def test_grafana_release_supports_the_shipped_elasticsearch(resolved):
+    es = image_version(resolved["services"]["elasticsearch"]["image"])
+    grafana = image_version(resolved["services"]["grafana"]["image"])
+    assert grafana[:2] >= supported_grafana_floor(es[0]), \
+        f"Grafana {grafana} does not support Elasticsearch {es} (docs/deployment.md)"
+
+
+def test_the_supported_elasticsearch_servers_match_the_client_range():
+    """docs name the servers; the client's major must be one every supported server accepts
+    (`compatible-with=<client major>`): Elasticsearch N accepts N and N-1."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    text = (ROOT / "docs/deployment.md").read_text()
+    servers = [int(m) for m in re.findall(r"^\| Elasticsearch (\d+)\.x \|", text, flags=re.MULTILINE)]
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    client = next(Requirement(d) for d in deps if d.startswith("elasticsearch"))
+    for major in (7, 8, 9, 10):
+        admitted = any(client.specifier.contains(f"{major}.{minor}") for minor in range(0, 30))
+        accepted_by_all = all(server - 1 <= major <= server for server in servers)
+        assert not admitted or accepted_by_all, \
+            f"the client range {client.specifier} admits {major}.x, which a supported server ({servers}) refuses"
+
+
+def test_kafka_has_no_built_in_cluster_id_and_a_cheap_health_check(resolved):
+    kafka = resolved["services"]["kafka"]
+    assert kafka["environment"]["CLUSTER_ID"] == PASSWORDS["KAFKA_CLUSTER_ID"]  # from .env, no default
+    assert re.search(r"KAFKA_CLUSTER_ID:\?", COMPOSE.read_text())
+    check = " ".join(kafka["healthcheck"]["test"])
+    assert ".sh" not in check and "java" not in check, "a JVM tool every 15 s is not a health check"
+
+
+def test_lag_is_measured_outside_the_workers(resolved):
+    """A process that is not a worker reports consumer lag, and Prometheus scrapes it."""
+    exporter = resolved["services"]["kafka-exporter"]
+    assert exporter.get("image") not in FINSENTRY_IMAGES
+    assert "--kafka.server=kafka:9092" in exporter["command"]
+    config = yaml.safe_load((ROOT / "dashboards/prometheus/prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
+    assert "kafka-exporter:9308" in targets
