@@ -179,3 +179,36 @@ class LifecycleProxy(FaultProxy):
     def _upstream_headers(self, request: web.Request) -> dict[str, str]:
         headers = super()._upstream_headers(request)
         return {k: _VENDOR_MEDIA_TYPE.sub(r"application/\1", v) for k, v in headers.items()}
+
+
+_COMPATIBLE_WITH = re.compile(r"compatible-with=(\d+)")
+
+
+class MediaTypeCheckingProxy(LifecycleProxy):
+    """Elasticsearch `server_major` as far as media types go, in front of osmem-server: an
+    Accept or Content-Type of `application/vnd.elasticsearch+json; compatible-with=N` is
+    refused with 400 `media_type_header_exception` unless N is server_major or the one
+    before (what Elasticsearch's REST API compatibility accepts); plain application/json is
+    accepted. `seen` records every media type a request carried."""
+
+    def __init__(self, upstream: str, server_major: int):
+        super().__init__(upstream, "ilm")
+        self.server_major = server_major
+        self.seen: list[str] = []
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        for name in ("Accept", "Content-Type"):
+            value = request.headers.get(name)
+            if not value:
+                continue
+            self.seen.append(value)
+            match = _COMPATIBLE_WITH.search(value)
+            if match and int(match.group(1)) not in (self.server_major, self.server_major - 1):
+                reason = (f"A compatible version is required on both Content-Type and Accept headers if either one "
+                          f"has requested a compatible version. Accept={value}; only versions "
+                          f"{self.server_major - 1} and {self.server_major} are supported")
+                response = web.json_response({"error": {"type": "media_type_header_exception", "reason": reason},
+                                              "status": 400}, status=400)
+                response.headers["X-Elastic-Product"] = "Elasticsearch"
+                return response
+        return await super()._handle(request)
