@@ -6,22 +6,42 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+# The tested versions of every dependency (`make constraints` rewrites it).
+CONSTRAINTS ?= constraints.txt
+# torch comes from PyTorch's CPU wheel index by default, so no CUDA build (several GB) is
+# pulled. It is an *extra* index: a local wheel or a mirror configured for pip still wins
+# when the index cannot be reached. For a CUDA build: TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+TORCH_VERSION   ?= 2.13.0
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+LOCK_VENV ?= build/lock-venv
 
-.PHONY: demo test install system-deps reliability bench model clean help
+.PHONY: demo test install constraints system-deps reliability bench model clean help
 
 help:
 	@echo "make demo   - install and run the demo (embedded broker + worker + SQLite + dashboard)"
 	@echo "make test   - install everything the tests need and run them"
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# The CPU build of torch first, so the dependency resolver does not pull a CUDA build.
-	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[test]"
+	# The CPU build of torch first, so the dependency resolver does not pull a CUDA build;
+	# its own dependencies come with the next line, from the usual index.
+	$(PIP) install -q --no-deps --retries 1 -c $(CONSTRAINTS) --extra-index-url "$(TORCH_INDEX_URL)" "torch==$(TORCH_VERSION)"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve pyproject.toml's ranges in a fresh environment and lock what came out.
+# Run `make test` afterwards and commit constraints.txt with the change that needed it.
+constraints:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --no-deps --retries 1 --extra-index-url "$(TORCH_INDEX_URL)" "torch==$(TORCH_VERSION)"
+	$(LOCK_VENV)/bin/pip install -q ".[test]"
+	$(LOCK_VENV)/bin/python deploy/constraints.py > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
 
 system-deps:
 	./.ci/system-deps
@@ -41,7 +61,7 @@ bench: install
 	$(PY) benchmarks/bench_store.py
 
 model: install
-	$(VENV)/bin/pip install -q -e .[teacher]
+	$(VENV)/bin/pip install -q -c $(CONSTRAINTS) -e .[teacher]
 	$(VENV)/bin/finsentry train --default
 
 clean:

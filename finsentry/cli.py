@@ -161,7 +161,13 @@ _mount()
 
 
 def main() -> None:
-    app()
+    from finsentry.streams.broker import EmbeddedBrokerMissing
+
+    try:
+        app()
+    except EmbeddedBrokerMissing as exc:  # a production install, asked for the demo broker
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

