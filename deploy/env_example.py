@@ -73,7 +73,7 @@ FIXED_BY_COMPOSE: dict[str, str] = {
     "registry_dir": "/var/lib/finsentry/registry",
     "data_dir": "/var/lib/finsentry/data",
     "model_cache_dir": "/tmp/finsentry-model-cache",
-    "outbox_path": "/var/lib/finsentry/outbox/<container>.db",
+    "outbox_path": "/var/lib/finsentry/outbox/slot-N.db (the lowest slot no running worker holds)",
     "web_host": "0.0.0.0 (workers)",
     "web_port": "6066 (workers)",
     "seen_path": "/var/lib/finsentry/seen/seen.db",
