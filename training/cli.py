@@ -314,7 +314,11 @@ def entities_refresh(
         import importlib.metadata
 
         label = f"pytickersymbols {importlib.metadata.version('pytickersymbols')} (US index members)"
-    Path(target).write_text(render(result.rows, label, datetime.now(timezone.utc).date()), encoding="utf-8")
+    try:
+        Path(target).write_text(render(result.rows, label, datetime.now(timezone.utc).date()), encoding="utf-8")
+    except OSError as exc:  # e.g. the shipped list inside a read-only installed package
+        _fail(f"cannot write {target} ({exc.strerror}): write a copy with --list PATH and point "
+              "FINSENTRY_ENTITY_ALIASES at it")
     typer.echo(f"wrote {target}")
 
 

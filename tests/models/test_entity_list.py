@@ -82,3 +82,24 @@ def test_dry_run_writes_nothing_and_a_bad_listing_is_an_error(tmp_path):
     result = run_refresh("--from", str(listing), "--list", str(companies))
     assert result.returncode == 2 and "ticker" in result.stderr
     assert companies.read_text() == OLD_LIST
+
+
+def test_an_unwritable_list_is_a_clear_error(tmp_path, monkeypatch):
+    """The shipped list inside an installed (read-only) package: no traceback, a way out."""
+    from typer.testing import CliRunner
+
+    from finsentry.training.cli import app
+
+    listing, companies = tmp_path / "listing.csv", tmp_path / "companies.csv"
+    listing.write_text(LISTING)
+    companies.write_text(OLD_LIST)
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    result = CliRunner().invoke(app, ["models", "entities", "refresh", "--from", str(listing), "--list", str(companies)])
+    assert result.exit_code == 2, result.output
+    assert "FINSENTRY_ENTITY_ALIASES" in result.output
+    assert not isinstance(result.exception, PermissionError)
+    assert companies.read_text() == OLD_LIST
