@@ -9,17 +9,11 @@ from typing import Optional
 
 import typer
 
-from finsentry.settings import Settings, get_settings, settings_markdown
+from finsentry.flags import environment_settings, settings_from_flags
+from finsentry.settings import Settings, settings_markdown
 
 app = typer.Typer(help="finsentry: a real-time financial opinion monitor.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
-
-
-def settings_with(**overrides) -> Settings:
-    """Settings from the environment, with CLI flags (non-None) on top."""
-    base = get_settings()
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=changes) if changes else base
 
 
 def settings_broker_port(settings: Settings) -> int:
@@ -46,7 +40,7 @@ def broker(port: Optional[int] = typer.Option(None, help="Port to listen on (def
 
     from finsentry.streams.broker import EmbeddedBroker
 
-    with EmbeddedBroker(host=host, port=port or settings_broker_port(get_settings())) as b:
+    with EmbeddedBroker(host=host, port=port or settings_broker_port(environment_settings())) as b:
         typer.echo(f"broker listening on {b.address} (memory storage: data is lost on stop); "
                    f"use FINSENTRY_BROKER=kafka://{b.address} FINSENTRY_BROKER_EMBEDDED=true")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -58,7 +52,7 @@ def broker(port: Optional[int] = typer.Option(None, help="Port to listen on (def
 
 
 @app.command()
-def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafka URL, e.g. kafka://127.0.0.1:9092."),
+def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
            store: Optional[str] = typer.Option(None, help="Store URL: sqlite:///path.db or http(s)://host:9200."),
            web_port: Optional[int] = typer.Option(None, help="Port of the web page, /api and /metrics."),
            model: Optional[Path] = typer.Option(None, help="Model directory (default: promoted, else shipped)."),
@@ -67,8 +61,9 @@ def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafk
     """Run a Faust worker with every agent, serving the web page and /metrics."""
     from finsentry.streams.worker import run_worker
 
-    settings = settings_with(broker=broker_url, store=store, web_port=web_port, model_path=model,
-                             backend=backend, broker_embedded=embedded)
+    settings = settings_from_flags({"model_path": "--model", "broker_embedded": "--embedded"},
+                                   broker=broker_url, store=store, web_port=web_port, model_path=model,
+                                   backend=backend, broker_embedded=embedded)
     configure_logging(settings)
     run_worker(settings)
 
@@ -83,7 +78,7 @@ def demo(store: Optional[str] = typer.Option(None, help="Store URL (default: a f
     """Start broker + worker + store + dashboard and replay the bundled sample stream."""
     from finsentry.streams.demo import DemoIncomplete, DemoOptions, run_demo
 
-    settings = settings_with(backend=backend)
+    settings = settings_from_flags(backend=backend)
     configure_logging(settings)
     try:
         summary = run_demo(settings, DemoOptions(store=store, web_port=web_port, speed=speed, max_docs=max_docs,
@@ -118,25 +113,36 @@ def explain(text: str = typer.Argument(..., help="The text to explain."),
     from finsentry.models.engine import Engine
     from finsentry.models.explain import explain as explain_text
 
-    engine = Engine.load(model or get_settings().model_path, backend="torch")
+    engine = Engine.load(model or environment_settings().model_path, backend="torch")
     pred = engine.predict([text])[0]
     typer.echo(json.dumps({**pred.as_record(), "explanation": explain_text(engine, text, top)}))
 
 
 @app.command("settings")
 def show_settings(markdown: bool = typer.Option(False, help="Print the documentation table instead of values."),
+                  as_json: bool = typer.Option(False, "--json", help="One JSON object {FINSENTRY_NAME: value} instead of .env lines."),
+                  changed: bool = typer.Option(False, "--changed", help="Only the settings that differ from their defaults."),
+                  show_secrets: bool = typer.Option(False, "--show-secrets", help="Print the values of passwords, tokens and keys too."),
                   update_readme: Optional[Path] = typer.Option(None, help="Rewrite the settings table in this README.")) -> None:
-    """Print every setting (FINSENTRY_* environment variables), secrets masked."""
-    if update_readme:
-        from finsentry.settings import readme_with_settings
+    """Print every setting as .env lines that load back as the same settings
+    (`finsentry settings > .env`): an unset value prints empty. A secret that is set is
+    left out as a comment line (its name only) unless --show-secrets."""
+    from finsentry.settings import dotenv_lines, readme_with_settings, settings_values
 
+    if update_readme:
         update_readme.write_text(readme_with_settings(update_readme.read_text()))
         return
     if markdown:
         typer.echo(settings_markdown())
         return
-    for name, value in get_settings().model_dump().items():
-        typer.echo(f"FINSENTRY_{name.upper()}={value}")  # SecretStr values print as **********
+    values, hidden = settings_values(environment_settings(), changed=changed, show_secrets=show_secrets)
+    if as_json:
+        typer.echo(json.dumps(values, indent=2))
+        for name in hidden:
+            typer.echo(f"note: {name} is set but not shown (--show-secrets prints it)", err=True)
+        return
+    for line in dotenv_lines(values, hidden):
+        typer.echo(line)
 
 
 def _mount() -> None:

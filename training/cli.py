@@ -21,10 +21,10 @@ models_app = typer.Typer(help="The model registry: list, show, register, promote
 app.add_typer(models_app, name="models")
 
 
-def _settings(**overrides) -> Settings:
-    base = get_settings()
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=changes) if changes else base
+def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
+    from finsentry.flags import settings_from_flags
+
+    return settings_from_flags(flags, **overrides)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -181,7 +181,7 @@ def eval_command(
     from finsentry.training.feedback import split_feedback
     from finsentry.training.pipeline import evaluate_pair
 
-    settings = _settings(train_data_dir=data_dir)
+    settings = _settings({"train_data_dir": "--data-dir"}, train_data_dir=data_dir)
     directory = _model_dir(settings, model)
     analyst = split_feedback(_store_labels(settings), settings.feedback_golden_share)[1] if labels else []
     try:
@@ -266,7 +266,8 @@ def trainer(
 
     if schedule is not None and not croniter.is_valid(schedule):
         _fail(f"{schedule!r} is not a cron expression")
-    settings = _settings(train_schedule=schedule, trainer_metrics_port=metrics_port)
+    settings = _settings({"train_schedule": "--schedule", "trainer_metrics_port": "--metrics-port"},
+                         train_schedule=schedule, trainer_metrics_port=metrics_port)
     _logging(settings)
     asyncio.run(run_service(settings))
 
