@@ -93,16 +93,36 @@ def demo(store: Optional[str] = typer.Option(None, help="Store URL (default: a f
 
 @app.command()
 def classify(model: Optional[Path] = typer.Option(None, help="Model directory (default: the shipped model)."),
-             backend: str = typer.Option("auto", help="auto | onnx | torch | torch-bf16 | cuda."),
-             batch_size: int = typer.Option(256, help="Lines read per model call."),
-             explain_words: bool = typer.Option(False, "--explain", help="Add word-level explanations (slower).")) -> None:
-    """Score text lines or JSONL ({"text": ...}) from stdin; one JSONL line out per line in, in order."""
+             backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda (default: FINSENTRY_BACKEND)."),
+             batch_size: int = typer.Option(256, min=1, help="Lines read per model call."),
+             explain_words: bool = typer.Option(False, "--explain", help="Add word-level explanations (slower)."),
+             strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line.")) -> None:
+    """Score text lines or JSONL ({"text": ..., "title": ...}) from stdin; one JSONL line out per
+    line scored, in order.
+
+    A line starting with { or [ must be a JSON object with a string "text" (or "title"). A
+    malformed line is not scored: it is reported on stderr with its line number and the
+    rest goes on (--strict: stops there). Exit status 0: every line scored; 1: some lines
+    were malformed; 2: stopped at a malformed line by --strict.
+    """
     from finsentry.models.classify import classify_stream
 
-    settings = get_settings()
-    classify_stream(sys.stdin, sys.stdout, model=model or settings.model_path, backend=backend,
+    settings = settings_from_flags({"model_path": "--model"}, backend=backend, model_path=model)
+    errors: list[str] = []
+
+    def report(error) -> None:
+        errors.append(str(error))
+        typer.echo(f"error: {error}", err=True)
+
+    classify_stream(sys.stdin, sys.stdout, model=settings.model_path, backend=settings.backend,
                     batch_size=batch_size, explain_words=explain_words, cache_dir=settings.model_cache_dir,
-                    entities_csv=settings.entity_aliases)
+                    entities_csv=settings.entity_aliases, on_error=report, strict=strict)
+    if errors:
+        if strict:
+            typer.echo("stopped at the first malformed line (--strict); the lines before it were scored", err=True)
+            raise typer.Exit(2)
+        typer.echo(f"{len(errors)} malformed line(s) not scored", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
