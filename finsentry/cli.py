@@ -58,13 +58,22 @@ def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafk
            model: Optional[Path] = typer.Option(None, help="Model directory (default: promoted, else shipped)."),
            backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda."),
            embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker.")) -> None:
-    """Run a Faust worker with every agent, serving the web page and /metrics."""
+    """Run a Faust worker with every agent, serving the web page and /metrics.
+
+    An unreachable broker is waited for (FINSENTRY_BROKER_CONNECT_TIMEOUT_S) with one log
+    line per attempt; exit status 1 if it never answers."""
+    from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
     from finsentry.streams.worker import run_worker
 
     settings = settings_from_flags({"model_path": "--model", "broker_embedded": "--embedded"},
                                    broker=broker_url, store=store, web_port=web_port, model_path=model,
                                    backend=backend, broker_embedded=embedded)
     configure_logging(settings)
+    try:
+        wait_for_broker(settings)
+    except BrokerUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     run_worker(settings)
 
 

@@ -98,7 +98,7 @@ def train(
     version: Optional[str] = typer.Option(None, help="Version name of the model (default: m<UTC timestamp>)."),
     shuffle_labels: bool = typer.Option(False, "--shuffle-labels", help="Control run on shuffled labels; the gate must reject it."),
     default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet teacher, then the distilled MiniLM student); only --output applies."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: only when stderr is a terminal, so a log file gets no bar)."),
 ) -> None:
     """Fine-tune the two-head model; writes the artifact, heldout.jsonl and a run report."""
     from finsentry.training.scheduler import Busy, run_lock
@@ -117,6 +117,10 @@ def train(
             from finsentry.training.finetune import TrainArguments, train as run_train
             from finsentry.training.lineage import save_lineage
 
+            if progress is None:
+                import sys
+
+                progress = sys.stderr.isatty()
             if not (sentiment_file or topic_file or labelled or feedback):
                 _fail("no training data: give --sentiment-file, --topic-file, --labelled or --feedback")
             for path in [*sentiment_file, *topic_file, *labelled]:

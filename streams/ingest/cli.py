@@ -21,10 +21,17 @@ def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
     return settings_from_flags(flags, **overrides)
 
 
-def _setup_logging(settings: Settings) -> None:
+def _prepare(settings: Settings) -> None:
+    """Logging, then the broker waited for (exit status 1 if it never answers)."""
     from finsentry.logging import setup_logging
+    from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
 
     setup_logging(settings.log_level, settings.log_json)
+    try:
+        wait_for_broker(settings)
+    except BrokerUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def ingest_command(
@@ -52,7 +59,6 @@ def ingest_command(
     if fmt not in (None, "jsonl", "csv"):
         raise typer.BadParameter("--format must be jsonl or csv")
     settings = _settings({"broker_embedded": "--embedded"}, broker=broker, broker_embedded=embedded)
-    _setup_logging(settings)
     if source == "-":
         stream_cm, name = nullcontext(sys.stdin.buffer), None
     else:
@@ -61,6 +67,7 @@ def ingest_command(
             typer.echo(f"error: no such file: {source}", err=True)
             raise typer.Exit(2)
         stream_cm, name = path.open("rb"), path.name
+    _prepare(settings)
 
     bar = tqdm(file=sys.stderr, unit="doc", desc="ingest", disable=not progress or None)
     with stream_cm as stream, DocumentProducer(settings, topic=topic) as producer:
@@ -102,7 +109,7 @@ def scrape_command(
 
     settings = _settings({"broker_embedded": "--embedded", "seen_path": "--seen-db", "scrape_metrics_port": "--metrics-port"},
                          broker=broker, broker_embedded=embedded, seen_path=seen_db, scrape_metrics_port=metrics_port)
-    _setup_logging(settings)
+    _prepare(settings)
     try:
         status = asyncio.run(run_scrape(settings, config, once=once))
     except ConfigError as exc:
@@ -129,7 +136,7 @@ def push_command(
 
     settings = _settings({"broker_embedded": "--embedded", "push_host": "--host", "push_port": "--port"},
                          broker=broker, broker_embedded=embedded, push_host=host, push_port=port)
-    _setup_logging(settings)
+    _prepare(settings)
 
     async def main() -> None:
         await serve_push(settings, stop_on_signals())
