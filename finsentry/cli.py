@@ -135,6 +135,60 @@ def classify(model: Optional[Path] = typer.Option(None, help="Model directory (d
 
 
 @app.command()
+def rescore(since: str = typer.Option(..., help="Documents published at or after: ISO 8601 (UTC if no zone) or an age like 24h, 7d."),
+            until: Optional[str] = typer.Option(None, help="Published before: ISO 8601 or an age (default: now)."),
+            store: Optional[str] = typer.Option(None, help="Store URL (default: FINSENTRY_STORE)."),
+            model: Optional[Path] = typer.Option(None, help="Model directory (default: the promoted version, else the shipped model)."),
+            backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda (default: FINSENTRY_BACKEND)."),
+            batch_size: Optional[int] = typer.Option(None, min=1, help="Documents per model call (default: FINSENTRY_MAX_BATCH)."),
+            limit: Optional[int] = typer.Option(None, min=1, help="Stop after re-scoring this many (run again to go on)."),
+            progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: only on a terminal).")) -> None:
+    """Re-score stored documents of a time range with the serving model (after a promotion),
+    in batches, writing each back onto its own record; model_version tells which model
+    scored a document. Documents this model already scored are skipped, so a run that
+    stopped can simply be started again. Prints a JSON summary."""
+    import asyncio
+
+    from tqdm import tqdm
+
+    from finsentry.streams.rescore import rescore as run_rescore
+    from finsentry.streams.runtime import Runtime
+    from finsentry.streams.sinks import StoreMissing, StoreUnavailable, open_store
+    from finsentry.streams.sinks.base import SearchQuery
+    from finsentry.streams.sinks.ops import parse_time
+
+    settings = settings_from_flags({"model_path": "--model", "max_batch": "--batch-size"}, store=store,
+                                   model_path=model, backend=backend, max_batch=batch_size)
+    configure_logging(settings)
+    try:
+        query = SearchQuery(since=parse_time(since), until=parse_time(until) if until else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    from finsentry.models.engine import Engine
+
+    engine = Engine.load(Runtime(settings).model_dir(), backend=settings.backend, max_batch=settings.max_batch,
+                         cache_dir=settings.model_cache_dir)
+
+    async def main():
+        # The store must exist: re-scoring never creates one.
+        async with open_store(settings.store, settings, read_only=True):
+            pass
+        async with open_store(settings.store, settings) as target:
+            total = await target.count(query)
+            with tqdm(total=total, unit="doc", desc="rescore", file=sys.stderr,
+                      disable=not (sys.stderr.isatty() if progress is None else progress)) as bar:
+                return await run_rescore(target, engine, query, batch_size=settings.max_batch,
+                                         entities_csv=settings.entity_aliases, limit=limit, progress=bar.update)
+
+    try:
+        report = asyncio.run(main())
+    except (StoreMissing, StoreUnavailable, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(report.as_dict()))
+
+
+@app.command()
 def explain(text: str = typer.Argument(..., help="The text to explain."),
             model: Optional[Path] = typer.Option(None, help="Model directory."),
             top: int = typer.Option(8, help="Words to show.")) -> None:
@@ -145,6 +199,28 @@ def explain(text: str = typer.Argument(..., help="The text to explain."),
     engine = Engine.load(model or environment_settings().model_path, backend="torch")
     pred = engine.predict([text])[0]
     typer.echo(json.dumps({**pred.as_record(), "explanation": explain_text(engine, text, top)}))
+
+
+@app.command()
+def schemas(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one <topic>.schema.json per topic into this directory."),
+            check: Optional[Path] = typer.Option(None, "--check", help="Exit 1 if this directory's files differ from the records (for CI).")) -> None:
+    """JSON Schemas of every topic's payload, generated from the records the agents parse
+    (docs/schemas holds them). Without options: one JSON object {topic: schema} on stdout."""
+    from finsentry.streams import schemas as topic_schemas
+
+    if check is not None:
+        problems = topic_schemas.differences(check)
+        for problem in problems:
+            typer.echo(problem, err=True)
+        if problems:
+            typer.echo(f"run: finsentry schemas --output {check}", err=True)
+            raise typer.Exit(1)
+        return
+    if output is not None:
+        for path in topic_schemas.write(output):
+            typer.echo(str(path))
+        return
+    typer.echo(json.dumps({topic: topic_schemas.topic_schema(topic) for topic in topic_schemas.TOPICS}, indent=2))
 
 
 @app.command("settings")
@@ -178,6 +254,7 @@ def _mount() -> None:
     """Sub-apps of the packages, each owning its commands."""
     from finsentry.dashboards.cli import app as dashboards_app
     from finsentry.streams.alerting.cli import app as alerts_app
+    from finsentry.streams.dlq_cli import app as dlq_app
     from finsentry.streams.ingest.cli import ingest_command, push_command, scrape_command
     from finsentry.streams.sinks.cli import app as store_app
     from finsentry.training.cli import app as training_app
@@ -187,6 +264,7 @@ def _mount() -> None:
     app.command("push")(push_command)
     app.add_typer(store_app, name="store")
     app.add_typer(alerts_app, name="alerts")
+    app.add_typer(dlq_app, name="dlq")
     app.add_typer(dashboards_app, name="dashboards")
     app.add_typer(training_app)  # train, eval, label, trainer, models …
 
