@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from finsentry.settings import get_settings
+from finsentry.flags import environment_settings as get_settings  # a bad FINSENTRY_* value: one line, exit 2
 from finsentry.streams.sinks import ops
 from finsentry.streams.sinks.base import SearchQuery, StoreMissing, StoreUnavailable
 

@@ -50,7 +50,7 @@ def test_a_worker_started_before_its_broker_waits_and_then_runs(make_settings, t
     s = make_settings(broker=f"127.0.0.1:{port}", broker_embedded=True, topic_prefix=prefix, app_id=f"fs-{prefix}",
                       log_json=True, log_level="INFO")
     assert s.broker_connect_timeout_s == Settings.model_fields["broker_connect_timeout_s"].default
-    env = settings_env(broker=s.broker, broker_embedded=True, topic_prefix=prefix, app_id=s.app_id,
+    env = settings_env(broker=f"127.0.0.1:{port}", broker_embedded=True,  # host:port, no kafka:// topic_prefix=prefix, app_id=s.app_id,
                        data_dir=s.data_dir, store=s.store, outbox_path=s.outbox_path, registry_dir=s.registry_dir,
                        model_cache_dir=s.model_cache_dir, backend="torch", web_port=s.web_port,
                        broker_session_timeout_s=6, broker_heartbeat_s=0.5, log_json=True)
