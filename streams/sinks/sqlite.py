@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from urllib.parse import quote
 
 from finsentry.streams.records import Alert, Label, ScoredDocument
 from finsentry.streams.sinks.base import (AggregateQuery, Bucket, ReadOnlyStore, Rejected, SearchQuery, Store,
@@ -108,7 +109,8 @@ class SqliteStore(Store):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # check_same_thread=False only so close() can close it; each stays on its thread.
-            target, uri = (f"file:{self.path.resolve()}?mode=ro", True) if self.read_only else (self.path, False)
+            target, uri = ((f"file:{quote(str(self.path.resolve()))}?mode=ro", True) if self.read_only
+                           else (self.path, False))
             conn = sqlite3.connect(target, timeout=self._busy_timeout_s, isolation_level=None,
                                    check_same_thread=False, uri=uri)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
