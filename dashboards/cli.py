@@ -12,15 +12,16 @@ app = typer.Typer(help="Grafana dashboards: build the JSON and provisioning file
 
 
 @app.command()
-def build(output: Path = typer.Option(None, "--output", "-o",
-                                      help="Directory to write into (default: dashboards/grafana/generated)."),
+def build(output: Path = typer.Option(Path("grafana"), "--output", "-o",
+                                      help="Directory to write into (default: ./grafana in the working directory; "
+                                           "the repository's committed copy is dashboards/grafana/generated)."),
           index_prefix: Optional[str] = typer.Option(None, help="Elasticsearch index prefix the datasources read "
                                                                 "(default: FINSENTRY_ES_INDEX_PREFIX).")) -> None:
     """Write the dashboard JSON and the Grafana provisioning files (datasources, dashboard provider)."""
-    from finsentry.dashboards.grafana.build import GENERATED_DIR, write
+    from finsentry.dashboards.grafana.build import write
     from finsentry.settings import get_settings
 
-    for path in write(output or GENERATED_DIR, index_prefix or get_settings().es_index_prefix):
+    for path in write(output, index_prefix or get_settings().es_index_prefix):
         typer.echo(str(path))
 
 

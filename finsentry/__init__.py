@@ -8,4 +8,9 @@ import os as _os
 # so it is set here, before anything imports torch; an operator's own value wins.
 _os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
+# Hugging Face libraries draw a progress bar on every model load ("Loading weights", 101
+# steps in milliseconds), into the log stream of a service: a JSON-lines log gets lines
+# that are not JSON. Read when huggingface_hub is imported; an operator's own value wins.
+_os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 __version__ = "0.1.0"

@@ -42,11 +42,29 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+NOISY = ("aiokafka", "faust", "mode", "elastic_transport", "urllib3", "kafka")
+
+
 def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if as_json else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faust", "mode", "elastic_transport", "urllib3", "kafka"):
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def dict_config(level: str = "INFO", as_json: bool = False) -> dict:
+    """The same set-up as `setup_logging`, for frameworks that install their own logging
+    from a dictConfig (the Faust worker does, with its own line format, at start)."""
+    level = level.upper()
+    quiet = logging.getLevelName(max(logging.WARNING, logging.getLevelName(level)))
+    formatter = "finsentry.logging.JsonFormatter" if as_json else "finsentry.logging.KeyValueFormatter"
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"finsentry": {"()": formatter}},
+        "handlers": {"default": {"()": "finsentry.logging.StderrHandler", "formatter": "finsentry"}},
+        "root": {"level": level, "handlers": ["default"]},
+        "loggers": {name: {"level": quiet} for name in NOISY},
+    }

@@ -8,19 +8,25 @@ CLI flags only override these. The README's settings table is generated from thi
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FINSENTRY_", env_file=".env", extra="ignore")
 
     # --- Kafka ------------------------------------------------------------------------------
-    broker: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap URL(s), e.g. kafka://k1:9092;k2:9092.")
+    broker: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap address(es): `kafka://host:port` or plain `host:port` (every command and flag takes both), several separated by `;` or `,`, e.g. kafka://k1:9092;k2:9092.")
+    broker_connect_timeout_s: float = Field(300.0, ge=0, description="How long a worker, and a command that publishes or reads topics, waits for an unreachable broker at start-up (retrying with back-off, one log line per attempt) before it gives up with an error.")
     broker_embedded: bool = Field(False, description="The broker is the embedded tansu broker: apply its limits (one record per producer batch, no idempotence).")
     topic_prefix: str = Field("finsentry.", description="Prefix of every topic name.")
     topic_partitions: int = Field(4, description="Partitions of the topics finsentry creates (= max workers per consumer group).")
@@ -163,6 +169,31 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Log as JSON lines instead of key=value.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        """`FINSENTRY_MODEL_PATH=` (empty, as `finsentry settings` prints an unset value)
+        means unset for every optional setting, instead of the string '' or Path('')."""
+        if isinstance(data, dict):
+            return {k: (None if v == "" and _optional(cls.model_fields.get(k)) else v) for k, v in data.items()}
+        return data
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        """`host:port` and `kafka://host:port` alike become Faust's `kafka://h1:p1;h2:p2`."""
+        body = value.strip()
+        match = _SCHEME.match(body)
+        scheme = match.group(0) if match else "kafka://"
+        addresses = [a.strip() for a in body[len(match.group(0)) if match else 0:].replace(";", ",").split(",") if a.strip()]
+        if not addresses:
+            raise ValueError("names no broker address (host:port or kafka://host:port)")
+        for address in addresses:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{address!r} is not host:port (write host:port or kafka://host:port)")
+        return scheme + ";".join(addresses)
+
     @property
     def inference_plan(self) -> tuple[int, int]:
         """(inference streams, score batches in flight) with the zeros resolved."""
@@ -187,9 +218,84 @@ class Settings(BaseSettings):
         return [e.strip().upper() for e in self.watched_entities.split(",") if e.strip()]
 
 
+def _optional(field) -> bool:
+    if field is None:
+        return False
+    origin = typing.get_origin(field.annotation)
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(field.annotation)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class SettingsOverrideError(ValueError):
+    """A value given on top of the settings (a CLI flag) that the settings' types refuse."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def settings_with(base: Settings | None = None, **overrides: Any) -> Settings:
+    """`base` (default: from the environment) with the non-None `overrides` on top,
+    validated by the same types as the environment: a bad value raises
+    SettingsOverrideError naming its field, before anything starts."""
+    base = base if base is not None else get_settings()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - set(Settings.model_fields)
+    if unknown:
+        raise TypeError(f"not settings: {sorted(unknown)}")
+    if not changes:
+        return base
+    try:
+        return Settings.model_validate({**base.model_dump(), **changes})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error.get("loc") else next(iter(changes))
+        raise SettingsOverrideError(field, str(error["msg"]).removeprefix("Value error, ")) from None
+
+
+def settings_values(settings: Settings, changed: bool = False,
+                    show_secrets: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """({FINSENTRY_NAME: JSON value}, names of set secrets left out). None stays None;
+    `changed`: only the fields whose value differs from the default."""
+    values: dict[str, Any] = {}
+    hidden: list[str] = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if changed and value == field.get_default(call_default_factory=True):
+            continue
+        env = f"FINSENTRY_{name.upper()}"
+        if isinstance(value, SecretStr):
+            if not show_secrets:
+                hidden.append(env)
+                continue
+            value = value.get_secret_value()
+        values[env] = str(value) if isinstance(value, Path) else value
+    return values, hidden
+
+
+def _dotenv_value(value: Any) -> str:
+    """A value as python-dotenv reads it back: empty for None, quoted when not plain."""
+    if value is None:
+        return ""
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9_./:@+,=-]*", text):
+        return text
+    if "'" not in text:
+        return f"'{text}'"  # single quotes: taken literally, no escapes, no ${} interpolation
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def dotenv_lines(values: dict[str, Any], hidden: list[str]) -> list[str]:
+    """.env lines for `settings_values`' output; a hidden secret becomes a comment."""
+    lines = [f"{name}={_dotenv_value(value)}" for name, value in values.items()]
+    lines += [f"# {name} is set but not shown (finsentry settings --show-secrets prints it)" for name in hidden]
+    return lines
 
 
 def settings_markdown() -> str:

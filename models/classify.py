@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -17,24 +17,48 @@ from finsentry.models.entities import extractor
 from finsentry.models.textnorm import model_input
 
 
+class MalformedLine(ValueError):
+    def __init__(self, number: int, reason: str):
+        super().__init__(f"line {number}: {reason}")
+        self.number = number
+
+
 def _document_of(line: str) -> tuple[str | None, str]:
-    """(title, text) of one input line: a JSON object's fields, else the line itself."""
+    """(title, text) of one input line: a JSON object's fields, else the line itself;
+    ValueError(reason) for a line that looks like JSON but is not a usable document."""
     stripped = line.strip()
-    if stripped.startswith("{"):
+    if not stripped.startswith(("{", "[")):
+        return None, stripped
+    try:
+        obj = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        raise ValueError(f"malformed JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON line must be an object with \"text\", got {type(obj).__name__}")
+    title, text = obj.get("title"), obj.get("text")
+    for name, value in (("title", title), ("text", text)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f'"{name}" must be a string, got {type(value).__name__}')
+    if not (text or "").strip() and not (title or "").strip():
+        raise ValueError('no "text" (or "title") to score')
+    return title or None, text or ""
+
+
+def _batches(lines: Iterator[str], size: int, on_error: Callable[[MalformedLine], None],
+             strict: bool) -> Iterator[list[tuple[str | None, str]]]:
+    """Documents in batches; each malformed line goes to `on_error` (and, when `strict`,
+    ends the input there, after the documents before it)."""
+    batch: list[tuple[str | None, str]] = []
+    for number, line in enumerate(lines, start=1):
         try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError:
-            return None, stripped
-        if isinstance(obj, dict):
-            title, text = obj.get("title"), obj.get("text")
-            return (str(title) if title else None), (str(text) if text else "")
-    return None, stripped
-
-
-def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line.rstrip("\n"))
+            batch.append(_document_of(line.rstrip("\n")))
+        except ValueError as exc:
+            on_error(MalformedLine(number, str(exc)))
+            if strict:
+                break
+            continue
         if len(batch) >= size:
             yield batch
             batch = []
@@ -44,13 +68,18 @@ def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
 
 def classify_stream(src: IO[str], dst: IO[str], model: Path | None = None, backend: str = "auto",
                     batch_size: int = 256, explain_words: bool = False, cache_dir: Path = Path("var/model-cache"),
-                    entities_csv: Path | None = None, engine: Engine | None = None) -> int:
+                    entities_csv: Path | None = None, engine: Engine | None = None,
+                    on_error: Callable[[MalformedLine], None] | None = None, strict: bool = False) -> int:
+    """Score every line; returns how many were scored. Malformed lines are not scored: each
+    goes to `on_error` (default: raise it)."""
+    def raise_it(error: MalformedLine) -> None:
+        raise error
+
     engine = engine or Engine.load(model, backend=backend, cache_dir=cache_dir)
     entities = extractor(str(entities_csv) if entities_csv else None)
     n = 0
     with tqdm(unit="doc", desc="classify", file=__import__("sys").stderr, disable=None) as bar:
-        for batch in _batches(iter(src), batch_size):
-            docs = [_document_of(line) for line in batch]
+        for docs in _batches(iter(src), batch_size, on_error or raise_it, strict):
             texts = [model_input(title, text) for title, text in docs]
             preds = engine.predict(texts)
             for (title, body), text, pred in zip(docs, texts, preds):
@@ -61,6 +90,6 @@ def classify_stream(src: IO[str], dst: IO[str], model: Path | None = None, backe
                     record["explanation"] = explain(engine, text)
                 dst.write(json.dumps(record, ensure_ascii=False) + "\n")
             dst.flush()
-            n += len(batch)
-            bar.update(len(batch))
+            n += len(docs)
+            bar.update(len(docs))
     return n

@@ -12,5 +12,10 @@ def run_worker(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
-    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
+    from finsentry.logging import dict_config
+
+    # Faust installs its own logging at start: give it ours, so FINSENTRY_LOG_JSON holds for
+    # every line, Faust's and aiokafka's included.
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False,
+                          logging_config=dict_config(settings.log_level, settings.log_json))
     worker.execute_from_commandline()

@@ -24,10 +24,10 @@ entities_app = typer.Typer(help="The company list entity extraction matches (mod
 models_app.add_typer(entities_app, name="entities")
 
 
-def _settings(**overrides) -> Settings:
-    base = get_settings()
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=changes) if changes else base
+def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
+    from finsentry.flags import settings_from_flags
+
+    return settings_from_flags(flags, **overrides)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -101,7 +101,7 @@ def train(
     version: Optional[str] = typer.Option(None, help="Version name of the model (default: m<UTC timestamp>)."),
     shuffle_labels: bool = typer.Option(False, "--shuffle-labels", help="Control run on shuffled labels; the gate must reject it."),
     default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet teacher, then the distilled MiniLM student); only --output applies."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: only when stderr is a terminal, so a log file gets no bar)."),
 ) -> None:
     """Fine-tune the two-head model; writes the artifact, heldout.jsonl and a run report."""
     from finsentry.training.scheduler import Busy, run_lock
@@ -120,6 +120,10 @@ def train(
             from finsentry.training.finetune import TrainArguments, train as run_train
             from finsentry.training.lineage import save_lineage
 
+            if progress is None:
+                import sys
+
+                progress = sys.stderr.isatty()
             if not (sentiment_file or topic_file or labelled or feedback):
                 _fail("no training data: give --sentiment-file, --topic-file, --labelled or --feedback")
             for path in [*sentiment_file, *topic_file, *labelled]:
@@ -184,7 +188,7 @@ def eval_command(
     from finsentry.training.feedback import split_feedback
     from finsentry.training.pipeline import evaluate_pair
 
-    settings = _settings(train_data_dir=data_dir)
+    settings = _settings({"train_data_dir": "--data-dir"}, train_data_dir=data_dir)
     directory = _model_dir(settings, model)
     analyst = split_feedback(_store_labels(settings), settings.feedback_golden_share)[1] if labels else []
     try:
@@ -269,7 +273,8 @@ def trainer(
 
     if schedule is not None and not croniter.is_valid(schedule):
         _fail(f"{schedule!r} is not a cron expression")
-    settings = _settings(train_schedule=schedule, trainer_metrics_port=metrics_port)
+    settings = _settings({"train_schedule": "--schedule", "trainer_metrics_port": "--metrics-port"},
+                         train_schedule=schedule, trainer_metrics_port=metrics_port)
     _logging(settings)
     asyncio.run(run_service(settings))
 

@@ -1,8 +1,10 @@
 """Render the dashboards and Grafana provisioning files to disk.
 
-`finsentry dashboards build` writes them under dashboards/grafana/generated/ (committed, so
-docker-compose mounts them without a build step); a test checks the committed files equal
-what this produces.
+`finsentry dashboards build` writes them to ./grafana (a folder of the working directory:
+an installed package is no place to write); the repository keeps a copy under
+dashboards/grafana/generated/ (committed, so docker-compose mounts them without a build
+step; `finsentry dashboards build -o dashboards/grafana/generated` refreshes it), and a test
+checks the committed files equal what this produces.
 
     generated/dashboards/<uid>.json               → /var/lib/grafana/dashboards/finsentry
     generated/provisioning/datasources/finsentry.yml → /etc/grafana/provisioning/datasources

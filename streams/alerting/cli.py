@@ -17,10 +17,10 @@ app = typer.Typer(help="Spike alerts: replay scored records through the detector
                   no_args_is_help=True)
 
 
-def _settings(**overrides) -> Settings:
-    base = get_settings()
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=changes) if changes else base
+def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
+    from finsentry.flags import settings_from_flags
+
+    return settings_from_flags(flags, **overrides)
 
 
 def _read_jsonl(stream: IO[str], errors: list[str]) -> Iterator[dict]:
@@ -61,7 +61,11 @@ def replay(
     from finsentry.streams.alerting.replay import by_event_time, replay as run_replay, replay_events
 
     try:
-        settings = _settings(alert_bucket_s=bucket_s, alert_window_buckets=window_buckets,
+        settings = _settings({"alert_bucket_s": "--bucket-s", "alert_window_buckets": "--window-buckets",
+                              "alert_z_threshold": "--z", "alert_min_count": "--min-count",
+                              "alert_min_share_increase": "--min-share-increase", "alert_cusum_h": "--cusum-h",
+                              "alert_scope_overrides": "--overrides"},
+                             alert_bucket_s=bucket_s, alert_window_buckets=window_buckets,
                              alert_z_threshold=z_threshold, alert_min_count=min_count,
                              alert_min_share_increase=min_share_increase, alert_cusum_h=cusum_h,
                              alert_scope_overrides=overrides)
@@ -113,7 +117,7 @@ def test(
     """
     from finsentry.streams.alerting.notifiers import notifiers_from_settings
 
-    settings = _settings(alertmanager_url=alertmanager_url,
+    settings = _settings({"apprise_urls": "--apprise-url"}, alertmanager_url=alertmanager_url,
                          apprise_urls=" ".join(apprise_url) if apprise_url else None)
     try:
         notifiers = notifiers_from_settings(settings)

@@ -15,21 +15,28 @@ from finsentry.settings import Settings, get_settings
 app = typer.Typer(help="Scrapers and the HTTP push endpoint that feed the raw topic.", no_args_is_help=True)
 
 
-def _settings(**overrides) -> Settings:
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    base = get_settings()
-    return base.model_copy(update=changes) if changes else base
+def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
+    from finsentry.flags import settings_from_flags
+
+    return settings_from_flags(flags, **overrides)
 
 
-def _setup_logging(settings: Settings) -> None:
+def _prepare(settings: Settings) -> None:
+    """Logging, then the broker waited for (exit status 1 if it never answers)."""
     from finsentry.logging import setup_logging
+    from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
 
     setup_logging(settings.log_level, settings.log_json)
+    try:
+        wait_for_broker(settings)
+    except BrokerUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def ingest_command(
     source: str = typer.Argument(..., help="JSONL or CSV file of documents, or - for stdin."),
-    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka bootstrap, e.g. 127.0.0.1:9092 (default: FINSENTRY_BROKER)."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
     embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker (one record per batch)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="jsonl or csv (default: from the file name, else from the first byte)."),
     speed: float = typer.Option(0.0, help="Replay at published_at gaps divided by this factor (0: as fast as possible)."),
@@ -51,8 +58,7 @@ def ingest_command(
 
     if fmt not in (None, "jsonl", "csv"):
         raise typer.BadParameter("--format must be jsonl or csv")
-    settings = _settings(broker=broker, broker_embedded=embedded)
-    _setup_logging(settings)
+    settings = _settings({"broker_embedded": "--embedded"}, broker=broker, broker_embedded=embedded)
     if source == "-":
         stream_cm, name = nullcontext(sys.stdin.buffer), None
     else:
@@ -61,6 +67,7 @@ def ingest_command(
             typer.echo(f"error: no such file: {source}", err=True)
             raise typer.Exit(2)
         stream_cm, name = path.open("rb"), path.name
+    _prepare(settings)
 
     bar = tqdm(file=sys.stderr, unit="doc", desc="ingest", disable=not progress or None)
     with stream_cm as stream, DocumentProducer(settings, topic=topic) as producer:
@@ -85,7 +92,7 @@ def ingest_command(
 @app.command("scrape")
 def scrape_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Source list (YAML); default: FINSENTRY_SOURCES_FILE."),
-    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka bootstrap (default: FINSENTRY_BROKER)."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
     embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."),
     seen_db: Optional[Path] = typer.Option(None, "--seen-db", help="Seen-set database (default: FINSENTRY_SEEN_PATH)."),
     metrics_port: Optional[int] = typer.Option(None, help="Port of /metrics and /status (default: FINSENTRY_SCRAPE_METRICS_PORT)."),
@@ -100,8 +107,9 @@ def scrape_command(
     from finsentry.streams.ingest.config import ConfigError
     from finsentry.streams.ingest.service import run_scrape
 
-    settings = _settings(broker=broker, broker_embedded=embedded, seen_path=seen_db, scrape_metrics_port=metrics_port)
-    _setup_logging(settings)
+    settings = _settings({"broker_embedded": "--embedded", "seen_path": "--seen-db", "scrape_metrics_port": "--metrics-port"},
+                         broker=broker, broker_embedded=embedded, seen_path=seen_db, scrape_metrics_port=metrics_port)
+    _prepare(settings)
     try:
         status = asyncio.run(run_scrape(settings, config, once=once))
     except ConfigError as exc:
@@ -112,7 +120,7 @@ def scrape_command(
 
 @app.command("push")
 def push_command(
-    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka bootstrap (default: FINSENTRY_BROKER)."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
     embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."),
     host: Optional[str] = typer.Option(None, help="Bind address (default: FINSENTRY_PUSH_HOST, loopback)."),
     port: Optional[int] = typer.Option(None, help="Port (default: FINSENTRY_PUSH_PORT)."),
@@ -126,8 +134,9 @@ def push_command(
     from finsentry.streams.ingest.push import PushConfigError, serve_push
     from finsentry.streams.ingest.service import stop_on_signals
 
-    settings = _settings(broker=broker, broker_embedded=embedded, push_host=host, push_port=port)
-    _setup_logging(settings)
+    settings = _settings({"broker_embedded": "--embedded", "push_host": "--host", "push_port": "--port"},
+                         broker=broker, broker_embedded=embedded, push_host=host, push_port=port)
+    _prepare(settings)
 
     async def main() -> None:
         await serve_push(settings, stop_on_signals())

@@ -31,6 +31,15 @@ class StoreUnavailable(Exception):
     """Transient: the store cannot take writes now (down, 429, 5xx). Retry later."""
 
 
+class StoreMissing(LookupError):
+    """A store opened for reading does not exist (a mistyped path or index prefix): reads
+    never create one."""
+
+
+class ReadOnlyStore(RuntimeError):
+    """A write on a store opened for reading only."""
+
+
 class UnknownDocument(LookupError):
     """A label names a document the store does not hold."""
 
@@ -177,6 +186,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune_alerts(self, before: datetime) -> int:
         """Delete alerts last updated before `before`; return how many."""
+
+    @abc.abstractmethod
+    async def prune_plan(self, before: datetime) -> list[tuple[str, int]]:
+        """What `prune(before)` would delete, without deleting: (UTC day YYYY-MM-DD,
+        documents) per day, oldest first."""
+
+    @abc.abstractmethod
+    async def count_alerts_before(self, before: datetime) -> int:
+        """Alerts `prune_alerts(before)` would delete."""
 
     async def refresh(self) -> None:
         """Make every acknowledged write visible to reads now (a no-op where it already is)."""

@@ -11,9 +11,9 @@ from typing import Optional
 
 import typer
 
-from finsentry.settings import get_settings
+from finsentry.flags import environment_settings as get_settings  # a bad FINSENTRY_* value: one line, exit 2
 from finsentry.streams.sinks import ops
-from finsentry.streams.sinks.base import SearchQuery, StoreUnavailable
+from finsentry.streams.sinks.base import SearchQuery, StoreMissing, StoreUnavailable
 
 app = typer.Typer(help="Query and maintain the store of scored documents (SQLite or Elasticsearch).",
                   no_args_is_help=True)
@@ -39,10 +39,10 @@ def _query(text, since, until, source, kind, topic, entity, sentiment, **extra) 
 
 
 def _run(coro):
-    """Run one store call; an unreachable store or a bad URL is a one-line error, exit 1."""
+    """Run one store call; an unreachable or missing store or a bad URL is a one-line error, exit 1."""
     try:
         return asyncio.run(coro)
-    except (StoreUnavailable, ValueError) as exc:
+    except (StoreUnavailable, StoreMissing, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -52,21 +52,28 @@ def count(store: Optional[str] = STORE, text: Optional[str] = TEXT, since: Optio
           until: Optional[str] = UNTIL, source: Optional[str] = SOURCE, kind: Optional[str] = KIND,
           topic: Optional[str] = TOPIC, entity: Optional[str] = ENTITY,
           sentiment: Optional[str] = SENTIMENT) -> None:
-    """Print the number of stored documents (matching the filters)."""
+    """Print the number of stored documents (matching the filters). Reads only: creates
+    nothing, and a store that does not exist is an error (exit 1)."""
     query = _query(text, since, until, source, kind, topic, entity, sentiment)
     typer.echo(_run(ops.count(store, get_settings(), query)))
 
 
 @app.command()
-def search(words: Optional[str] = typer.Argument(None, help="Words to look for in title and text (word* for a prefix)."),
-           store: Optional[str] = STORE, since: Optional[str] = SINCE, until: Optional[str] = UNTIL,
+def search(words: Optional[str] = typer.Argument(None, hidden=True, help="Deprecated: use --text."),
+           store: Optional[str] = STORE, text: Optional[str] = TEXT, since: Optional[str] = SINCE, until: Optional[str] = UNTIL,
            source: Optional[str] = SOURCE, kind: Optional[str] = KIND, topic: Optional[str] = TOPIC,
            entity: Optional[str] = ENTITY, sentiment: Optional[str] = SENTIMENT,
            sort: str = typer.Option("published_at", help="published_at (newest first) or score (most negative first)."),
            limit: int = typer.Option(20, help="Most documents to print (up to 10000; use export for all)."),
            table: bool = typer.Option(False, "--table", help="A compact table instead of JSON lines.")) -> None:
-    """Print matching documents as JSON lines (or a table)."""
-    query = _query(words, since, until, source, kind, topic, entity, sentiment, sort=sort, limit=limit)
+    """Print matching documents as JSON lines (or a table). Reads only: creates nothing,
+    and a store that does not exist is an error (exit 1)."""
+    if words is not None:
+        if text is not None:
+            raise typer.BadParameter("give the words once, with --text", param_hint="'--text'")
+        typer.echo("note: words without --text are deprecated; write `finsentry store search --text WORDS`", err=True)
+        text = words
+    query = _query(text, since, until, source, kind, topic, entity, sentiment, sort=sort, limit=limit)
     docs = _run(ops.search(store, get_settings(), query))
     if table:
         typer.echo(ops.format_table(docs))
@@ -80,7 +87,8 @@ def export(store: Optional[str] = STORE, output: Optional[Path] = typer.Option(N
            text: Optional[str] = TEXT, since: Optional[str] = SINCE, until: Optional[str] = UNTIL,
            source: Optional[str] = SOURCE, kind: Optional[str] = KIND, topic: Optional[str] = TOPIC,
            entity: Optional[str] = ENTITY, sentiment: Optional[str] = SENTIMENT) -> None:
-    """Write every matching document as JSON lines, oldest first."""
+    """Write every matching document as JSON lines, oldest first. Reads only: creates
+    nothing, and a store that does not exist is an error (exit 1)."""
     query = _query(text, since, until, source, kind, topic, entity, sentiment)
     if output is None:
         _run(ops.export_jsonl(store, get_settings(), query, sys.stdout))
@@ -94,14 +102,18 @@ def export(store: Optional[str] = STORE, output: Optional[Path] = typer.Option(N
 @app.command()
 def prune(store: Optional[str] = STORE,
           days: Optional[int] = typer.Option(None, min=0, help="Keep this many days before today (default: FINSENTRY_ES_RETENTION_DAYS)."),
-          alert_days: Optional[int] = typer.Option(None, min=0, help="Keep alerts updated this many days before today (default: FINSENTRY_ALERT_RETENTION_DAYS).")) -> None:
-    """Delete documents published before the retention window (Elasticsearch: whole daily indices), and old alerts."""
+          alert_days: Optional[int] = typer.Option(None, min=0, help="Keep alerts updated this many days before today (default: FINSENTRY_ALERT_RETENTION_DAYS)."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be deleted (reads only).")) -> None:
+    """Delete documents published before the retention window (Elasticsearch: whole daily
+    indices), and old alerts; print what was deleted, per UTC day."""
     from finsentry.logging import setup_logging
 
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_json)  # the retention job logs what it dropped
-    cutoff, deleted = _run(ops.prune(store, settings, settings.es_retention_days if days is None else days))
-    typer.echo(f"deleted {deleted} documents published before {cutoff:%Y-%m-%d}")
-    alert_days = settings.alert_retention_days if alert_days is None else alert_days
-    alert_cutoff, alerts = _run(ops.prune_alerts(store, settings, alert_days))
-    typer.echo(f"deleted {alerts} alerts last updated before {alert_cutoff:%Y-%m-%d}")
+    report = _run(ops.prune(store, settings, settings.es_retention_days if days is None else days,
+                            settings.alert_retention_days if alert_days is None else alert_days, dry_run=dry_run))
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb} {report.documents} documents published before {report.cutoff:%Y-%m-%d}")
+    for day, n in report.days:
+        typer.echo(f"  {day}: {n}")
+    typer.echo(f"{verb} {report.alerts} alerts last updated before {report.alert_cutoff:%Y-%m-%d}")

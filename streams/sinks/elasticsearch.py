@@ -32,14 +32,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from elastic_transport import SerializationError, TransportError
-from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, ConflictError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 from elasticsearch.helpers import async_streaming_bulk
 
 from finsentry.streams import metrics
 from finsentry.streams.records import Alert, Label, ScoredDocument
 from finsentry.streams.sinks import es_retention
-from finsentry.streams.sinks.base import (MAX_SEARCH_LIMIT, AggregateQuery, Bucket, Rejected,
-                                          SearchQuery, Store, StoreUnavailable, UpsertResult)
+from finsentry.streams.sinks.base import (MAX_SEARCH_LIMIT, AggregateQuery, Bucket, ReadOnlyStore, Rejected,
+                                          SearchQuery, Store, StoreMissing, StoreUnavailable, UpsertResult)
 from finsentry.streams.sinks.es_query import (AGGREGATE_PAGE, EXPORT_SORT, aggregate_request,
                                               document_query, document_sort)
 from finsentry.streams.sinks.es_schema import (ALERT_MAPPING, LABEL_MAPPING, IndexNames,
@@ -97,7 +97,8 @@ def _as_is(action):
 class ElasticsearchStore(Store):
     """`http(s)://[user:password@]host:9200[?compat=opensearch&prefix=name]`."""
 
-    def __init__(self, url: str, settings=None):
+    def __init__(self, url: str, settings=None, read_only: bool = False):
+        self.read_only = read_only
         if settings is None:
             from finsentry.settings import get_settings
 
@@ -158,6 +159,9 @@ class ElasticsearchStore(Store):
         if self._client is None:
             self._client = AsyncElasticsearch(**self._client_options())
         try:
+            if self.read_only:
+                await self._check_exists()
+                return
             await self._retrying("create index template", self._ensure_schema, ensure_schema=False)
         except ApiError as exc:
             await self.close()
@@ -168,6 +172,17 @@ class ElasticsearchStore(Store):
         except BaseException:
             await self.close()
             raise
+
+    async def _check_exists(self) -> None:
+        """For reading: every finsentry store has its alerts index (made on the first start);
+        none means a wrong URL or prefix. Needs only the read privilege."""
+        try:
+            await self._retrying("open for reading", lambda: self.client.count(index=self.names.alerts),
+                                 ensure_schema=False)
+        except NotFoundError:
+            raise StoreMissing(f"no finsentry store at {self.url} with index prefix {self.names.prefix!r} "
+                               f"(no index {self.names.alerts}; check --store or FINSENTRY_STORE and "
+                               f"FINSENTRY_ES_INDEX_PREFIX)") from None
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -219,6 +234,8 @@ class ElasticsearchStore(Store):
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[T]], ensure_schema: bool = True) -> T:
         """Run `call`, retrying while the store is unavailable, at most for the budget."""
+        if self.read_only and ensure_schema:
+            raise ReadOnlyStore(f"{self.url} is open for reading only: {what}")
         deadline = time.monotonic() + self._budget_s
         delay = 0.05
         while True:
@@ -393,12 +410,31 @@ class ElasticsearchStore(Store):
             if not after or len(agg.get("buckets", [])) < AGGREGATE_PAGE:
                 return out
 
-    async def prune(self, before: datetime) -> int:
+    async def _indices_before(self, before: datetime) -> list[str]:
         cutoff = day_start(before)
         rows = await self._retrying("list indices", lambda: self.client.cat.indices(
             index=self.names.docs_pattern, format="json", h="index"), ensure_schema=False)
-        old = sorted(row["index"] for row in rows
-                     if (day := self.names.day_of(row["index"])) is not None and day < cutoff)
+        return sorted(row["index"] for row in rows
+                      if (day := self.names.day_of(row["index"])) is not None and day < cutoff)
+
+    async def prune_plan(self, before: datetime) -> list[tuple[str, int]]:
+        plan = []
+        for index in await self._indices_before(before):
+            resp = await self._retrying("count", lambda index=index: self.client.count(index=index),
+                                        ensure_schema=False)
+            plan.append((f"{self.names.day_of(index):%Y-%m-%d}", int(resp["count"])))
+        return plan
+
+    async def count_alerts_before(self, before: datetime) -> int:
+        resp = await self._retrying("count alerts", lambda: self.client.count(
+            index=self.names.alerts, query={"range": {"updated_at": {"lt": before.isoformat()}}},
+            ignore_unavailable=True, allow_no_indices=True), ensure_schema=False)
+        return int(resp["count"])
+
+    async def prune(self, before: datetime) -> int:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is open for reading only: prune")
+        old = await self._indices_before(before)
         deleted = 0
         for i in range(0, len(old), 50):  # bounded URL length
             names = ",".join(old[i:i + 50])
@@ -411,6 +447,8 @@ class ElasticsearchStore(Store):
         return deleted
 
     async def prune_alerts(self, before: datetime) -> int:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is open for reading only: prune alerts")
         resp = await self._retrying("prune alerts", lambda: self.client.delete_by_query(
             index=self.names.alerts, query={"range": {"updated_at": {"lt": before.isoformat()}}},
             conflicts="proceed", refresh=True, ignore_unavailable=True, allow_no_indices=True),

@@ -18,8 +18,12 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-def open_store(url: str | None = None, settings=None) -> Store:
+def open_store(url: str | None = None, settings=None, read_only: bool = False) -> Store:
     """The store for `url` (default: settings.store), not yet opened: `await store.open()`.
+
+    `read_only`: for commands that only read. Opening creates nothing (no database file,
+    schema, index template or index) and raises StoreMissing when there is no store at
+    the URL; a write raises ReadOnlyStore.
 
     - `sqlite:///path.db` — the embedded SQLite store (relative path; four slashes for an
       absolute one, as in SQLAlchemy); parent directories are created on open.
@@ -37,10 +41,10 @@ def open_store(url: str | None = None, settings=None) -> Store:
             raise ValueError(f"store URL {url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
         from finsentry.streams.sinks.sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(url), busy_timeout_s=settings.sqlite_busy_timeout_s)
+        return SqliteStore(sqlite_path(url), busy_timeout_s=settings.sqlite_busy_timeout_s, read_only=read_only)
     if scheme in ("http", "https"):
         from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
 
-        return ElasticsearchStore(url, settings)
+        return ElasticsearchStore(url, settings, read_only=read_only)
     shown = url.split("@")[-1]  # never echo credentials
     raise ValueError(f"unsupported store URL {shown!r}: expected sqlite:///path.db or http(s)://host:9200")

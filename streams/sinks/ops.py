@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -28,8 +29,8 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
-async def _with_store(url: str | None, settings, work):
-    store: Store = open_store(url, settings)
+async def _with_store(url: str | None, settings, work, read_only: bool = False):
+    store: Store = open_store(url, settings, read_only=read_only)
     await store.open()
     try:
         return await work(store)
@@ -38,11 +39,11 @@ async def _with_store(url: str | None, settings, work):
 
 
 async def count(url: str | None, settings, query: SearchQuery | None = None) -> int:
-    return await _with_store(url, settings, lambda store: store.count(query))
+    return await _with_store(url, settings, lambda store: store.count(query), read_only=True)
 
 
 async def search(url: str | None, settings, query: SearchQuery) -> list[dict[str, Any]]:
-    return await _with_store(url, settings, lambda store: store.search(query))
+    return await _with_store(url, settings, lambda store: store.search(query), read_only=True)
 
 
 async def export_jsonl(url: str | None, settings, query: SearchQuery | None, out: TextIO) -> int:
@@ -54,21 +55,34 @@ async def export_jsonl(url: str | None, settings, query: SearchQuery | None, out
             written += 1
         return written
 
-    return await _with_store(url, settings, work)
+    return await _with_store(url, settings, work, read_only=True)
 
 
-async def prune(url: str | None, settings, days: int, now: datetime | None = None) -> tuple[datetime, int]:
-    """Delete documents older than `days` days (whole UTC days); (cutoff, documents deleted)."""
-    cutoff = retention_cutoff(days, now)
-    deleted = await _with_store(url, settings, lambda store: store.prune(cutoff))
-    return cutoff, deleted
+@dataclass
+class PruneReport:
+    cutoff: datetime  # documents published before this UTC day go
+    alert_cutoff: datetime  # alerts last updated before this go
+    days: list[tuple[str, int]]  # (UTC day, documents) that go, oldest first
+    documents: int  # documents deleted (or, in a dry run, that would be)
+    alerts: int
 
 
-async def prune_alerts(url: str | None, settings, days: int, now: datetime | None = None) -> tuple[datetime, int]:
-    """Delete alerts last updated before the UTC day `days` days ago; (cutoff, alerts deleted)."""
-    cutoff = retention_cutoff(days, now)
-    deleted = await _with_store(url, settings, lambda store: store.prune_alerts(cutoff))
-    return cutoff, deleted
+async def prune(url: str | None, settings, days: int, alert_days: int, dry_run: bool = False,
+                now: datetime | None = None) -> PruneReport:
+    """Delete documents published before the UTC day `days` days ago (whole UTC days) and
+    alerts last updated before the day `alert_days` days ago; `dry_run`: only count them,
+    on a store opened for reading."""
+    cutoff, alert_cutoff = retention_cutoff(days, now), retention_cutoff(alert_days, now)
+
+    async def work(store: Store) -> PruneReport:
+        plan = await store.prune_plan(cutoff)
+        if dry_run:
+            return PruneReport(cutoff, alert_cutoff, plan, sum(n for _, n in plan),
+                               await store.count_alerts_before(alert_cutoff))
+        documents = await store.prune(cutoff)
+        return PruneReport(cutoff, alert_cutoff, plan, documents, await store.prune_alerts(alert_cutoff))
+
+    return await _with_store(url, settings, work, read_only=dry_run)
 
 
 _TABLE_COLUMNS = (("published_at", 20), ("sentiment", 8), ("score", 6), ("topic", 18),

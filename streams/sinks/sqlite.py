@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from urllib.parse import quote
 
 from finsentry.streams.records import Alert, Label, ScoredDocument
-from finsentry.streams.sinks.base import (AggregateQuery, Bucket, Rejected, SearchQuery, Store,
-                                          StoreUnavailable, UpsertResult)
+from finsentry.streams.sinks.base import (AggregateQuery, Bucket, ReadOnlyStore, Rejected, SearchQuery, Store,
+                                          StoreMissing, StoreUnavailable, UpsertResult)
 from finsentry.streams.sinks.shape import (bucket_start, day_start, encode, label_id,
                                            search_terms, stored_document)
 from finsentry.streams.sinks.sqlite_schema import (SCHEMA, SCHEMA_VERSION, UPSERT_ALERT,
@@ -89,8 +90,10 @@ def _where(clauses: list[str]) -> str:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path, busy_timeout_s: float = 10.0, read_threads: int = 2):
+    def __init__(self, path: str | Path, busy_timeout_s: float = 10.0, read_threads: int = 2,
+                 read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self.url = f"sqlite:///{self.path}"
         self._busy_timeout_s = busy_timeout_s
         self._read_threads = read_threads
@@ -106,8 +109,10 @@ class SqliteStore(Store):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # check_same_thread=False only so close() can close it; each stays on its thread.
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None,
-                                   check_same_thread=False)
+            target, uri = ((f"file:{quote(str(self.path.resolve()))}?mode=ro", True) if self.read_only
+                           else (self.path, False))
+            conn = sqlite3.connect(target, timeout=self._busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False, uri=uri)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
             self._local.conn = conn
@@ -130,6 +135,8 @@ class SqliteStore(Store):
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
     def _write(self, fn: Callable[..., T], *args: Any):
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is open for reading only")
         return self._run(self._writer, fn, *args)
 
     def _read(self, fn: Callable[..., T], *args: Any):
@@ -137,6 +144,17 @@ class SqliteStore(Store):
 
     async def open(self) -> None:
         if self._writer is not None:
+            return
+        if self.read_only:
+            if not self.path.is_file():
+                raise StoreMissing(f"no SQLite store at {self.path} (check --store or FINSENTRY_STORE)")
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-unused")  # marks it open
+            self._readers = ThreadPoolExecutor(self._read_threads, thread_name_prefix="sqlite-read")
+            try:
+                await self._read(_check_schema, self.path)
+            except BaseException:
+                await self.close()
+                raise
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
@@ -225,6 +243,16 @@ class SqliteStore(Store):
 
         return await self._write(prune)
 
+    async def prune_plan(self, before: datetime) -> list[tuple[str, int]]:
+        sql = ("SELECT strftime('%Y-%m-%d', CAST(published_at AS INTEGER), 'unixepoch') AS day, COUNT(*) "
+               "FROM documents WHERE published_at < ? GROUP BY day ORDER BY day")
+        rows = await self._read(_fetchall, sql, [day_start(before).timestamp()])
+        return [(day, n) for day, n in rows]
+
+    async def count_alerts_before(self, before: datetime) -> int:
+        return await self._read(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM alerts WHERE updated_at < ?", (before.timestamp(),)).fetchone()[0])
+
     async def prune_alerts(self, before: datetime) -> int:
         cutoff = before.timestamp()
         return await self._write(lambda conn: conn.execute("DELETE FROM alerts WHERE updated_at < ?", (cutoff,)).rowcount)
@@ -277,6 +305,18 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         for statement in _statements(SCHEMA):  # not executescript: it would COMMIT on its own
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """For reading: the file must hold a finsentry store this finsentry can read."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreMissing(f"{path} is not a SQLite database ({exc})") from None
+    if version == 0:
+        raise StoreMissing(f"{path} holds no finsentry store (no schema)")
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"the database has schema version {version}, newer than this finsentry ({SCHEMA_VERSION})")
 
 
 def _statements(script: str) -> list[str]:

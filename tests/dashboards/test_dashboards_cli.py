@@ -99,6 +99,16 @@ def test_build_writes_the_committed_files(tmp_path):
         assert (tmp_path / path).read_text() == (build.GENERATED_DIR / path).read_text()
 
 
+def test_build_writes_into_the_working_directory_by_default(tmp_path, monkeypatch):
+    committed = {p: p.stat().st_mtime_ns for p in build.GENERATED_DIR.rglob("*") if p.is_file()}
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["build"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "grafana" / "provisioning/datasources/finsentry.yml").is_file()
+    assert all(line.startswith("grafana/") for line in result.output.split())
+    assert {p: p.stat().st_mtime_ns for p in build.GENERATED_DIR.rglob("*") if p.is_file()} == committed
+
+
 def test_build_follows_the_index_prefix(tmp_path):
     result = CliRunner().invoke(app, ["build", "--output", str(tmp_path), "--index-prefix", "risk-eu"])
     assert result.exit_code == 0, result.output

@@ -74,3 +74,19 @@ def test_explain_names_the_words_behind_a_clear_negative_headline():
     assert top_word.lower() in {"plunge", "charged", "fraud"} and top_weight < 0, words
     most_negative = min(words, key=lambda wv: wv[1])[0]
     assert most_negative.lower() in {"plunge", "charged", "fraud"}, words
+
+
+def test_classify_exit_status_says_whether_a_line_failed(tmp_path):
+    env = {**__import__("os").environ, "FINSENTRY_MODEL_CACHE_DIR": str(tmp_path)}
+    lines = "Fed holds rates steady\n{bad json\n{\"text\": 5}\nOil slumps\n"
+    out = subprocess.run(FINSENTRY + ["classify", "--backend", "torch"], input=lines, capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 1
+    assert len(out.stdout.splitlines()) == 2  # the two good lines, in order
+    assert "error: line 2: malformed JSON" in out.stderr and "error: line 3: \"text\" must be a string" in out.stderr
+    strict = subprocess.run(FINSENTRY + ["classify", "--backend", "torch", "--strict"], input=lines,
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert strict.returncode == 2 and len(strict.stdout.splitlines()) == 1 and "line 3" not in strict.stderr
+    clean = subprocess.run(FINSENTRY + ["classify", "--backend", "torch"], input="Fed holds rates steady\n",
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert clean.returncode == 0 and len(clean.stdout.splitlines()) == 1

@@ -94,8 +94,9 @@ def test_train_then_eval_then_register_records_the_gate_decision(env, tmp_path: 
     run = tmp_path / "run"
     trained = invoke("train", "--sentiment-file", str(tiny_data / "tfns_sentiment_train.csv"),
                      "--topic-file", str(tiny_data / "tfnt_topic_train.csv"), "--max-steps", "2",
-                     "--batch-size", "8", "--output", str(run), "--version", "m-cli", "--no-progress")
+                     "--batch-size", "8", "--output", str(run), "--version", "m-cli")
     assert trained.exit_code == 0, trained.output
+    assert "%|" not in trained.stderr  # stderr is no terminal: no progress bar unless --progress
     assert json.loads(trained.stdout.splitlines()[-1])["version"] == "m-cli"
     assert (run / "model" / "heldout.jsonl").exists() and (run / "report.md").exists()
 

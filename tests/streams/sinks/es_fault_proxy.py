@@ -212,3 +212,24 @@ class MediaTypeCheckingProxy(LifecycleProxy):
                 response.headers["X-Elastic-Product"] = "Elasticsearch"
                 return response
         return await super()._handle(request)
+
+
+_READS = re.compile(r"/(_search|_count|_cat/indices.*|_refresh)$")
+
+
+class ReadOnlyProxy(FaultProxy):
+    """Stands in for read-only credentials (the `read` privilege only): searches, counts and
+    GET/HEAD requests pass; anything else is refused with the 403 a real cluster's security
+    layer gives, and recorded in `refused` as (method, path)."""
+
+    def __init__(self, upstream: str):
+        super().__init__(upstream)
+        self.refused: list[tuple[str, str]] = []
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.method in ("GET", "HEAD") or (request.method == "POST" and _READS.search(request.path)):
+            return await super()._handle(request)
+        self.refused.append((request.method, request.path))
+        error = {"type": "security_exception",
+                 "reason": f"action [{request.method} {request.path}] is unauthorized for user [analyst]"}
+        return web.json_response({"error": error, "status": 403}, status=403)

@@ -53,13 +53,16 @@ def run(*args: str):
 
 
 def test_count_search_export_prune(store_url, tmp_path):
-    fill(store_url)
+    records = fill(store_url)
     assert run("count", "--store", store_url).stdout.strip() == "4"
     assert run("count", "--store", store_url, "--since", "1d", "--entity", "JPM").stdout.strip() == "2"
     assert run("count", "--store", store_url, "--text", "bank", "--sentiment", "negative").stdout.strip() == "2"
 
-    lines = run("search", "bank", "--store", store_url, "--since", "7d").stdout.splitlines()
+    lines = run("search", "--text", "bank", "--store", store_url, "--since", "7d").stdout.splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["doc-00003", "doc-00001"]
+    old_form = run("search", "bank", "--store", store_url, "--since", "7d")
+    assert old_form.stdout.splitlines() == lines and "deprecated" in old_form.stderr  # still works, with a note
+    assert run("search", "bank", "--text", "oil", "--store", store_url).exit_code == 2
     table = run("search", "--store", store_url, "--sort", "score", "--limit", "2", "--table").stdout.splitlines()
     assert table[0].split()[:3] == ["published_at", "sentiment", "score"]
     assert "Oil slump" in table[1] and "-0.90" in table[1] and len(table) == 3
@@ -72,7 +75,14 @@ def test_count_search_export_prune(store_url, tmp_path):
     stdout = run("export", "--store", store_url, "--sentiment", "negative").stdout.splitlines()
     assert len(stdout) == 3
 
+    dry = run("prune", "--dry-run", "--store", store_url, "--days", "30", "--alert-days", "30")
+    old_day = f"{records[0].published_at:%Y-%m-%d}"
+    assert dry.exit_code == 0 and "would delete 1 documents published before" in dry.stdout
+    assert f"  {old_day}: 1" in dry.stdout.splitlines() and "would delete 1 alerts" in dry.stdout
+    assert run("count", "--store", store_url).stdout.strip() == "4"  # a dry run deletes nothing
+
     result = run("prune", "--store", store_url, "--days", "30", "--alert-days", "30")
+    assert f"  {old_day}: 1" in result.stdout.splitlines()  # says what went
     # The output mixes the job's log lines (stderr) with its result lines (stdout).
     results = [line for line in result.stdout.splitlines() if line.startswith("deleted ")]
     assert result.exit_code == 0 and [line.split(" before ")[0] for line in results] == [
