@@ -29,7 +29,7 @@ LATE_RECORDS = Counter("finsentry_detector_late_records_total", "Records that ca
 WATERMARK_SKEW = Gauge("finsentry_detector_watermark_skew_seconds", "Event-time spread between the active source partitions, as the detector's clock of one observations partition sees it.", ["partition"])
 PARTITION_EVENT_TIME = Gauge("finsentry_partition_event_time_seconds", "Newest event time (epoch seconds) read from an input partition by this worker.", ["topic", "partition"])
 PAUSED_PARTITIONS = Gauge("finsentry_paused_partitions", "Input partitions this worker holds paused because they run ahead in event time.", ["topic"])
-FLOW_PAUSE_EXPIRED = Counter("finsentry_flow_pause_expired_total", "Pauses lifted because the partition they waited for made no progress within the bound.", ["topic"])
+FLOW_SKEW = Gauge("finsentry_partition_skew_seconds", "Event-time spread between the newest records read from this worker's partitions of a topic.", ["topic"])
 
 MODEL_INFO = Gauge("finsentry_model_info", "The model version serving (value 1).", ["version", "backend"])
 MODEL_SWAPS = Counter("finsentry_model_swaps_total", "Model swaps in this worker.", ["action", "result"])
