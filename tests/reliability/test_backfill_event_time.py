@@ -116,8 +116,9 @@ def settle(pipeline, published: int, last_event: float, timeout: float) -> dict[
         table = changelog(pipeline)
         clocks = [v for k, v in table.items() if k.startswith("clock:")]
         scopes = [v for k, v in table.items() if not k.startswith("clock:")]
-        done = clocks and all(c["low"] is not None and c["low"] >= last_event for c in clocks) \
-            and not any(s["pending"] for s in scopes)
+        done = all(c["low"] is not None and c["low"] >= last_event for c in clocks) \
+            and (table.get("global:all") or {}).get("watermark", 0) >= last_event \
+            and not any(s.get("pending") for s in scopes)
         return table if done else None
 
     return pipeline.wait(caught_up, 180, "the detector's clock past the last document, nothing pending", interval=2.0)
