@@ -69,7 +69,10 @@ class BatchState(MutableMapping):
         return stored.get("partition", 0)
 
     def __delitem__(self, key):
-        raise NotImplementedError("the detector never deletes a scope's state")
+        """Only chunks of pending observations are deleted (once taken): a tombstone."""
+        partition = self.partition_of(key)
+        self.table.data.pop(key, None)
+        self.table.send_changelog(partition, key, None)
 
     def __iter__(self):
         return iter(self.table)

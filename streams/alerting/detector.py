@@ -40,7 +40,8 @@ from finsentry.streams.alerting.config import DetectorConfig, Thresholds
 from finsentry.streams.alerting.observations import (
     Message, Observation, ObservationGroup, Tick, Watermark, state_key)
 from finsentry.streams.alerting.stats import Baseline, Cusum, ewma_alpha, z_score
-from finsentry.streams.alerting.watermarks import SELF_SOURCE, PartitionClock, clock_key, is_clock_key
+from finsentry.streams.alerting.watermarks import (
+    SELF_SOURCE, PartitionClock, clock_key, is_scope_key, pending_key)
 from finsentry.streams.records import Alert, Evidence
 
 __all__ = ["Detector", "DetectorConfig", "Thresholds"]
@@ -48,6 +49,10 @@ __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 log = logging.getLogger("finsentry.alerting")
 
 STATE_VERSION = 2  # 2: the clock's fields (partition, pending, late) and the partition clocks
+
+
+def _time(obs: Observation) -> float:
+    return obs.published_at.timestamp()
 
 
 def _utc(t: float) -> datetime:
@@ -79,7 +84,9 @@ class ScopeState:
     watermark: float | None = None  # the scope's clock: event time it has been moved to
     next_close: int | None = None  # first bucket not yet closed
     partition: int = 0  # the observations partition whose clock moves this scope
-    pending: list[Observation] = field(default_factory=list)  # newer than the clock, in arrival order
+    pending: list[Observation] = field(default_factory=list)  # newer than the clock, arrived in this call
+    chunks: dict[str, float] = field(default_factory=dict)  # stored pending observations: key → earliest time
+    next_chunk: int = 0
     late: int = 0  # records that came after their bucket closed: counted here, not in buckets
     buckets: dict[int, Bucket] = field(default_factory=dict)
     baseline: Baseline = field(default_factory=Baseline)
@@ -94,9 +101,9 @@ class ScopeState:
             "baseline": self.baseline.dump(), "cusum": self.cusum.dump(),
             "episode": None if self.episode is None else dict(self.episode.__dict__),
             "model_version": self.model_version, "partition": self.partition, "late": self.late,
-            "pending": [o.model_dump(mode="json") for o in self.pending],
+            "chunks": dict(self.chunks), "next_chunk": self.next_chunk,
             # Read by the clock without loading the whole state:
-            "due": min((o.published_at.timestamp() for o in self.pending), default=None),
+            "due": min([*self.chunks.values(), *(o.published_at.timestamp() for o in self.pending)], default=None),
             "settled": self.settled,
         }
 
@@ -124,7 +131,7 @@ class ScopeState:
             episode=None if episode is None else Episode(**{**episode, "peak": dict(episode["peak"]),
                                                             "evidence": list(episode["evidence"])}),
             model_version=raw.get("model_version"), partition=raw.get("partition", 0),
-            pending=[Observation.model_validate(o) for o in raw.get("pending", ())], late=raw.get("late", 0),
+            chunks=dict(raw.get("chunks", {})), next_chunk=raw.get("next_chunk", 0), late=raw.get("late", 0),
         )
 
 
@@ -137,6 +144,7 @@ class _Batch:
         self.clocks: dict[int, PartitionClock] = {}
         self.clocks_read: dict[int, dict] = {}
         self.alerts: list[Alert] = []
+        self.chunks: dict[str, list[Observation] | None] = {}  # pending chunks read or written (None: taken)
 
 
 class Detector:
@@ -219,7 +227,7 @@ class Detector:
             if clock.update(SELF_SOURCE, obs.published_at.timestamp(), idle=False):
                 self._clock_moved(b, partition, old, clock.low)
         if clock.low is not None:
-            b.alerts += self._catch_up(s, clock.low)
+            b.alerts += self._catch_up(b, s, clock.low)
 
     def _on_watermark(self, b: _Batch, partition: int, source: str, watermark: float | None, idle: bool) -> None:
         clock = self._clock(b, partition)
@@ -234,10 +242,7 @@ class Detector:
         s = self._scope(b, key)
         if s is None or s.watermark is None:
             return
-        before = s.watermark
-        b.alerts += self._catch_up(s, t)
-        if s.watermark != before:
-            b.changed.add(key)
+        b.alerts += self._catch_up(b, s, t)
 
     def _clock_moved(self, b: _Batch, partition: int, old: float | None, low: float) -> None:
         """The low watermark of `partition` moved to `low`: scopes whose pending
@@ -245,10 +250,10 @@ class Detector:
         settled moves on (settled ones catch up in one jump when they next hear something)."""
         width = self.config.bucket_s
         keys = set(self._pending.get(partition, ())) | {
-            k for k, s in b.scopes.items() if s.partition == partition and s.pending}
+            k for k, s in b.scopes.items() if s.partition == partition and (s.pending or s.chunks)}
         if old is None or bucket_index(low, width) > bucket_index(old, width):
             for key in list(self.state):
-                if key in b.scopes or is_clock_key(key):
+                if key in b.scopes or not is_scope_key(key):
                     continue
                 raw = self.state.get(key)
                 if raw and raw.get("partition", 0) == partition and (raw.get("due") is not None or not raw.get("settled", False)):
@@ -258,23 +263,39 @@ class Detector:
             s = self._scope(b, key)
             if s is None or s.partition != partition:
                 continue
-            before = (s.watermark, len(s.pending))
-            b.alerts += self._catch_up(s, low)
-            if (s.watermark, len(s.pending)) != before:
-                b.changed.add(key)
+            b.alerts += self._catch_up(b, s, low)
 
-    def _catch_up(self, s: ScopeState, low: float) -> list[Alert]:
+    def _catch_up(self, b: _Batch, s: ScopeState, low: float) -> list[Alert]:
         """Take the pending observations up to `low` in event-time order, moving the clock
         bucket boundary by bucket boundary in between, then move it to `low`'s bucket."""
         width = self.config.bucket_s
         alerts: list[Alert] = []
-        due = [o for o in s.pending if o.published_at.timestamp() <= low]
-        if due:
-            s.pending = [o for o in s.pending if o.published_at.timestamp() > low]
-            for obs in sorted(due, key=lambda o: o.published_at.timestamp()):
-                stepped = self._step_to(s, bucket_index(obs.published_at.timestamp(), width))
-                alerts += stepped + self._apply(s, obs, emitted=bool(stepped))
-        return alerts + self._step_to(s, bucket_index(low, width))
+        before = s.watermark
+        due = []
+        for key in sorted(k for k, earliest in s.chunks.items() if earliest <= low):  # in the order they came
+            stored = self._chunk(b, key)
+            due += [o for o in stored if _time(o) <= low]
+            rest = [o for o in stored if _time(o) > low]
+            b.chunks[key] = rest or None
+            if rest:
+                s.chunks[key] = min(_time(o) for o in rest)
+            else:
+                del s.chunks[key]
+        due += [o for o in s.pending if _time(o) <= low]
+        s.pending = [o for o in s.pending if _time(o) > low]
+        for obs in sorted(due, key=_time):
+            stepped = self._step_to(s, bucket_index(_time(obs), width))
+            alerts += stepped + self._apply(s, obs, emitted=bool(stepped))
+        alerts += self._step_to(s, bucket_index(low, width))
+        if due or s.watermark != before:
+            b.changed.add(state_key(s.scope, s.key))
+        return alerts
+
+    def _chunk(self, b: _Batch, key: str) -> list[Observation]:
+        if key in b.chunks:
+            return b.chunks[key] or []
+        raw = self.state.get(key)
+        return [Observation.model_validate(o) for o in raw["obs"]] if raw else []
 
     def _step_to(self, s: ScopeState, head: int) -> list[Alert]:
         """Move the clock into bucket `head`, one boundary at a time, so that where the
@@ -289,11 +310,31 @@ class Detector:
         return alerts
 
     def _store(self, b: _Batch) -> None:
+        """Pending observations go to a chunk of their own (one table record for what a
+        scope received in this call), so the scope's own record stays small however many wait."""
+        partitions: dict[str, int] = {}
+        for key in b.changed:
+            s = b.scopes[key]
+            if s.pending:
+                chunk = pending_key(key, s.next_chunk)
+                s.next_chunk += 1
+                b.chunks[chunk] = s.pending
+                s.chunks[chunk] = min(_time(o) for o in s.pending)
+                s.pending = []
+            for chunk in s.chunks:
+                partitions[chunk] = s.partition
+        for chunk, observations in b.chunks.items():
+            if observations is None:
+                if chunk in self.state:
+                    del self.state[chunk]
+            elif chunk in partitions:
+                self.state[chunk] = {"partition": partitions[chunk],
+                                     "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
         for key in b.changed:
             s = b.scopes[key]
             self.state[key] = s.dump()
             holders = self._pending.setdefault(s.partition, set())
-            if s.pending:
+            if s.chunks:
                 holders.add(key)
             else:
                 holders.discard(key)

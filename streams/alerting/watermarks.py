@@ -16,8 +16,9 @@ it has seen but the *low watermark* of the partitions that feed it:
   and idle flag, and the low watermark reached. The low watermark is the minimum over the
   sources that are not idle; a source announced but not yet delivered anything holds it;
   when every source is idle it is the newest of them. It never goes back.
-- a scope holds observations newer than its partition's low watermark as pending and takes
-  them in event-time order as the low watermark passes them; buckets close only once the
+- a scope holds observations newer than its partition's low watermark as pending (in
+  chunks of their own in the table, key ``pending:<scope>#<n>``, so the scope's record
+  stays small) and takes them in event-time order as the low watermark passes them; buckets close only once the
   clock is `alert_lateness_s` past their end. What is still late is counted per scope.
 
 Offline (`finsentry alerts replay`, the detector's own tests) there is one source, the
@@ -31,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 CLOCK_PREFIX = "clock:"
+PENDING_PREFIX = "pending:"  # a chunk of a scope's pending observations
 SELF_SOURCE = "self"  # the records' own event time: offline replay, tests, a partition no source announced
 
 
@@ -40,6 +42,15 @@ def clock_key(partition: int) -> str:
 
 def is_clock_key(key: str) -> bool:
     return key.startswith(CLOCK_PREFIX)
+
+
+def pending_key(scope_key: str, number: int) -> str:
+    return f"{PENDING_PREFIX}{scope_key}#{number:012d}"
+
+
+def is_scope_key(key: str) -> bool:
+    """A scope's own state, not a partition clock or a chunk of pending observations."""
+    return not key.startswith((CLOCK_PREFIX, PENDING_PREFIX))
 
 
 @dataclass

@@ -19,7 +19,7 @@ from finsentry.streams.alerting.detector import Detector
 from finsentry.streams.alerting.observations import Watermark, fan_out, group_by_scope
 from finsentry.streams.alerting.replay import replay, to_scored
 from finsentry.streams.alerting.scenarios import StreamBuilder
-from finsentry.streams.alerting.watermarks import PartitionClock, is_clock_key, source_name
+from finsentry.streams.alerting.watermarks import PartitionClock, is_clock_key, is_scope_key, source_name
 
 from tests.streams.alerting.test_alerting_detector import JsonTable, without_dedup
 
@@ -133,9 +133,10 @@ def test_uneven_partitions_give_the_episodes_of_the_sorted_records(schedule):
     all_idle(worker)
     assert episodes(worker.alerts) == reference
     state = worker.detector.state
-    late = {k: state[k]["late"] for k in state if not is_clock_key(k) and state[k]["late"]}
+    late = {k: state[k]["late"] for k in state if is_scope_key(k) and state[k]["late"]}
     assert late == {}
-    assert not any(state[k]["pending"] for k in state if not is_clock_key(k))
+    assert [k for k in state if not is_scope_key(k) and not is_clock_key(k)] == []  # nothing waits
+    assert not any(state[k]["chunks"] for k in state if is_scope_key(k))
 
 
 def test_a_restart_mid_backfill_resumes_from_the_table():
@@ -177,4 +178,5 @@ def test_a_source_with_work_waiting_holds_the_clock_and_an_idle_one_does_not():
     assert clock.update("scored:1", 200.0, idle=False) and clock.low == 200.0
     assert clock.update("scored:1", None, idle=True) and clock.low == 500.0  # idle: excluded
     assert not clock.update("scored:1", 250.0, idle=False) and clock.low == 500.0  # never goes back
+    clock.update("scored:1", None, idle=True)
     assert clock.update("scored:0", 600.0, idle=True) and clock.low == 600.0  # all idle: the newest
