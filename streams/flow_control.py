@@ -54,12 +54,10 @@ class FlowControl:
 
     def decide(self, waiting: set[int]) -> tuple[set[int], set[int]]:
         """(partitions to pause, partitions to resume), given the partitions with work waiting."""
-        behind = [self.frontier[p] for p in waiting if p in self.frontier]
-        if not behind or any(p not in self.frontier for p in waiting):
-            # Nothing waits, or a partition with work has not been read yet: no measure of
-            # how far behind it is, so nobody waits for it.
+        if not waiting:
             return set(), set(self.paused)
-        floor = min(behind)
+        # A partition with work that has not been read at all is behind every other.
+        floor = min(self.frontier.get(p, float("-inf")) for p in waiting)
         now = self.clock()
         pause, resume = set(), set()
         for p, t in self.frontier.items():

@@ -53,3 +53,15 @@ def test_progress_of_the_slow_partition_restarts_the_bound():
         flow.saw(0, 1000.0 + 10 * step)
         assert flow.decide({0, 1}) == (set(), set())
     assert 1 in flow.paused
+
+
+def test_a_partition_with_work_that_was_never_read_is_waited_for_within_the_bound():
+    clock = Clock()
+    flow = FlowControl(max_skew_s=120, max_pause_s=60, clock=clock)
+    flow.saw(0, 1000.0)
+    flow.saw(1, 1500.0)
+    assert flow.decide({0, 1, 2}) == ({0, 1}, set())
+    clock.now = 61.0
+    assert flow.decide({0, 1, 2}) == (set(), {0, 1})  # 2 still unread: the others go on
+    flow.saw(2, 900.0)
+    assert flow.decide({0, 1, 2}) == ({1}, set())  # 2 is read now: only what is far ahead waits
