@@ -5,7 +5,7 @@ Energy / Oil alert.
     python benchmarks/event_time_loop.py [--runs 10] [--max-docs 1200]
 
 A second process keeps one core busy for the whole loop (it is stopped at the end). Each
-run prints a line; the last line says how many runs passed. Exit status 1 if any failed.
+run prints a line; the last line says how many runs passed. Exit status 1 if any failed. Outputs and worker logs go to var/event_time_loop/.
 """
 
 from __future__ import annotations
@@ -23,15 +23,20 @@ FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 ENERGY_ALERT = "negative share on topic 'Energy / Oil'"
 
 
-def crash_test() -> tuple[bool, str]:
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+LOGS = ROOT / "var" / "event_time_loop"
+
+
+def crash_test(run: int) -> tuple[bool, str]:
+    basetemp = LOGS / f"run-{run}"  # kept: the worker logs of a failed run
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}",
                              "tests/reliability/test_worker_crash.py"], cwd=ROOT, capture_output=True, text=True,
                             timeout=1200)
+    (LOGS / f"run-{run}-crash.txt").write_text(result.stdout + result.stderr)
     last = (result.stdout.strip().splitlines() or ["no output"])[-1]
     return result.returncode == 0, last
 
 
-def demo(max_docs: int) -> tuple[bool, str]:
+def demo(run: int, max_docs: int) -> tuple[bool, str]:
     from finsentry.streams.broker import free_port
 
     with tempfile.TemporaryDirectory() as cwd:
@@ -41,6 +46,8 @@ def demo(max_docs: int) -> tuple[bool, str]:
                                 env={**os.environ, "FINSENTRY_BACKEND": "torch"})
         log = Path(cwd, "var", "demo", "worker.log")
         energy = log.exists() and ENERGY_ALERT in log.read_text(errors="replace")
+        if log.exists():
+            (LOGS / f"run-{run}-demo-worker.log").write_text(log.read_text(errors="replace"))
     ok = result.returncode == 0 and energy
     return ok, f"exit {result.returncode}, Energy / Oil alert {'raised' if energy else 'MISSING'}"
 
@@ -51,11 +58,12 @@ def main() -> int:
     parser.add_argument("--max-docs", type=int, default=1200,
                         help="documents the demo stores before it stops (past the Energy / Oil surge)")
     args = parser.parse_args()
+    LOGS.mkdir(parents=True, exist_ok=True)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     passed = {"crash": 0, "demo": 0}
     try:
         for run in range(1, args.runs + 1):
-            for name, check in (("crash", crash_test), ("demo", lambda: demo(args.max_docs))):
+            for name, check in (("crash", lambda: crash_test(run)), ("demo", lambda: demo(run, args.max_docs))):
                 started = time.monotonic()
                 ok, detail = check()
                 passed[name] += ok

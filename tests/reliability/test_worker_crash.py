@@ -41,7 +41,7 @@ def detector_state(pipeline, key: str) -> dict | None:
     topic = f"{pipeline.settings.app_id}-finsentry-detector-state-changelog"
     latest = None
     for raw_key, value in read_topic(pipeline.broker.address, topic):
-        if raw_key is not None and key in raw_key.decode(errors="replace"):
+        if raw_key is not None and raw_key.decode(errors="replace").strip('"') == key:
             latest = value
     return None if latest is None else json.loads(latest)
 
