@@ -85,7 +85,11 @@ class Settings(BaseSettings):
 
     # --- Detector ---------------------------------------------------------------------------
     alert_bucket_s: int = Field(60, description="Event-time bucket width in seconds.")
-    alert_lateness_s: int = Field(300, description="A bucket is closed (folded into the baseline) once a scope has seen a record this much later than the bucket's end; records for closed buckets are not counted (counted as late in metrics).")
+    alert_lateness_s: int = Field(300, description="A bucket is closed (folded into the baseline) once the scope's clock (the low watermark of the input partitions, see docs/alerting.md) is this much past the bucket's end; it is also how far out of order records within one partition may come. Records for closed buckets are not counted; they are counted as late per scope (metric, log line, the alert's late_records).")
+    alert_idle_partition_s: float = Field(30.0, gt=0, description="An input partition from which nothing arrived for this many seconds (processing time), with nothing waiting for it upstream (raw, valid and scored offsets caught up), is idle: it no longer holds the detector's clock back. A partition with work waiting is never idle, however long it waits.")
+    alert_watermark_interval_s: float = Field(2.0, gt=0, description="How often each worker reports the watermark and idleness of its input partitions to the detector, besides after every batch.")
+    flow_max_skew_s: float = Field(120.0, gt=0, description="Flow control: an input partition more than this many seconds of event time ahead of the slowest partition that still has work waiting is paused until that one catches up, so the detector's clock is not held back far and little waits in its state.")
+    flow_max_pause_s: float = Field(60.0, gt=0, description="Flow control bound: a partition is resumed after this many seconds paused if the partition it waits for has made no progress meanwhile, so a stuck partition cannot stall the rest.")
     alert_window_buckets: int = Field(3, description="Current window = this many latest buckets (the newest one still filling).")
     alert_baseline_halflife_buckets: float = Field(60.0, description="Half-life of the EWMA baseline of negative share and volume, in buckets.")
     alert_drift_halflife_buckets: float = Field(1440.0, description="Half-life, in buckets, of the slow baseline share that the CUSUM measures slow drifts against (the EWMA baseline follows a drift too closely).")

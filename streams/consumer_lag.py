@@ -84,3 +84,23 @@ def register_lag_collector(app: faust.App, interval_s: float = 5.0) -> None:
     @app.timer(interval=interval_s, on_leader=False, name="finsentry.consumer_lag")
     async def collect_consumer_lag() -> None:
         await update_consumer_lag(app)
+
+
+async def partitions_with_backlog(app: faust.App, topics: set[str]) -> set[int]:
+    """Partition numbers of the given topics where this worker still has work: the broker's
+    end offset is past the group's committed offset. What is fetched but not yet committed
+    counts as waiting (conservative: it may not have reached the next topic yet)."""
+    consumer = app.consumer
+    assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
+    if not assigned:
+        return set()
+    ends = await consumer.highwaters(*assigned)
+    committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
+    unknown = [tp for tp in assigned if committed[tp] is None]
+    earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
+    waiting = set()
+    for tp in assigned:
+        position = committed[tp] if committed[tp] is not None else earliest.get(tp, 0)
+        if ends.get(tp) is not None and ends[tp] > position:
+            waiting.add(tp.partition)
+    return waiting

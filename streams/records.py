@@ -183,6 +183,7 @@ class Alert(BaseModel):
     model_version: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)  # event time of this update
     evidence: list[Evidence] = Field(default_factory=list)
+    late_records: int = 0  # records of this scope that came after their bucket closed: not counted above
 
     @staticmethod
     def make_id(scope: str, key: str, episode_start: datetime) -> str:

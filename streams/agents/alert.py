@@ -3,6 +3,9 @@
 observe: docs.scored → one observation per scope (global, topic, each entity), sent as one
          group per scope and batch, keyed "scope:key", so every scope's state lives in
          exactly one partition — scale-out by partitions, no cross-worker coordination.
+         After the observations, the watermark of each scored partition (newest event time,
+         idle or not) goes to every observations partition: the detector's clock
+         (alerting/watermarks.py). A timer repeats it, so idleness is reported too.
 detect:  observations → Detector over a changelog-backed Faust table (a restarted or
          rebalanced worker recovers its baselines from the changelog) → alerts. Batches:
          a scope's state is read and written once per batch, one changelog record each.
@@ -19,10 +22,13 @@ from collections import OrderedDict
 from collections.abc import MutableMapping
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from pydantic import ValidationError
 
 from finsentry.streams import metrics
-from finsentry.streams.alerting.observations import Tick, fan_out, group_by_scope, parse_message
+from finsentry.streams.alerting.observations import Tick, Watermark, fan_out, group_by_scope, parse_message
+from finsentry.streams.alerting.watermarks import SourceTracker, clock_key, is_clock_key, source_name
+from finsentry.streams.consumer_lag import partitions_with_backlog
 from finsentry.streams.records import Alert, DeadLetter, ScoredDocument
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
 from finsentry.streams.sinks.retry import put_alert_with_retry
@@ -50,10 +56,23 @@ class BatchState(MutableMapping):
 
     def __setitem__(self, key, value):
         self.table.data[key] = value  # what Table.__setitem__ does, with the partition given
-        self.table.send_changelog(self.partitions[key], key, value)
+        self.table.send_changelog(self.partition_of(key, value), key, value)
+
+    def partition_of(self, key, value=None) -> int:
+        """The partition of this batch's messages for the key; a scope moved by a watermark
+        alone keeps the partition it recorded; a partition clock's is in its key."""
+        if key in self.partitions:
+            return self.partitions[key]
+        if is_clock_key(key):
+            return int(key.split(":", 1)[1])
+        stored = value if value is not None else self.table.get(key)
+        return stored.get("partition", 0)
 
     def __delitem__(self, key):
-        raise NotImplementedError("the detector never deletes a scope's state")
+        """Only chunks of pending observations are deleted (once taken): a tombstone."""
+        partition = self.partition_of(key)
+        self.table.data.pop(key, None)
+        self.table.send_changelog(partition, key, None)
 
     def __iter__(self):
         return iter(self.table)
@@ -70,16 +89,66 @@ def register(app: faust.App, rt: Runtime):
     batch_state = BatchState(state)
     detector = Detector(DetectorConfig.from_settings(rt.settings), batch_state)
 
+    sources = SourceTracker(rt.settings.alert_idle_partition_s)
+    upstream = {rt.topics.raw.get_topic_name(), rt.topics.valid.get_topic_name(), rt.topics.scored.get_topic_name()}
+    scored_topic = rt.topics.scored.get_topic_name()
+
+    async def send_watermarks(reports) -> None:
+        """Each (source, watermark, idle) to every observations partition, after what was
+        already sent there: a partition's observations come before the watermark covering them."""
+        futures = []
+        for q in range(rt.settings.topic_partitions):
+            for source, watermark, idle in reports:
+                payload = Watermark(watermark=watermark, source=source, partition=q, idle=idle).model_dump_json()
+                futures.append(await rt.topics.observations.send(
+                    key=clock_key(q).encode(), value=payload.encode(), partition=q))
+        await deliver_pending(futures)
+
+    def held_sources() -> list[int]:
+        try:
+            return [tp.partition for tp in app.consumer.assignment() if tp.topic == scored_topic]
+        except ConsumerNotStarted:  # not yet assigned anything: announced with the first batch's own
+            return list(sources.partitions)
+
     @app.agent(rt.topics.scored, name="finsentry.observe")
     async def observe(stream):
-        async for batch in stream.take(rt.settings.max_batch, within=rt.settings.batch_window_s):
-            observations = []
-            for payload in batch:
+        async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s):
+            if any(not src.announced for src in sources.partitions.values()) or not sources.partitions:
+                # Announce every partition held before the first observations: a partition
+                # with work waiting holds the clock until it says how far it is.
+                sources.assign(held_sources())
+                await send_watermarks([(source_name(p), src.watermark, False)
+                                       for p, src in sorted(sources.partitions.items())])
+                for src in sources.partitions.values():
+                    src.announced = True
+            observations, seen = [], {}
+            for event in events:
                 try:
-                    observations += fan_out(ScoredDocument.model_validate_json(payload))
+                    record = ScoredDocument.model_validate_json(event.value)
                 except ValidationError:
                     continue  # the index agent dead-letters invalid scored records
+                observations += fan_out(record)
+                p, t = event.message.partition, record.published_at.timestamp()
+                seen[p] = max(seen.get(p, t), t)
             await deliver_all(rt.topics.observations, [(g.key, g) for g in group_by_scope(observations)])
+            for p, t in seen.items():  # only now: the timer must not report what is not yet sent
+                sources.saw(p, t)
+            await send_watermarks([(source_name(p), sources.partitions[p].watermark, False) for p in sorted(seen)])
+
+    @app.timer(interval=rt.settings.alert_watermark_interval_s)
+    async def report_watermarks() -> None:
+        """Watermarks and idleness of every partition held, also when nothing arrives: an
+        idle partition must stop holding the clock back, and a quiet stream still moves."""
+        held = held_sources()
+        if not held:
+            return
+        sources.assign(held)
+        try:
+            backlog = await partitions_with_backlog(app, upstream)
+        except Exception as exc:  # noqa: BLE001 - a rebalance or broker hiccup: report next time
+            log.debug("watermarks not reported this tick: %s", exc)
+            return
+        await send_watermarks(sources.reports(backlog))
 
     @app.agent(rt.topics.observations, name="finsentry.detect")
     async def detect(stream):
@@ -94,25 +163,17 @@ def register(app: faust.App, rt: Runtime):
                         event.value, f"invalid observation: {exc.errors()[0]['msg']}", "detect"))
                     continue
                 messages.append(message)
-                keys = [message.key] if isinstance(message, Tick) else [o.state_key for o in getattr(
-                    message, "observations", [message])]
+                if isinstance(message, Watermark):
+                    message.partition = event.message.partition  # the clock of the partition it arrived on
+                    keys = [clock_key(message.partition)]
+                elif isinstance(message, Tick):
+                    keys = [message.key]
+                else:
+                    keys = [o.state_key for o in getattr(message, "observations", [message])]
                 batch_state.partitions.update(dict.fromkeys(keys, event.message.partition))
-            for alert in detector.apply(messages):
+            for alert in detector.apply(messages, batch_state.partition_of):
                 await deliver(rt.topics.alerts, alert.id, alert)
             batch_state.partitions.clear()  # known again from the next batch's own events
-
-    @app.timer(interval=float(rt.settings.alert_bucket_s))
-    async def tick_quiet_scopes() -> None:
-        """A quiet scope sees no observation to close its buckets and end its episode, so
-        each worker sends a tick through the observations topic to the scopes it holds;
-        table state changes only inside the detect agent, on the scope's own partition.
-        The tick carries this worker's newest event time, never the wall clock, so a
-        replay of old records is not closed early."""
-        now = detector.max_event_time
-        if now is None:
-            return
-        await deliver_all(rt.topics.observations,
-                          [(key, Tick(tick=now, key=key)) for key in list(state.keys())])
 
     explanations = ExplanationCache()
 
@@ -135,6 +196,14 @@ def register(app: faust.App, rt: Runtime):
             log.warning("alert %s id=%s", alert.summary, alert.id)
 
     return observe, detect, notify
+
+
+async def deliver_pending(futures) -> None:
+    import asyncio
+
+    pending = [f for f in futures if isinstance(f, asyncio.Future)]
+    if pending:
+        await asyncio.gather(*pending)
 
 
 class ExplanationCache:

@@ -7,6 +7,9 @@ consuming, heart-beating and serving the web page. A batch is acknowledged only 
 scored records were delivered. Several batches are in flight (`score_concurrency`, by
 default one more than the streams): each stream computes one while another waits on the
 broker, which keeps the model busy.
+
+Flow control (flow_control.py): a docs.valid partition that runs ahead of the others in
+event time is paused until they catch up, so the detector's clock is not held far back.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pydantic import ValidationError
 from finsentry.models.entities import extractor
 from finsentry.models.textnorm import model_input
 from finsentry.streams import metrics
+from finsentry.streams.consumer_lag import partitions_with_backlog
+from finsentry.streams.flow_control import FlowControl
 from finsentry.streams.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
 
@@ -83,14 +88,19 @@ async def score_batch(rt: Runtime, docs: list[ValidDocument]) -> tuple[list[Scor
 def register(app: faust.App, rt: Runtime):
     # Actors share one queue; Faust commits only the offsets below the oldest unacknowledged
     # event, so a batch still being delivered holds the commit back (at-least-once holds).
+    flow = FlowControl(rt.settings.flow_max_skew_s, rt.settings.flow_max_pause_s)
+    valid_topic = rt.topics.valid.get_topic_name()
+
     @app.agent(rt.topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
     async def score(stream):
         await rt.ready.wait()
-        async for batch in stream.take(rt.settings.max_batch, within=rt.settings.batch_window_s):
+        async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s):
             docs, dead = [], []
-            for payload in batch:
+            for event in events:
+                payload = event.value
                 try:
                     docs.append(ValidDocument.model_validate_json(payload))
+                    flow.saw(event.message.partition, docs[-1].published_at.timestamp())
                 except ValidationError as exc:  # only a foreign producer writes bad data here
                     dead.append(DeadLetter.of(payload, f"invalid record on docs.valid: {exc.errors()[0]['msg']}", "score"))
             scored, failed = await score_batch(rt, docs) if docs else ([], [])
@@ -103,5 +113,31 @@ def register(app: faust.App, rt: Runtime):
                 metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
                 await deliver(rt.topics.dlq, None, letter)
             await deliver_all(rt.topics.scored, [(r.key, r) for r in scored])
+
+    @app.timer(interval=1.0)
+    async def pace_partitions() -> None:
+        """Pause the docs.valid partitions that run ahead in event time, resume the rest."""
+        if not rt.ready.is_set() or app.rebalancing:
+            return  # recovery pauses and resumes partitions itself
+        consumer = app.consumer
+        try:
+            held = {tp.partition: tp for tp in consumer.assignment() if tp.topic == valid_topic}
+            waiting = await partitions_with_backlog(app, {valid_topic})
+        except Exception as exc:  # noqa: BLE001 - a rebalance or broker hiccup: next tick
+            log.debug("flow control skipped this tick: %s", exc)
+            return
+        flow.forget(set(held))
+        pause, resume = flow.decide(waiting)
+        if pause:
+            consumer.pause_partitions([held[p] for p in pause if p in held])
+            log.info("flow control: paused %s partitions %s (more than %gs of event time ahead)",
+                     valid_topic, sorted(pause), rt.settings.flow_max_skew_s)
+        if resume:
+            consumer.resume_partitions([held[p] for p in resume if p in held])
+            log.info("flow control: resumed %s partitions %s", valid_topic, sorted(resume))
+        metrics.PAUSED_PARTITIONS.labels(topic=valid_topic).set(len(flow.paused))
+        metrics.FLOW_SKEW.labels(topic=valid_topic).set(flow.skew())
+        for p, t in flow.frontier.items():
+            metrics.PARTITION_EVENT_TIME.labels(topic=valid_topic, partition=str(p)).set(t)
 
     return score

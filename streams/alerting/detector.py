@@ -4,11 +4,14 @@ Per scope ("topic:Energy / Oil", "entity:AAPL", "global:all") the detector keeps
 JSON-serialisable dict in `state` (a changelog-backed Faust table in the worker, a dict
 in replay):
 
-- event-time buckets (from `published_at`). A bucket is *closed* once the scope has seen
-  a record `lateness_s` past its end; then it is folded into the baseline and records
-  that still arrive for it are dropped as late. Only event time moves the clock, so a
-  replay of the same records gives the same alerts; `tick(now)` lets a worker timer move
-  the clock of a scope that went quiet.
+- event-time buckets (from `published_at`). The clock of a scope is the low watermark of
+  the source partitions that feed its observations partition (watermarks.py): newer
+  observations wait as pending and are taken in event-time order as the low watermark
+  passes them, so partitions consumed unevenly give the same result as the sorted
+  records. A bucket is *closed* once the clock is `lateness_s` past its end; then it is
+  folded into the baseline, and a record that still arrives for it is counted as late (per
+  scope, in the alert too) and not counted. Only event time moves the clock, so a replay of
+  the same records gives the same alerts; `tick(now)` moves the clock of given scopes.
 - the current window: the latest `window_buckets` buckets (the newest still filling).
   On every observation its negative share is tested against the baseline (z-score, with
   a floor on distinct stories and on the share increase) so a spike is seen within the
@@ -34,15 +37,22 @@ from typing import Iterable, MutableMapping
 from finsentry.streams import metrics
 from finsentry.streams.alerting.buckets import Bucket, Window, bucket_index, most_negative, window
 from finsentry.streams.alerting.config import DetectorConfig, Thresholds
-from finsentry.streams.alerting.observations import Message, Observation, ObservationGroup, Tick, state_key
+from finsentry.streams.alerting.observations import (
+    Message, Observation, ObservationGroup, Tick, Watermark, state_key)
 from finsentry.streams.alerting.stats import Baseline, Cusum, ewma_alpha, z_score
+from finsentry.streams.alerting.watermarks import (
+    SELF_SOURCE, PartitionClock, clock_key, is_scope_key, pending_key)
 from finsentry.streams.records import Alert, Evidence
 
 __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 
 log = logging.getLogger("finsentry.alerting")
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the clock's fields (partition, pending, late) and the partition clocks
+
+
+def _time(obs: Observation) -> float:
+    return obs.published_at.timestamp()
 
 
 def _utc(t: float) -> datetime:
@@ -71,8 +81,13 @@ class Episode:
 class ScopeState:
     scope: str
     key: str
-    watermark: float | None = None  # newest event time seen (or ticked to)
+    watermark: float | None = None  # the scope's clock: event time it has been moved to
     next_close: int | None = None  # first bucket not yet closed
+    partition: int = 0  # the observations partition whose clock moves this scope
+    pending: list[Observation] = field(default_factory=list)  # newer than the clock, arrived in this call
+    chunks: dict[str, float] = field(default_factory=dict)  # stored pending observations: key → earliest time
+    next_chunk: int = 0
+    late: int = 0  # records that came after their bucket closed: counted here, not in buckets
     buckets: dict[int, Bucket] = field(default_factory=dict)
     baseline: Baseline = field(default_factory=Baseline)
     cusum: Cusum = field(default_factory=Cusum)
@@ -85,15 +100,28 @@ class ScopeState:
             "next_close": self.next_close, "buckets": {str(i): b.dump() for i, b in sorted(self.buckets.items())},
             "baseline": self.baseline.dump(), "cusum": self.cusum.dump(),
             "episode": None if self.episode is None else dict(self.episode.__dict__),
-            "model_version": self.model_version,
+            "model_version": self.model_version, "partition": self.partition, "late": self.late,
+            "chunks": dict(self.chunks), "next_chunk": self.next_chunk,
+            # Read by the clock without loading the whole state:
+            "due": min([*self.chunks.values(), *(o.published_at.timestamp() for o in self.pending)], default=None),
+            "settled": self.settled,
         }
+
+    @property
+    def settled(self) -> bool:
+        """No firing episode and every bucket with data closed: moving the clock of such a
+        scope in one jump gives the same state as bucket by bucket, so it may wait."""
+        if self.episode is not None and self.episode.firing:
+            return False
+        return self.next_close is None or not any(i >= self.next_close and (b.n or b.dups)
+                                                  for i, b in self.buckets.items())
 
     @classmethod
     def load(cls, raw: dict | None, scope: str, key: str) -> "ScopeState":
         """A fresh object from the stored dict: the dict itself is never mutated."""
         if not raw:
             return cls(scope=scope, key=key)
-        if raw.get("v") != STATE_VERSION:
+        if raw.get("v") not in (1, STATE_VERSION):  # 1: written before the clock fields existed
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
         return cls(
@@ -102,8 +130,21 @@ class ScopeState:
             baseline=Baseline.load(raw["baseline"]), cusum=Cusum.load(raw["cusum"]),
             episode=None if episode is None else Episode(**{**episode, "peak": dict(episode["peak"]),
                                                             "evidence": list(episode["evidence"])}),
-            model_version=raw.get("model_version"),
+            model_version=raw.get("model_version"), partition=raw.get("partition", 0),
+            chunks=dict(raw.get("chunks", {})), next_chunk=raw.get("next_chunk", 0), late=raw.get("late", 0),
         )
+
+
+class _Batch:
+    """Scope states and partition clocks read during one call: each is stored once."""
+
+    def __init__(self) -> None:
+        self.scopes: dict[str, ScopeState] = {}
+        self.changed: set[str] = set()
+        self.clocks: dict[int, PartitionClock] = {}
+        self.clocks_read: dict[int, dict] = {}
+        self.alerts: list[Alert] = []
+        self.chunks: dict[str, list[Observation] | None] = {}  # pending chunks read or written (None: taken)
 
 
 class Detector:
@@ -114,6 +155,7 @@ class Detector:
         self._alpha = ewma_alpha(config.halflife_buckets)
         self._long_alpha = ewma_alpha(config.drift_halflife_buckets)
         self._known: set[str] = set()  # scopes this instance has touched: what tick() moves
+        self._pending: dict[int, set[str]] = {}  # per partition, scopes known to hold pending observations
         self._watched = set(config.watched_entities)
         self.max_event_time: float | None = None
 
@@ -121,78 +163,205 @@ class Detector:
     def observe(self, obs: Observation) -> list[Alert]:
         return self.observe_many([obs])
 
-    def observe_many(self, observations: Iterable[Observation]) -> list[Alert]:
-        """Observations in arrival order. Each scope's state is loaded and stored once per
-        call, so a batch costs one table write (one changelog record) per scope instead of
-        one per document; the result is the same as observing them one by one."""
-        loaded: dict[str, ScopeState] = {}
-        changed: set[str] = set()
+    def observe_many(self, observations: Iterable[Observation], partition: int = 0) -> list[Alert]:
+        """Observations in arrival order, all of one observations partition. Each scope's
+        state is loaded and stored once per call, so a batch costs one table write (one
+        changelog record) per scope instead of one per document."""
+        return self.apply(observations, lambda key: partition)
+
+    def apply(self, messages: Iterable[Message], partition_of=None) -> list[Alert]:
+        """A batch of observations-topic messages, in order. `partition_of(state_key)` names
+        the observations partition a scope's messages came from (0 offline); a `Watermark`
+        names its own. A partition that never heard of a source partition is clocked by the
+        observations themselves, as offline."""
+        part = partition_of or (lambda key: 0)
+        b = _Batch()
+        for message in messages:
+            if isinstance(message, Watermark):
+                self._on_watermark(b, message.partition, message.source, message.watermark, message.idle)
+            elif isinstance(message, Tick):
+                self._tick_scope(b, message.key, message.tick)
+            else:
+                for obs in message.observations if isinstance(message, ObservationGroup) else [message]:
+                    self._receive(b, obs, part(obs.state_key))
+        self._store(b)
+        return b.alerts
+
+    def tick(self, now: datetime | float, keys: Iterable[str] | None = None) -> list[Alert]:
+        """Move the clock of the given scopes (by default those this instance has observed)
+        to `now`, event time: pending observations up to it are taken, buckets close,
+        episodes end."""
+        t = now.timestamp() if isinstance(now, datetime) else float(now)
+        b = _Batch()
+        for key in sorted(self._known if keys is None else keys):
+            self._tick_scope(b, key, t)
+        self._store(b)
+        return b.alerts
+
+    # --- event time across partitions (watermarks.py) --------------------------------------
+    def _scope(self, b: _Batch, key: str, scope: str | None = None, name: str | None = None) -> ScopeState | None:
+        if key not in b.scopes:
+            raw = self.state.get(key)
+            if raw is None and scope is None:
+                return None
+            b.scopes[key] = ScopeState.load(raw, scope or raw["scope"], name or raw["key"])
+            self._known.add(key)
+        return b.scopes[key]
+
+    def _clock(self, b: _Batch, partition: int) -> PartitionClock:
+        if partition not in b.clocks:
+            raw = self.state.get(clock_key(partition))
+            b.clocks_read[partition] = raw
+            b.clocks[partition] = PartitionClock.load(raw)
+        return b.clocks[partition]
+
+    def _receive(self, b: _Batch, obs: Observation, partition: int) -> None:
+        key = obs.state_key
+        s = self._scope(b, key, obs.scope, obs.key)
+        s.partition = partition
+        s.pending.append(obs)
+        b.changed.add(key)
+        clock = self._clock(b, partition)
+        if clock.self_clocked:
+            old = clock.low
+            if clock.update(SELF_SOURCE, obs.published_at.timestamp(), idle=False):
+                self._clock_moved(b, partition, old, clock.low)
+        if clock.low is not None:
+            b.alerts += self._catch_up(b, s, clock.low)
+
+    def _on_watermark(self, b: _Batch, partition: int, source: str, watermark: float | None, idle: bool) -> None:
+        clock = self._clock(b, partition)
+        old = clock.low
+        moved = clock.update(source, watermark, idle)
+        if self.record_metrics:
+            metrics.WATERMARK_SKEW.labels(partition=str(partition)).set(clock.skew())
+        if moved:
+            self._clock_moved(b, partition, old, clock.low)
+
+    def _tick_scope(self, b: _Batch, key: str, t: float) -> None:
+        s = self._scope(b, key)
+        if s is None or s.watermark is None:
+            return
+        b.alerts += self._catch_up(b, s, t)
+
+    def _clock_moved(self, b: _Batch, partition: int, old: float | None, low: float) -> None:
+        """The low watermark of `partition` moved to `low`: scopes whose pending
+        observations it passed take them; at a bucket boundary, every scope that is not
+        settled moves on (settled ones catch up in one jump when they next hear something)."""
+        width = self.config.bucket_s
+        keys = set(self._pending.get(partition, ())) | {
+            k for k, s in b.scopes.items() if s.partition == partition and (s.pending or s.chunks)}
+        if old is None or bucket_index(low, width) > bucket_index(old, width):
+            for key in list(self.state):
+                if key in b.scopes or not is_scope_key(key):
+                    continue
+                raw = self.state.get(key)
+                if raw and raw.get("partition", 0) == partition and (raw.get("due") is not None or not raw.get("settled", False)):
+                    keys.add(key)
+            keys |= {k for k, s in b.scopes.items() if s.partition == partition and not s.settled}
+        for key in sorted(keys):
+            s = self._scope(b, key)
+            if s is None or s.partition != partition:
+                continue
+            b.alerts += self._catch_up(b, s, low)
+
+    def _catch_up(self, b: _Batch, s: ScopeState, low: float) -> list[Alert]:
+        """Take the pending observations up to `low` in event-time order, moving the clock
+        bucket boundary by bucket boundary in between, then move it to `low`'s bucket."""
+        width = self.config.bucket_s
         alerts: list[Alert] = []
-        for obs in observations:
-            key = state_key(obs.scope, obs.key)
-            if key not in loaded:
-                self._known.add(key)
-                loaded[key] = ScopeState.load(self.state.get(key), obs.scope, obs.key)
-            out = self._apply(loaded[key], obs)
-            if out is not None:
-                changed.add(key)
-                alerts += out
-        for key in changed:
-            self.state[key] = loaded[key].dump()
+        before = s.watermark
+        due = []
+        for key in sorted(k for k, earliest in s.chunks.items() if earliest <= low):  # in the order they came
+            stored = self._chunk(b, key)
+            due += [o for o in stored if _time(o) <= low]
+            rest = [o for o in stored if _time(o) > low]
+            b.chunks[key] = rest or None
+            if rest:
+                s.chunks[key] = min(_time(o) for o in rest)
+            else:
+                del s.chunks[key]
+        due += [o for o in s.pending if _time(o) <= low]
+        s.pending = [o for o in s.pending if _time(o) > low]
+        for obs in sorted(due, key=_time):
+            stepped = self._step_to(s, bucket_index(_time(obs), width))
+            alerts += stepped + self._apply(s, obs, emitted=bool(stepped))
+        alerts += self._step_to(s, bucket_index(low, width))
+        if due or s.watermark != before:
+            b.changed.add(state_key(s.scope, s.key))
         return alerts
 
-    def _apply(self, s: ScopeState, obs: Observation) -> list[Alert] | None:
-        """One observation into its scope's state; None when it was too late to count."""
+    def _chunk(self, b: _Batch, key: str) -> list[Observation]:
+        if key in b.chunks:
+            return b.chunks[key] or []
+        raw = self.state.get(key)
+        return [Observation.model_validate(o) for o in raw["obs"]] if raw else []
+
+    def _step_to(self, s: ScopeState, head: int) -> list[Alert]:
+        """Move the clock into bucket `head`, one boundary at a time, so that where the
+        boundaries fall does not depend on how the watermarks arrived."""
+        width = self.config.bucket_s
+        alerts: list[Alert] = []
+        while s.watermark is not None and bucket_index(s.watermark, width) < head:
+            if s.settled:
+                alerts += self._advance(s, head * float(width))
+                break
+            alerts += self._advance(s, (bucket_index(s.watermark, width) + 1) * float(width))
+        return alerts
+
+    def _store(self, b: _Batch) -> None:
+        """Pending observations go to a chunk of their own (one table record for what a
+        scope received in this call), so the scope's own record stays small however many wait."""
+        partitions: dict[str, int] = {}
+        for key in b.changed:
+            s = b.scopes[key]
+            if s.pending:
+                chunk = pending_key(key, s.next_chunk)
+                s.next_chunk += 1
+                b.chunks[chunk] = s.pending
+                s.chunks[chunk] = min(_time(o) for o in s.pending)
+                s.pending = []
+            for chunk in s.chunks:
+                partitions[chunk] = s.partition
+        for chunk, observations in b.chunks.items():
+            if observations is None:
+                if chunk in self.state:
+                    del self.state[chunk]
+            elif chunk in partitions:
+                self.state[chunk] = {"partition": partitions[chunk],
+                                     "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
+        for key in b.changed:
+            s = b.scopes[key]
+            self.state[key] = s.dump()
+            holders = self._pending.setdefault(s.partition, set())
+            if s.chunks:
+                holders.add(key)
+            else:
+                holders.discard(key)
+        for partition, clock in b.clocks.items():
+            dumped = clock.dump()
+            if dumped != b.clocks_read.get(partition):
+                self.state[clock_key(partition)] = dumped
+
+    def _apply(self, s: ScopeState, obs: Observation, emitted: bool = False) -> list[Alert]:
+        """One observation, due by the clock, into its scope's state."""
         t = obs.published_at.timestamp()
         self.max_event_time = t if self.max_event_time is None else max(self.max_event_time, t)
         index = bucket_index(t, self.config.bucket_s)
         if s.next_close is not None and index < s.next_close:
+            s.late += 1
             if self.record_metrics:
-                metrics.LATE_RECORDS.inc()
-            return None
+                metrics.LATE_RECORDS.labels(scope=s.scope).inc()
+            log.info("late record scope=%s key=%s doc=%s published_at=%s clock=%s late_total=%d", s.scope, s.key,
+                     obs.doc_id, obs.published_at.isoformat(), _utc(s.watermark).isoformat(), s.late)
+            return []
         if s.next_close is None:
             s.next_close = index
         s.buckets.setdefault(index, Bucket()).add(obs, self.config.evidence_docs)
         if obs.model_version:
             s.model_version = obs.model_version
         alerts = self._advance(s, t)
-        alerts += self._test_window(s, emitted=bool(alerts))
-        return alerts
-
-    def apply(self, messages: Iterable[Message]) -> list[Alert]:
-        """A batch of observations-topic messages, in order. Observations are gathered per
-        scope and applied with `observe_many`; a tick first applies its scope's pending
-        observations, so each scope sees exactly the sequence it would one at a time."""
-        pending: dict[str, list[Observation]] = {}
-        alerts: list[Alert] = []
-        for message in messages:
-            if isinstance(message, Tick):
-                if message.key in pending:
-                    alerts += self.observe_many(pending.pop(message.key))
-                alerts += self.tick(message.tick, keys=[message.key])
-                continue
-            for obs in message.observations if isinstance(message, ObservationGroup) else [message]:
-                pending.setdefault(obs.state_key, []).append(obs)
-        for observations in pending.values():
-            alerts += self.observe_many(observations)
-        return alerts
-
-    def tick(self, now: datetime | float, keys: Iterable[str] | None = None) -> list[Alert]:
-        """Move the clock of quiet scopes to `now` (closing buckets, ending episodes).
-
-        `now` is event time. A live worker passes wall-clock time; a worker fed with old
-        records should pass `max_event_time` instead, or not tick at all. By default the
-        scopes this instance has observed are moved (a worker's own partitions).
-        """
-        t = now.timestamp() if isinstance(now, datetime) else float(now)
-        alerts: list[Alert] = []
-        for key in sorted(self._known if keys is None else keys):
-            raw = self.state.get(key)
-            if not raw or raw.get("watermark") is None or t <= raw["watermark"]:
-                continue
-            s = ScopeState.load(raw, raw["scope"], raw["key"])
-            alerts += self._advance(s, t)
-            self.state[key] = s.dump()
+        alerts += self._test_window(s, emitted=emitted or bool(alerts))
         return alerts
 
     # --- clock -----------------------------------------------------------------------------
@@ -346,7 +515,7 @@ class Detector:
             window_start=_utc(p["first"] * float(cfg.bucket_s)), window_end=_utc((p["last"] + 1) * float(cfg.bucket_s)),
             negative_share=p["share"], baseline=p["baseline"], statistic=p["statistic"], method=ep.method,
             volume=p["n"], baseline_volume=p["baseline_volume"], duplicates=p["dups"],
-            model_version=s.model_version, updated_at=_utc(ep.updated),
+            model_version=s.model_version, updated_at=_utc(ep.updated), late_records=s.late,
             evidence=[Evidence(**e) for e in ep.evidence],
         )
 

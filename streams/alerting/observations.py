@@ -1,5 +1,7 @@
 """What the detector sees of a scored document: one small record per scope it counts in.
 
+(Besides observations the topic carries `Tick`s and the source partitions' `Watermark`s.)
+
 A document counts in the global scope, in its topic and in each entity it names. The worker
 publishes observations keyed ``f"{scope}:{key}"`` so that all observations of one scope
 land in one partition and one worker holds that scope's state (scale-out by partitions).
@@ -82,7 +84,16 @@ class Tick(BaseModel):
     key: str  # "scope:key"
 
 
-Message = Union[ObservationGroup, Tick, Observation]
+class Watermark(BaseModel):
+    """How far one source partition has delivered, sent to every observations partition
+    after the observations it covers (see watermarks.py)."""
+    watermark: float | None  # newest event time delivered from the source (None: nothing yet)
+    source: str  # "scored:<partition>"
+    partition: int = 0  # the observations partition this copy is for
+    idle: bool = False  # nothing arrived for a while and nothing waits upstream
+
+
+Message = Union[ObservationGroup, Tick, Watermark, Observation]
 
 
 def group_by_scope(observations: Iterable[Observation]) -> list[ObservationGroup]:
@@ -97,6 +108,8 @@ def parse_message(payload: bytes) -> Message:
     groups existed) a single observation. Raises pydantic's ValidationError if none."""
     if payload.startswith(b'{"tick"'):
         return Tick.model_validate_json(payload)
+    if payload.startswith(b'{"watermark"'):
+        return Watermark.model_validate_json(payload)
     if payload.startswith(b'{"key"'):
         return ObservationGroup.model_validate_json(payload)
     return Observation.model_validate_json(payload)

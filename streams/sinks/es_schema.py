@@ -89,7 +89,7 @@ ALERT_MAPPING: dict[str, Any] = {
         "window_end": {"type": "date"}, "updated_at": {"type": "date"},
         "negative_share": {"type": "double"}, "baseline": {"type": "double"},
         "statistic": {"type": "double"}, "volume": {"type": "long"},
-        "baseline_volume": {"type": "double"},
+        "baseline_volume": {"type": "double"}, "late_records": {"type": "long"},
         "evidence": _EVIDENCE_KEPT,
     },
 }

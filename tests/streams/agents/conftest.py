@@ -17,6 +17,7 @@ class Harness:
         self.rt = Runtime(settings, engine=engine, store=store, dedup=dedup)
         self.app = create_app(settings, runtime=self.rt, agents=agents)
         self.outputs = {}
+        self.watermarks = []  # Watermark messages read past by tests that want observations
         for name in ("valid", "scored", "observations", "alerts", "dlq"):
             channel = self.app.channel()
             setattr(self.rt.topics, name, channel)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from finsentry.models import explain as explain_module
 from finsentry.streams import metrics
 from finsentry.streams.alerting.notifiers import AlertmanagerNotifier
-from finsentry.streams.alerting.observations import Observation, ObservationGroup, Tick
+from finsentry.streams.alerting.observations import Observation, ObservationGroup, Tick, Watermark, parse_message
 from finsentry.streams.alerting.outbox import Outbox
 from finsentry.streams.broker import free_port
 from finsentry.streams.records import Alert, Evidence, Label, ScoredDocument, Sentiment, Topic
@@ -24,11 +24,23 @@ def scored(i: int, negative: bool, at: datetime, topic: str = "Energy / Oil", en
                           topic=Topic(label=topic, probability=.9), entities=list(entities))
 
 
+async def read_groups(h, n: int) -> list[ObservationGroup]:
+    """The next n observation groups; the watermarks sent between them are set aside."""
+    groups = []
+    while len(groups) < n:
+        message = parse_message((await h.read("observations", 1))[0])
+        if isinstance(message, ObservationGroup):
+            groups.append(message)
+        else:
+            h.watermarks.append(message)
+    return groups
+
+
 async def test_observe_fans_out_one_observation_per_scope_keyed_for_partitioning(harness):
     h = harness(("alert",))
     async with h.agent("observe").test_context() as agent:
         await agent.put(scored(1, True, T0, entities=("XOM", "CVX")).model_dump_json().encode(), key=b"k")
-        groups = [ObservationGroup.model_validate_json(v) for v in await h.read("observations", 4)]
+        groups = await read_groups(h, 4)
     got = [o for g in groups for o in g.observations]
     assert sorted((o.scope, o.key) for o in got) == [("entity", "CVX"), ("entity", "XOM"), ("global", "all"),
                                                      ("topic", "Energy / Oil")]
@@ -43,7 +55,7 @@ async def test_observe_sends_one_group_per_scope_for_a_batch(harness):
             await agent.put(scored(i, i == 0, T0, entities=("XOM",)).model_dump_json().encode(), key=b"k")
         groups = []
         while sum(len(g.observations) for g in groups) < 9:  # 3 documents × (global, topic, XOM)
-            groups += [ObservationGroup.model_validate_json(v) for v in await h.read("observations", 1)]
+            groups += await read_groups(h, 1)
     assert {g.key for g in groups} == {"global:all", "topic:Energy / Oil", "entity:XOM"}
     for key in {g.key for g in groups}:  # each scope keeps its documents in order
         assert [o.doc_id for g in groups if g.key == key for o in g.observations] == ["doc-0", "doc-1", "doc-2"]
