@@ -41,7 +41,9 @@ def lag_by_topic(ends: Mapping, committed: Mapping, earliest: Mapping) -> dict[s
 
 async def measure_consumer_lag(app: faust.App) -> dict[str, int]:
     consumer = app.consumer
-    assigned = set(consumer.assignment())
+    # A table's changelog is read by the table, never committed by the group: its "lag"
+    # would be the whole topic, always.
+    assigned = {tp for tp in consumer.assignment() if tp.topic not in app.tables.changelog_topics}
     if not assigned:
         return {}
     ends = await consumer.highwaters(*assigned)
