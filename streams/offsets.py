@@ -93,6 +93,9 @@ class InFlight:
         if part is not None and offset is not None:
             part.log_start = offset
 
+    def partitions(self) -> list:
+        return list(self._parts)
+
     def forget(self, tps) -> None:
         for tp in tps:
             self._parts.pop(tp, None)

@@ -73,6 +73,10 @@ class Consumer(driver.Consumer):
             finally:
                 notify(self._waiting_for_ack)
 
+    def _filter_tps_with_pending_acks(self, topics=None):
+        return (tp for tp in self.in_flight.partitions()
+                if topics is None or tp in topics or tp.topic in topics)
+
     def _new_offset(self, tp):
         return self.in_flight.commit_point(tp, self._committed_offset.get(tp))
 
