@@ -11,20 +11,30 @@ though SQLite's UNIQUE id alone would always show one row per id.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from kill_scenario import (
-    KillSnapshot,
-    all_committed,
-    install_upsert_log,
-    sample_documents,
-    stored_count,
-    stored_ids,
-    upserts,
-)
 
 from finsentry.settings import Settings
+
+
+def load_drill():
+    """benchmarks/kill_restart.py: the drill's helpers, shared with the command users run."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "kill_restart.py"
+    spec = importlib.util.spec_from_file_location("finsentry_kill_restart", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+drill = load_drill()
+KillSnapshot, all_committed, install_upsert_log = drill.KillSnapshot, drill.all_committed, drill.install_upsert_log
+sample_documents, stored_count, stored_ids, upserts = (drill.sample_documents, drill.stored_count, drill.stored_ids,
+                                                       drill.upserts)
 
 pytestmark = pytest.mark.reliability
 

@@ -1,6 +1,14 @@
-"""The kill -9 scenario shared by the reliability test and benchmarks/kill_restart.py: a backlog
-of documents with given ids, one worker killed while it holds records it has not
-acknowledged, a second one started with the same settings; the store counts every upsert.
+"""kill -9 of a worker holding a backlog, then a restart: is every document stored, once?
+
+    python benchmarks/kill_restart.py [--documents 3000] [--kill-at 600]
+
+Runs the embedded broker and `finsentry worker` with the default settings (SQLite store in
+a temp dir), publishes the documents with `finsentry ingest`, kills the worker (SIGKILL to
+its process group) once --kill-at are stored, starts another with the same settings and
+prints one JSON line: stored, missing, upserts, what was unacknowledged at the kill and
+re-delivered, and the records still uncommitted at the end. Exit status 1 if any document
+is missing or an offset stayed behind. tests/reliability/test_worker_kill_defaults.py
+runs the same drill with these helpers.
 
 The store's UNIQUE id makes "one row per id" true by construction, so it proves nothing
 alone. What can fail is counted instead: every upsert the store receives is logged by a
@@ -22,7 +30,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from finsentry.streams.records import Document
 
-SAMPLE = Path(__file__).resolve().parents[2] / "streams" / "ingest" / "samples" / "demo.jsonl.gz"
+SAMPLE = "demo.jsonl.gz"  # the bundled sample stream, in finsentry.streams.ingest.samples
 
 UPSERT_LOG = """
 CREATE TABLE IF NOT EXISTS upsert_log (id TEXT NOT NULL);
@@ -39,7 +47,9 @@ def sample_documents(n: int, prefix: str = "kill") -> list[Document]:
     """`n` documents with given ids: the bundled sample's headlines, repeated a day later
     each time round so event time keeps moving forward."""
     rows = []
-    with gzip.open(SAMPLE, "rt", encoding="utf-8") as lines:
+    from importlib.resources import files
+
+    with gzip.open(files("finsentry.streams.ingest.samples") / SAMPLE, "rt", encoding="utf-8") as lines:
         for line in lines:
             try:
                 row = json.loads(line)
@@ -141,3 +151,89 @@ def all_committed(address: str, group: str, topic_of) -> dict[str, int]:
         ends = end_offsets(address, topic_of(name))
         left[name] = sum(end - committed.get(tp, 0) for tp, end in ends.items())
     return left
+
+
+# --- the drill as a command -------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from finsentry.settings import Settings
+    from finsentry.streams.broker import EmbeddedBroker, free_port
+    from finsentry.streams.process import WorkerProcess, settings_env
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=3000)
+    parser.add_argument("--kill-at", type=int, default=600, help="Stored documents at which the worker is killed.")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="Longest wait for the backlog after the restart.")
+    parser.add_argument("--workdir", type=Path, default=None, help="Where the store and logs go (default: a temp dir).")
+    args = parser.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="finsentry-kill-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "store.db"
+    docs_file = work / "documents.jsonl"
+    docs_file.write_text("".join(d.model_dump_json() + "\n" for d in sample_documents(args.documents)))
+    ids = {d.id for d in sample_documents(args.documents)}
+    with EmbeddedBroker(log_file=work / "broker.log") as broker:
+        values = dict(broker=broker.url, broker_embedded=True, store=f"sqlite:///{db}", data_dir=work / "data",
+                      outbox_path=work / "outbox.db", web_port=free_port())
+        settings = Settings(_env_file=None, **values)
+        env = settings_env(**values)
+        workers = []
+
+        def start() -> WorkerProcess:
+            worker = WorkerProcess(env, work / f"worker-{len(workers)}.log", settings.web_port, cwd=work)
+            workers.append(worker)
+            return worker.start()
+
+        try:
+            first = start()
+            install_upsert_log(db)
+            subprocess.run([sys.executable, "-m", "finsentry.cli", "ingest", str(docs_file), "--no-progress"],
+                           env={**os.environ, **env}, cwd=work, check=True)
+            while stored_count(db) < args.kill_at:
+                time.sleep(0.2)
+            first.kill()
+            at_kill = KillSnapshot.take(broker.address, settings.app_id, settings.topic, db)
+            print(f"killed with {len(at_kill.stored)} stored, {len(at_kill.unacknowledged_stored)} of them not yet "
+                  f"acknowledged; uncommitted records: {at_kill.uncommitted}", flush=True)
+            started = time.monotonic()
+            second = start()
+            deadline, last, last_change = started + args.timeout, -1, time.monotonic()
+            while time.monotonic() < deadline:
+                count = stored_count(db)
+                if count != last:
+                    last, last_change = count, time.monotonic()
+                left = all_committed(broker.address, settings.app_id, settings.topic)
+                if count >= len(ids) and not any(left.values()):
+                    break
+                time.sleep(2.0)
+            counted = upserts(db)
+            stored = stored_ids(db)
+            result = {
+                "documents": len(ids), "stored": len(stored & ids), "missing": len(ids - stored),
+                "upserts": sum(counted.values()), "stored_at_kill": len(at_kill.stored),
+                "unacknowledged_at_kill": len(at_kill.unacknowledged_stored),
+                "redelivered": sum(counted[i] >= 2 for i in at_kill.unacknowledged_stored),
+                "uncommitted_after": all_committed(broker.address, settings.app_id, settings.topic),
+                "seconds_after_restart": round(time.monotonic() - started),
+                "healthz_ready": bool(second.metrics().get("finsentry_worker_ready")),
+            }
+            print(json.dumps(result))
+            ok = result["missing"] == 0 and not any(result["uncommitted_after"].values())
+            print("PASS: every document stored, every offset committed" if ok else
+                  f"FAIL: see {work} (worker logs, store.db)")
+            return 0 if ok else 1
+        finally:
+            for worker in workers:
+                worker.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
