@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = Field(100, description="Longest a worker's fetch waits for records (Faust's fixed 1500 ms adds latency per hop on a quiet pipeline).")
     broker_session_timeout_s: float = Field(30.0, description="Consumer group session timeout.")
     broker_heartbeat_s: float = Field(3.0, description="Consumer group heartbeat interval.")
+    health_stall_s: float = Field(120.0, gt=0, description="A worker whose input waits (consumer lag above zero) while none of its committed offsets moved for this long reports not ready on /healthz (HTTP 503) and in finsentry_worker_ready; finsentry_worker_stalled_seconds counts the wait.")
 
     # --- Store ------------------------------------------------------------------------------
     store: str = Field("sqlite:///var/finsentry.db", description="Where scored documents and alerts go: sqlite:///path.db or http(s)://host:9200 (Elasticsearch/OpenSearch).")

@@ -89,5 +89,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple
     except ImportError:  # the web package is optional in stripped-down deployments
         register_web = None
     if register_web is not None:
-        register_web(app, lambda: rt.store, settings)
+        register_web(app, lambda: rt.store, settings, lambda: rt.liveness)
     return app

@@ -39,9 +39,15 @@ def lag_by_topic(ends: Mapping, committed: Mapping, earliest: Mapping) -> dict[s
     return lag
 
 
+def input_partitions(app: faust.App) -> set:
+    """The assigned partitions the group commits: a table's changelog is read by the table,
+    never committed, so its "lag" would be the whole topic, always."""
+    return {tp for tp in app.consumer.assignment() if tp.topic not in app.tables.changelog_topics}
+
+
 async def measure_consumer_lag(app: faust.App) -> dict[str, int]:
     consumer = app.consumer
-    assigned = set(consumer.assignment())
+    assigned = input_partitions(app)
     if not assigned:
         return {}
     ends = await consumer.highwaters(*assigned)
@@ -75,7 +81,18 @@ async def update_consumer_lag(app: faust.App) -> dict[str, int]:
         log.debug("consumer lag not measured this tick: %s", exc)
         return {}
     publish_lag(lag)
+    observe_liveness(app, lag)
     return lag
+
+
+def observe_liveness(app: faust.App, lag: Mapping[str, int]) -> None:
+    liveness = getattr(getattr(app, "finsentry", None), "liveness", None)
+    if liveness is None:
+        return
+    assigned = input_partitions(app)
+    committed = {tp: app.consumer._committed_offset.get(tp) for tp in assigned}
+    liveness.observe(partitions=len(assigned), recovering=bool(getattr(app, "in_recovery", False)),
+                     lag=sum(lag.values()), committed=committed)
 
 
 def register_lag_collector(app: faust.App, interval_s: float = 5.0) -> None:

@@ -18,6 +18,8 @@ BATCH_SIZE = Histogram("finsentry_batch_size", "Documents per model call.", buck
 INFERENCE_SECONDS = Histogram("finsentry_inference_seconds", "Wall time of one model call.", buckets=LATENCY_BUCKETS)
 INGEST_TO_STORED = Histogram("finsentry_ingest_to_stored_seconds", "From ingest (raw topic) to acknowledged by the store.", buckets=LATENCY_BUCKETS)
 CONSUMER_LAG = Gauge("finsentry_consumer_lag_messages", "Messages behind the high-water mark, per topic.", ["topic"])
+STALLED_SECONDS = Gauge("finsentry_worker_stalled_seconds", "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing waits or offsets move.")
+WORKER_READY = Gauge("finsentry_worker_ready", "1 while /healthz says ready (partitions held, recovery over, progress when input waits), else 0.")
 
 STORE_BULK_SECONDS = Histogram("finsentry_store_bulk_seconds", "Wall time of one bulk upsert.", buckets=LATENCY_BUCKETS)
 STORE_ERRORS = Counter("finsentry_store_errors_total", "Failed store operations (the batch is retried).", ["kind"])

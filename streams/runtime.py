@@ -53,8 +53,13 @@ class Runtime:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see models/threads.py)
     loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
+    liveness: Any = None  # finsentry.streams.liveness.Liveness
 
     def __post_init__(self) -> None:
+        if self.liveness is None:
+            from finsentry.streams.liveness import Liveness
+
+            self.liveness = Liveness(self.settings.health_stall_s)
         if self.executor is None:
             streams, _ = self.settings.inference_plan
             self.executor = ThreadPoolExecutor(streams, thread_name_prefix="inference")
@@ -89,6 +94,7 @@ class Runtime:
 
         metrics.set_model_info(self.engine.version, self.engine.backend_name)
         self.ready.set()
+        self.liveness.started = True
         log.info("worker ready model=%s backend=%s store=%s", self.engine.version,
                  self.engine.backend_name, self.settings.store.split("@")[-1])
 

@@ -95,11 +95,17 @@ class MetricsView(View):
         return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def health_view(get_store: Callable[[], Store | None]) -> type[View]:
+def health_view(get_store: Callable[[], Store | None], get_liveness: Callable[[], Any] | None = None) -> type[View]:
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            # Alive is enough for 200; `ready` tells whether the store is open yet.
-            return self.json({"status": "ok", "ready": get_store() is not None}, headers=API_HEADERS)
+            # 200 only while the worker does its work: see finsentry/streams/liveness.py.
+            liveness = get_liveness() if get_liveness is not None else None
+            if liveness is None:
+                ready = get_store() is not None
+                body = {"status": "ok" if ready else "not ready", "ready": ready}
+            else:
+                body = liveness.report()
+            return self.json(body, status=200 if body["ready"] else 503, headers=API_HEADERS)
 
     return HealthView
 
@@ -108,7 +114,8 @@ async def _stats(store: Store, params: api.Params) -> dict[str, Any]:
     return await api.stats(store, params, model_versions())
 
 
-def register_web(app: faust.App, get_store: Callable[[], Store | None], settings: Settings) -> None:
+def register_web(app: faust.App, get_store: Callable[[], Store | None], settings: Settings,
+                 get_liveness: Callable[[], Any] | None = None) -> None:
     """Serve the dashboard page, /api/*, /metrics and /healthz on the app's web server.
 
     `get_store` is called per request, so the store may be opened after registration
@@ -124,7 +131,7 @@ def register_web(app: faust.App, get_store: Callable[[], Store | None], settings
     for path, call in routes.items():
         app.page(path, name=f"finsentry{path.replace('/', '.')}")(api_view(settings, get_store, call))
     app.page("/metrics", name="finsentry.metrics")(MetricsView)
-    app.page("/healthz", name="finsentry.healthz")(health_view(get_store))
+    app.page("/healthz", name="finsentry.healthz")(health_view(get_store, get_liveness))
     # Registered before faust applies its own blueprints, so this page wins at "/".
     app.page("/", name="finsentry.page")(page_view(settings))
     app.web.add_static("/static", STATIC_DIR)

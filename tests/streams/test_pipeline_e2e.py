@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from finsentry.models.engine import SHIPPED_MODEL
 from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.streams.records import Document
@@ -90,13 +91,20 @@ def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings,
         worker.wait_for(lambda: asyncio.run(store_ops.count(settings.store, settings)) >= len(docs), timeout=120)
         worker.wait_for(lambda: len(read_topic(broker.address, settings.topic("dlq"))) >= len(BAD_PAYLOADS), timeout=60)
 
-        # Re-delivery: the same documents again must not add stored records.
-        stored_before = worker.metrics().get("finsentry_documents_stored_total", 0)
+        # Re-delivery: the same documents again must not add stored records. A scrape that
+        # fails or times out gives no number, so it can never satisfy the wait.
+        def stored_total() -> float | None:
+            return worker.metrics().get("finsentry_documents_stored_total")
+
+        stored_before, = worker.wait_for(lambda: (total := stored_total()) is not None and (total,), timeout=60,
+                                         what="a /metrics scrape")
         for doc in docs:
             producer.publish(doc)
         producer.flush()
-        worker.wait_for(lambda: worker.metrics().get("finsentry_documents_stored_total", 0) >= stored_before + len(docs),
-                        timeout=120)
+        worker.wait_for(lambda: (total := stored_total()) is not None and total >= stored_before + len(docs),
+                        timeout=120, what="the re-delivered documents stored")
+        served = served_version(settings.web_port)
+        assert served == json.loads((SHIPPED_MODEL / "card.json").read_text())["version"]
         producer.close()
 
         async def check() -> None:
@@ -110,7 +118,7 @@ def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings,
                     assert stored["sentiment"]["label"] in ("negative", "neutral", "positive")
                     assert abs(sum(stored["sentiment"]["probabilities"].values()) - 1) < 1e-3
                     assert stored["topic"]["label"]
-                    assert stored["model_version"]
+                    assert stored["model_version"] == served, (stored["model_version"], served)
             finally:
                 await store.close()
 
@@ -118,13 +126,28 @@ def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings,
 
     letters = [json.loads(v) for v in read_topic(broker.address, settings.topic("dlq"))]
     assert len(letters) == len(BAD_PAYLOADS)
-    reasons = " | ".join(letter["reason"] for letter in letters)
-    for _, expected in BAD_PAYLOADS:
-        assert expected in reasons, f"{expected!r} not in {reasons}"
     assert all(letter["stage"] == "validate" and letter["raw"] for letter in letters)
-    # Each letter carries its payload byte for byte (base64 when it is not UTF-8), uncut.
-    assert sorted(raw_bytes(letter) for letter in letters) == sorted(payload for payload, _ in BAD_PAYLOADS)
+    # Each letter carries its payload byte for byte (base64 when it is not UTF-8), uncut,
+    # and the reason written for that payload.
+    reason_of = {raw_bytes(letter): letter["reason"] for letter in letters}
+    assert sorted(reason_of) == sorted(payload for payload, _ in BAD_PAYLOADS)
+    for payload, expected in BAD_PAYLOADS:
+        assert expected in reason_of[payload], f"{payload[:40]!r}: {expected!r} not in {reason_of[payload]!r}"
     assert not any(letter["raw_truncated"] for letter in letters)
+
+
+def served_version(port: int) -> str | None:
+    """The version label of finsentry_model_info on the worker's /metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    versions = [sample.labels["version"] for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name == "finsentry_model_info" and sample.value == 1]
+    assert len(versions) == 1, versions
+    return versions[0]
 
 
 def raw_bytes(letter: dict) -> bytes:

@@ -83,3 +83,13 @@ def dump_as_seed(url: str, pattern: str, directory: Path) -> Path:
         if lines:  # osmem refuses an empty bulk body
             (directory / f"{index}.ndjson").write_text("\n".join(lines) + "\n")
     return directory
+
+
+def require_real_elasticsearch(backend: str) -> None:
+    """The real-cluster variant runs only with ES_URL; without it, it is reported as skipped."""
+    import os
+
+    import pytest
+
+    if backend == "elasticsearch" and not os.environ.get("ES_URL"):
+        pytest.skip("real-Elasticsearch variant: set ES_URL=http://user:pw@host:9200 to run it")

@@ -10,7 +10,6 @@ come from es_fault_proxy, a proxy in front of osmem-server that answers errors o
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
 from elastic_transport import HttpHeaders
@@ -21,13 +20,14 @@ from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
 from finsentry.streams.sinks.opensearch_compat import _as_product, plain_media_types
 from finsentry.streams.sinks.retry import write_with_retry
 from es_fault_proxy import FaultProxy, LifecycleProxy
-from store_helpers import alert, http_json, scored, store_settings
+from store_helpers import alert, http_json, require_real_elasticsearch, scored, store_settings
 
-ES_BACKENDS = ["osmem"] + (["elasticsearch"] if os.environ.get("ES_URL") else [])
+ES_BACKENDS = ["osmem", "elasticsearch"]
 
 
 @pytest.fixture(params=ES_BACKENDS)
 async def es_store(request, make_store):
+    require_real_elasticsearch(request.param)
     store = make_store(request.param)
     await store.open()
     yield store
