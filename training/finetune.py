@@ -36,11 +36,13 @@ from finsentry.models.classifier import (
 )
 from finsentry.models.encoders import DEFAULT_ENCODER, MPNET
 from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.models.textnorm import normalize
 from finsentry.training.batching import grouped_batches
 from finsentry.training.calibration import fit_temperature, softmax
 from finsentry.training.data import MISSING, Example, examples_sha256, file_sha256, read_labelled, read_tfns, read_tfnt, stratified_split
 from finsentry.training.metrics import classification_report
 from finsentry.training.predict import logits_for
+from finsentry.training.restyle import first_sentence, restyle
 
 log = logging.getLogger("finsentry.training")
 
@@ -73,6 +75,10 @@ class TrainArguments:
     teacher: Path | None = None  # distil from this model: soft labels for both heads on every example
     distill_weight: float = 1.0
     distill_temperature: float = 2.0
+    distill_heads: str = "both"  # both | missing: soft labels only for the head an example has no gold label for
+    style_augment: float = 0.0  # share of training examples given a news-style copy (training.restyle)
+    average_last: float = 0.0  # >0: ship the mean of the weights over this last share of the steps
+    average_every: int = 50  # steps between the snapshots averaged
     shuffle_labels: bool = False  # deliberately broken run; the gate must reject it
     resume: bool = True
     progress: bool = True
@@ -155,6 +161,24 @@ def shuffled(examples: list[Example], rng: random.Random) -> list[Example]:
             for e, s, t in zip(examples, sent, top)]
 
 
+def style_augmented(examples: list[Example], share: float, seed: int) -> list[Example]:
+    """The training examples plus, for `share` of them, a news-style copy with the same labels
+    (training.restyle: tweet markers and bylines stripped, ended as a sentence) and, for a
+    multi-sentence text, its first sentence. Only training examples: the dev split stays as it is."""
+    rng = random.Random(seed + 1)
+    copies: list[Example] = []
+    for ex in examples:
+        if rng.random() >= share:
+            continue
+        for text in (restyle(ex.text), first_sentence(ex.text)):
+            text = normalize(text) if text else None
+            if text and text != ex.text:
+                copies.append(Example(text, ex.sentiment, ex.topic))
+    out = examples + copies
+    rng.shuffle(out)
+    return out
+
+
 def build_model(args: TrainArguments) -> tuple[MultiTaskClassifier, ModelCard | None]:
     if args.parent:
         model, parent_card = load_artifact(args.parent)
@@ -190,6 +214,13 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
     log_p = F.log_softmax(student.float() / temperature, dim=-1)
     q = F.softmax(teacher.float() / temperature, dim=-1)
     return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
+
+
+def masked_distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, rows: torch.Tensor) -> torch.Tensor:
+    """distill_loss over the selected rows only (mean per selected row); zero when none is."""
+    if not rows.any():
+        return student.new_zeros(()).float()
+    return distill_loss(student[rows], teacher[rows], temperature)
 
 
 def teacher_logits(args: TrainArguments, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,6 +271,8 @@ def train(args: TrainArguments) -> dict:
     resumed = load_checkpoint(ckpt_path, fingerprint) if args.resume and ckpt_path.exists() else None
     if args.shuffle_labels:
         train_set = shuffled(train_set, rng)
+    if args.style_augment:
+        train_set = style_augmented(train_set, args.style_augment, args.seed)
     if not train_set:
         raise ValueError("no training examples")
     log.info("data train=%d dev=%d", len(train_set), len(dev_set))
@@ -271,12 +304,19 @@ def train(args: TrainArguments) -> dict:
     )
 
     step, epoch, best = 0, 0, {"score": -1.0, "epoch": -1}
+    if args.distill_heads not in ("both", "missing"):
+        raise ValueError(f"distill_heads must be 'both' or 'missing', not {args.distill_heads!r}")
+    # checkpoint averaging: snapshots every average_every steps over the last share, counted
+    # back from the final step so the final weights are always one of them
+    average_from = total_steps - int(total_steps * args.average_last) if args.average_last > 0 else None
+    average, n_averaged = None, 0
     history: list[dict] = []
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         step, epoch, best, history = resumed["step"], resumed["epoch"], resumed["best"], resumed["history"]
+        average, n_averaged = resumed.get("average"), resumed.get("n_averaged", 0)
         rng.setstate(resumed["rng"])
         torch.set_rng_state(resumed["torch_rng"])
         log.info("resumed from %s at step %d (epoch %d)", ckpt_path, step, epoch)
@@ -293,7 +333,13 @@ def train(args: TrainArguments) -> dict:
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 s_out, t_out = model(batch["input_ids"], batch["attention_mask"])
             loss = masked_loss(s_out, t_out, s_labels[idx].to(device), t_labels[idx].to(device))
-            if soft is not None:
+            if soft is not None and args.distill_heads == "missing":  # cross-task soft labels only
+                loss = loss + args.distill_weight * (
+                    masked_distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature,
+                                        s_labels[idx].to(device) == MISSING)
+                    + masked_distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature,
+                                          t_labels[idx].to(device) == MISSING))
+            elif soft is not None:
                 loss = loss + args.distill_weight * (
                     distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature)
                     + distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature))
@@ -304,6 +350,9 @@ def train(args: TrainArguments) -> dict:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             running += float(loss.detach())
+            if average_from is not None and step >= average_from and (total_steps - step) % args.average_every == 0:
+                average = add_to_average(average, model, n_averaged)
+                n_averaged += 1
             bar.update(1)
             if n_batch % 20 == 0:
                 bar.set_postfix(loss=f"{running / n_batch:.4f}", epoch=epoch)
@@ -327,13 +376,18 @@ def train(args: TrainArguments) -> dict:
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "step": step, "epoch": epoch, "best": best, "history": history, "rng": rng.getstate(),
-             "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint},
+             "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "average": average,
+             "n_averaged": n_averaged},
             ckpt_path,
         )
     bar.close()
 
     # --- best epoch, calibration, artifact ---------------------------------------------
-    model.load_state_dict(torch.load(best_path, weights_only=True))
+    if average is not None:  # the averaged weights replace the best epoch
+        model.load_state_dict(average)
+        best = {"score": best["score"], "epoch": f"mean of {n_averaged} snapshots over the last {args.average_last:.0%} of steps"}
+    else:
+        model.load_state_dict(torch.load(best_path, weights_only=True))
     if args.method == "lora":
         model.encoder = model.encoder.merge_and_unload()
     model.to("cpu").float().eval()
@@ -389,6 +443,17 @@ def train(args: TrainArguments) -> dict:
     for leftover in (ckpt_path, best_path):
         leftover.unlink(missing_ok=True)
     return report
+
+
+def add_to_average(average: dict | None, model: torch.nn.Module, n: int) -> dict:
+    """Running mean of the model's floating-point weights (n snapshots so far)."""
+    state = model.state_dict()
+    if average is None:
+        return {k: v.detach().clone().float() if v.is_floating_point() else v.clone() for k, v in state.items()}
+    for k, v in state.items():
+        if v.is_floating_point():
+            average[k].mul_(n / (n + 1)).add_(v.detach().float(), alpha=1 / (n + 1))
+    return average
 
 
 def write_golden(dev_set: list[Example], path: Path, seed: int, size: int = 256) -> None:
