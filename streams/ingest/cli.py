@@ -104,11 +104,16 @@ def scrape_command(
     """
     import asyncio
 
-    from finsentry.streams.ingest.config import ConfigError
+    from finsentry.streams.ingest.config import ConfigError, load_sources
     from finsentry.streams.ingest.service import run_scrape
 
     settings = _settings({"broker_embedded": "--embedded", "seen_path": "--seen-db", "scrape_metrics_port": "--metrics-port"},
                          broker=broker, broker_embedded=embedded, seen_path=seen_db, scrape_metrics_port=metrics_port)
+    try:
+        load_sources(config or settings.sources_file)  # a bad source list fails before any wait for the broker
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     _prepare(settings)
     try:
         status = asyncio.run(run_scrape(settings, config, once=once))
@@ -136,6 +141,9 @@ def push_command(
 
     settings = _settings({"broker_embedded": "--embedded", "push_host": "--host", "push_port": "--port"},
                          broker=broker, broker_embedded=embedded, push_host=host, push_port=port)
+    if not settings.push_token or not settings.push_token.get_secret_value().strip():  # before any wait for the broker
+        typer.echo("error: the push endpoint needs a token (FINSENTRY_PUSH_TOKEN); refusing to start without one", err=True)
+        raise typer.Exit(2)
     _prepare(settings)
 
     async def main() -> None:

@@ -33,9 +33,9 @@ def test_committed_files_are_exactly_what_build_writes(tmp_path):
     build.write(tmp_path)
     fresh = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
     committed = {p.relative_to(build.GENERATED_DIR): p.read_text() for p in build.GENERATED_DIR.rglob("*") if p.is_file()}
-    assert set(fresh) == set(committed), "run `finsentry dashboards build` and commit the result"
+    assert set(fresh) == set(committed), "run `finsentry dashboards build -o dashboards/grafana/generated` and commit the result"
     for path, content in fresh.items():
-        assert committed[path] == content, f"{path} differs: run `finsentry dashboards build` and commit"
+        assert committed[path] == content, f"{path} differs: run `finsentry dashboards build -o dashboards/grafana/generated` and commit"
 
 
 def test_every_panel_datasource_is_provisioned_with_that_uid():

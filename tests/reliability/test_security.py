@@ -150,7 +150,8 @@ def test_settings_command_masks_secrets():
         kafka_security_protocol="SASL_SSL", kafka_username="svc-finsentry", es_api_key="es-api-key-Pw83Zn"),
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "FINSENTRY_ES_PASSWORD=**********" in result.stdout
+    assert "# FINSENTRY_ES_PASSWORD is set but not shown" in result.stdout  # named, as a comment
+    assert "# FINSENTRY_ES_API_KEY is set but not shown" in result.stdout
     assert "FINSENTRY_KAFKA_USERNAME=svc-finsentry" in result.stdout  # not a secret: shown
     for value in [*SECRETS.values(), "es-api-key-Pw83Zn"]:
         assert value not in result.stdout + result.stderr
