@@ -23,10 +23,10 @@ FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 # No --max-docs: after the sample the demo keeps serving its page until it is stopped, so
 # the page is looked at whenever the alert arrives (with --max-docs the demo could end,
 # taking the page with it, before a slow machine had drawn the alert).
-# Event-time seconds per wall second: the sample's 70 minutes in about a minute. (The
-# detector's clock no longer loses the episode at full speed — docs/alerting.md, "The
-# clock" — but at full speed on a loaded machine the alert came after this test's page
-# timeout; kept at 60x until that is measured.)
+# Event-time seconds per wall second: the sample's 70 minutes in about a minute. At full
+# speed the raw topic's partitions drift apart by more than the detector's lateness bound
+# (5 event minutes) on a loaded machine, records arrive "late" and the episode can be
+# missed, which is the detector doing its job on an out-of-order replay, not the page.
 SPEED = 60
 PAGE_READY = ("document.body.dataset.loaded === 'true'"
               " && Number(document.getElementById('chart-sentiment').dataset.points) > 0"
