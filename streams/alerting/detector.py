@@ -48,7 +48,7 @@ __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 
 log = logging.getLogger("finsentry.alerting")
 
-STATE_VERSION = 2  # 2: the clock's fields (partition, pending, late) and the partition clocks
+STATE_VERSION = 2  # 2: the clock's fields (partition, chunks of pending observations, late); v1 loads
 
 
 def _time(obs: Observation) -> float:
