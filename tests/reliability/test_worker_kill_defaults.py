@@ -89,7 +89,7 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
 def wait_while_progressing(p, count, target: int, stall_s: float, limit_s: float) -> None:
     """Wait until count() reaches target; fail once it has not moved for stall_s (a loaded
     machine is slow, a stuck worker is stuck) or after limit_s in all."""
-    started = last_change = time.monotonic()
+    last_change = time.monotonic()
     last = -1
 
     def done() -> bool:
@@ -102,7 +102,7 @@ def wait_while_progressing(p, count, target: int, stall_s: float, limit_s: float
                                  f"{p.workers[-1].tail()}")
         return value >= target
 
-    p.wait(done, limit_s, f"all {target} documents stored after the restart (started {started:.0f})", interval=1.0)
+    p.wait(done, limit_s, f"all {target} documents stored after the restart", interval=1.0)
 
 
 def health(port: int) -> tuple[int, dict]:
