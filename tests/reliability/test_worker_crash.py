@@ -84,7 +84,7 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
     drill.install_upsert_log(db)  # the worker created the schema before it reported ready
     p.publish(phase_a)
     ids_a = {doc_id(d) for d in phase_a}
-    p.wait(lambda: ids_a <= set(p.export_ids()), 120, "phase A stored")
+    p.wait(lambda: ids_a <= set(p.export_ids()), 300, "phase A stored")
     state = p.wait(lambda: (s := detector_state(p, "global:all")) and s["watermark"] >= last_a and s,
                    60, "the detector's changelog to show phase A observed")
     assert state["baseline"]["buckets"] >= FAST_DETECTOR["alert_min_baseline_buckets"]
@@ -99,7 +99,7 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
         snapshot = drill.KillSnapshot.take(p.broker.address, p.settings.app_id, p.settings.topic, db)
         return snapshot.unacknowledged_stored & ids_b
 
-    p.wait(lambda: held_unacknowledged(), 60, "phase B documents stored but not yet acknowledged")
+    p.wait(lambda: held_unacknowledged(), 120, "phase B documents stored but not yet acknowledged")
     p.workers[-1].kill()
     at_kill = drill.KillSnapshot.take(p.broker.address, p.settings.app_id, p.settings.topic, db)
     held = at_kill.unacknowledged_stored & ids_b
@@ -109,10 +109,10 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
     assert len(ids_b & at_kill.stored) < len(phase_b), "the kill must land mid-stream"
 
     p.start_worker()
-    p.wait(lambda: ids_b <= set(p.export_ids()), 120, "phase B stored after the restart")
+    p.wait(lambda: ids_b <= set(p.export_ids()), 300, "phase B stored after the restart")
     p.publish(phase_c)
     ids_c = {doc_id(d) for d in phase_c}
-    p.wait(lambda: ids_c <= set(p.export_ids()), 120, "phase C stored")
+    p.wait(lambda: ids_c <= set(p.export_ids()), 300, "phase C stored")
     alerts = p.wait(lambda: [a for a in p.alerts() if a["scope"] == "global"], 60,
                     "a global alert on the burst (it needs the baseline from before the kill)")
 
