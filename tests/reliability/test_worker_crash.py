@@ -104,7 +104,7 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
 
     p.wait(stored_ahead_of_commits, 120, "phase B documents stored but not yet acknowledged", interval=0.1)
     p.workers[-1].kill()
-    at_kill = drill.KillSnapshot.take(p.broker.address, p.settings.app_id, p.settings.topic, db)
+    at_kill = drill.settled_snapshot(p.broker.address, p.settings.app_id, p.settings.topic, db)
     held = at_kill.unacknowledged_stored
     publisher.join()
     # The kill landed while the worker held records it had not acknowledged: they must come back.

@@ -58,7 +58,7 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
     p.publish(docs)  # the whole backlog at once, as `finsentry ingest` does
     p.wait(lambda: stored_count(db) >= KILL_AT, 600, f"{KILL_AT} documents stored", interval=0.2)
     first.kill()  # SIGKILL to the process group: no commit, no leave-group
-    at_kill = KillSnapshot.take(address, group, p.settings.topic, db)
+    at_kill = drill.settled_snapshot(address, group, p.settings.topic, db)
 
     # The kill landed mid-batch: the store holds documents the group has not acknowledged.
     assert at_kill.unacknowledged_stored, ("the kill must land while stored documents are not yet "
