@@ -143,6 +143,21 @@ class KillSnapshot:
         return cls(stored=stored, unacknowledged_stored=held, uncommitted=uncommitted)
 
 
+def settled_snapshot(address: str, group: str, topic_of, db: Path, attempts: int = 60) -> KillSnapshot:
+    """The snapshot once two readings agree: an offset commit the worker sent just before it
+    died may still reach the broker after the kill."""
+    import time
+
+    previous = KillSnapshot.take(address, group, topic_of, db)
+    for _ in range(attempts):
+        current = KillSnapshot.take(address, group, topic_of, db)
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(0.5)
+    raise AssertionError("the group's committed offsets kept moving after the kill")
+
+
 def all_committed(address: str, group: str, topic_of) -> dict[str, int]:
     """Per topic, records past the group's committed offsets (0 everywhere: nothing stuck)."""
     committed = committed_offsets(address, group)
@@ -200,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             while stored_count(db) < args.kill_at:
                 time.sleep(0.2)
             first.kill()
-            at_kill = KillSnapshot.take(broker.address, settings.app_id, settings.topic, db)
+            at_kill = settled_snapshot(broker.address, settings.app_id, settings.topic, db)
             print(f"killed with {len(at_kill.stored)} stored, {len(at_kill.unacknowledged_stored)} of them not yet "
                   f"acknowledged; uncommitted records: {at_kill.uncommitted}", flush=True)
             started = time.monotonic()

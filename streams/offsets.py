@@ -11,8 +11,8 @@ the worker keeps running. `InFlight` replaces that rule with one that cannot do 
 - every record handed to the agents is *in flight* until its last stream acknowledges it;
 - the commit point is the oldest offset in flight, else one past the newest delivered;
 - a record acknowledged without being processed (flow stopped for a rebalance, or an
-  older consumer generation) caps the commit point at its offset until the partition is
-  revoked: the rebalance that follows rewinds to the committed offset and delivers it again;
+  older consumer generation) caps the commit point at its offset, and the partition is
+  read again from there (or revoked, when a rebalance follows);
 - if the first record delivered after an assignment lies past the committed offset, the
   records between were not delivered: the commit point stays at the committed offset until
   the broker confirms that those offsets no longer exist (retention removed them).
@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 from typing import Hashable
 
 
+_AWAITED = object()  # the generation of a record read again but not delivered yet: matches none
+
+
 @dataclass
 class PartitionFlight:
-    in_flight: dict[int, int | None] = field(default_factory=dict)  # offset → generation
+    in_flight: dict[int, object] = field(default_factory=dict)  # offset → generation it was delivered in
     first: int | None = None  # lowest offset delivered since the assignment
     newest: int | None = None  # highest offset delivered since the assignment
     cap: int | None = None  # commit no further than this (an unprocessed record)
@@ -51,7 +54,7 @@ class InFlight:
 
     def acknowledged(self, tp: Hashable, offset: int, generation: int | None, processed: bool) -> None:
         part = self._parts.get(tp)
-        if part is None or part.in_flight.get(offset, -1) != generation:
+        if part is None or offset not in part.in_flight or part.in_flight[offset] != generation:
             return  # delivered before the partition was last revoked: forgotten with it
         del part.in_flight[offset]
         if not processed:
@@ -92,6 +95,17 @@ class InFlight:
         part = self._parts.get(tp)
         if part is not None and offset is not None:
             part.log_start = offset
+
+    def capped(self) -> dict[Hashable, int]:
+        """Partitions holding a record that was acknowledged without being processed."""
+        return {tp: part.cap for tp, part in self._parts.items() if part.cap is not None}
+
+    def redeliver_from(self, tp: Hashable, offset: int) -> None:
+        """The partition is read again from `offset`: the cap is lifted, the records come back."""
+        part = self._parts.get(tp)
+        if part is not None and part.cap == offset:
+            part.cap = None
+            part.in_flight.setdefault(offset, _AWAITED)  # holds the commit until it is delivered again
 
     def partitions(self) -> list:
         return list(self._parts)

@@ -85,7 +85,20 @@ class Consumer(driver.Consumer):
 
     async def commit(self, *args, **kwargs) -> bool:
         await self._check_head_gaps()
+        await self._redeliver_skipped()
         return await super().commit(*args, **kwargs)
+
+    async def _redeliver_skipped(self) -> None:
+        """Read a partition again from a record that was acknowledged without being processed
+        (Faust drops later copies below its read position, so it would never come back)."""
+        if not self.app.flow_control.is_active():
+            return  # a rebalance is under way: it revokes the partitions and rewinds them anyway
+        assigned = self.assignment()
+        for tp, offset in self.in_flight.capped().items():
+            if tp in assigned:
+                log.info("reading %s again from offset %s: a record there was skipped, not processed", tp, offset)
+                await self.seek(tp, offset)
+                self.in_flight.redeliver_from(tp, offset)
 
     async def _check_head_gaps(self) -> None:
         """A partition whose first delivered record lies past its committed offset commits no

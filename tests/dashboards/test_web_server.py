@@ -4,13 +4,24 @@ on the embedded broker, over HTTP."""
 from __future__ import annotations
 
 import json
+import time
 
 from conftest import PUBLISHED_DOCS
 
 
 def test_health_and_metrics_need_no_token(dashboard_worker):
-    status, _, body = dashboard_worker.get("/healthz", token=False)
-    assert status == 200 and json.loads(body) == {"status": "ok", "ready": True}
+    # Ready once the worker holds its partitions and recovery is over (the lag collector looks
+    # every 5 s); until then 503 with the reasons.
+    deadline = time.monotonic() + 120
+    while True:
+        status, _, body = dashboard_worker.get("/healthz", token=False)
+        health = json.loads(body)
+        if status == 200 or time.monotonic() > deadline:
+            break
+        assert status == 503 and health["ready"] is False and health["reasons"], health
+        time.sleep(0.5)
+    assert status == 200 and health["status"] == "ok" and health["ready"] is True, health
+    assert health["partitions"] > 0 and health["reasons"] == []
     status, headers, body = dashboard_worker.get("/metrics", token=False)
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     text = body.decode()

@@ -109,10 +109,14 @@ def test_shell_entrypoints_run_finsentry_with_the_command(resolved, tmp_path):
         script = entrypoint[4].replace("$$", "$")  # as the container sees it after compose's unescaping
         proc = subprocess.Popen(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:  # the retention loop runs until stopped
-            proc.kill()
+        try:  # wait for the first call (a loaded machine may take seconds); the retention loop runs on
+            deadline = time.monotonic() + 60
+            while not (calls.exists() and calls.read_text().endswith("\n")) and proc.poll() is None:
+                assert time.monotonic() < deadline, f"{name}: no finsentry call within 60 s"
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
             proc.wait()
         assert calls.read_text().splitlines()[0] == "finsentry " + " ".join(svc["command"]), name
 

@@ -230,12 +230,15 @@ def test_cuda_candidate_gets_its_own_model_and_runs_its_host_side_logic(monkeypa
     for name, p in model.named_parameters():
         assert p.device.type == "cpu" and p.dtype == torch.float32 and torch.equal(p.detach(), before[name]), name
 
-    texts = [g["text"] for g in read_golden(SHIPPED_MODEL)[:16]]
+    # The bar the engine holds every backend to: the whole golden batch, each head.
+    texts = [g["text"] for g in read_golden(SHIPPED_MODEL)]
     tokenizer = load_tokenizer(card.max_length, card.encoder)
     preds = LoadedModel(SHIPPED_MODEL, card, cuda, tokenizer, 64).predict(texts)
     assert pinned, "inputs were not pinned"
     ref = LoadedModel(SHIPPED_MODEL, card, built["torch"], tokenizer, 64).predict(texts)
-    assert np.mean([a.sentiment == b.sentiment for a, b in zip(ref, preds)]) >= 0.9
+    for head in ("sentiment", "topic"):
+        agree = np.mean([getattr(a, head) == getattr(b, head) for a, b in zip(ref, preds)])
+        assert agree >= engine_mod.AGREEMENT_FLOOR, (head, agree)
 
 
 def test_load_model_warms_up_before_returning(monkeypatch, tmp_path):

@@ -120,7 +120,7 @@ class Pipeline:
             outbox_path=self.workdir / "outbox.db", registry_dir=self.workdir / "registry",
             seen_path=self.workdir / "seen.db",
             model_cache_dir=Path("var/test-model-cache").resolve(), backend="torch",
-            broker_session_timeout_s=6.0, broker_heartbeat_s=0.5, log_level="INFO",
+            log_level="INFO",  # the group's session and heartbeat stay at the defaults users get
             web_port=free_port(), store_retry_max_s=2.0,
             **{name: value for name, value in SECRETS.items()},
         )

@@ -58,7 +58,7 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
     p.publish(docs)  # the whole backlog at once, as `finsentry ingest` does
     p.wait(lambda: stored_count(db) >= KILL_AT, 600, f"{KILL_AT} documents stored", interval=0.2)
     first.kill()  # SIGKILL to the process group: no commit, no leave-group
-    at_kill = KillSnapshot.take(address, group, p.settings.topic, db)
+    at_kill = drill.settled_snapshot(address, group, p.settings.topic, db)
 
     # The kill landed mid-batch: the store holds documents the group has not acknowledged.
     assert at_kill.unacknowledged_stored, ("the kill must land while stored documents are not yet "
@@ -68,7 +68,7 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
 
     started = time.monotonic()
     second = p.start_worker()
-    p.wait(lambda: stored_count(db) >= DOCUMENTS, 1200, f"all {DOCUMENTS} documents stored after the restart")
+    wait_while_progressing(p, lambda: stored_count(db), DOCUMENTS, stall_s=300, limit_s=2400)
     p.wait(lambda: not any(all_committed(address, group, p.settings.topic).values()), 120,
            "the group's committed offsets to reach the end of docs.raw, docs.valid and docs.scored")
     drained_s = time.monotonic() - started
@@ -84,6 +84,25 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
     p.wait(lambda: health(second.web_port)[0] == 200, 60, "/healthz to answer ready once the backlog is done")
     print(f"stored {DOCUMENTS} after the restart in {drained_s:.0f}s; upserts {sum(counted.values())}, "
           f"re-delivered {len(redelivered)} of {len(at_kill.stored)} stored at the kill")
+
+
+def wait_while_progressing(p, count, target: int, stall_s: float, limit_s: float) -> None:
+    """Wait until count() reaches target; fail once it has not moved for stall_s (a loaded
+    machine is slow, a stuck worker is stuck) or after limit_s in all."""
+    last_change = time.monotonic()
+    last = -1
+
+    def done() -> bool:
+        nonlocal last, last_change
+        now, value = time.monotonic(), count()
+        if value != last:
+            last, last_change = value, now
+        if now - last_change > stall_s:
+            raise AssertionError(f"stored documents stuck at {value} of {target} for {stall_s:.0f}s:\n"
+                                 f"{p.workers[-1].tail()}")
+        return value >= target
+
+    p.wait(done, limit_s, f"all {target} documents stored after the restart", interval=1.0)
 
 
 def health(port: int) -> tuple[int, dict]:

@@ -61,3 +61,18 @@ def test_a_head_gap_holds_the_commit_until_the_broker_shows_those_offsets_are_go
     assert flight.commit_point("t/0", committed=10) is None and flight.head_gap("t/0", 10)
     flight.set_log_start("t/0", 15)  # retention removed everything before 15
     assert flight.commit_point("t/0", committed=10) == 17
+
+
+def test_a_skipped_record_read_again_holds_the_commit_until_it_is_processed():
+    flight = InFlight()
+    deliver(flight, range(3))
+    flight.acknowledged("t/0", 1, 1, processed=False)
+    flight.acknowledged("t/0", 0, 1, processed=True)
+    flight.acknowledged("t/0", 2, 1, processed=True)
+    assert flight.capped() == {"t/0": 1} and flight.commit_point("t/0", committed=0) == 1
+    flight.redeliver_from("t/0", 1)  # the consumer seeks back to 1
+    assert flight.capped() == {} and flight.commit_point("t/0", committed=1) is None
+    deliver(flight, [1, 2])
+    flight.acknowledged("t/0", 1, 1, processed=True)
+    flight.acknowledged("t/0", 2, 1, processed=True)
+    assert flight.commit_point("t/0", committed=1) == 3
