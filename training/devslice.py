@@ -237,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     e.add_argument("--devslice", type=Path, default=DEVSLICE_DIR)
     e.add_argument("--json", type=Path, help="also write the results here")
     e.add_argument("--sentiment-only", action="store_true", help="leave out the topic parts (quicker)")
+    e.add_argument("--no-shared", action="store_true", help="leave out TFNS valid and TFNT test (quicker)")
     ns = parser.parse_args(argv)
     if ns.command == "build":
         print(json.dumps(build(ns.data_dir, ns.out), indent=2))
@@ -244,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = slices(ns.devslice, ns.data_dir)
     if ns.sentiment_only:
         parts = {k: v for k, v in parts.items() if v[0] == "sentiment"}
+    if ns.no_shared:
+        parts = {k: v for k, v in parts.items() if k not in ("tfns-valid", "tfnt-test")}
     results = [evaluate_model(m, parts) for m in ns.models]
     if ns.json:
         ns.json.write_text(json.dumps(results, indent=2) + "\n")
