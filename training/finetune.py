@@ -79,6 +79,7 @@ class TrainArguments:
     style_augment: float = 0.0  # share of training examples given a news-style copy (training.restyle)
     average_last: float = 0.0  # >0: ship the mean of the weights over this last share of the steps
     average_every: int = 50  # steps between the snapshots averaged
+    teacher_online: bool = False  # score each batch with the teacher as it comes (short runs) instead of every text up front
     shuffle_labels: bool = False  # deliberately broken run; the gate must reject it
     resume: bool = True
     progress: bool = True
@@ -233,6 +234,24 @@ def teacher_logits(args: TrainArguments, texts: list[str]) -> tuple[torch.Tensor
     return torch.from_numpy(s), torch.from_numpy(t)
 
 
+class OnlineTeacher:
+    """The teacher's logits for one batch at a time: a run of a few hundred steps scores only
+    the texts it trains on, not the whole training set."""
+
+    def __init__(self, teacher: Path, texts: list[str]):
+        self.model, card = load_artifact(teacher)
+        self.tokenizer = load_tokenizer(card.max_length, card.encoder)
+        self.max_length, self.texts = card.max_length, texts
+        self.size = (self.model.sentiment_head.out_features, self.model.topic_head.out_features)
+
+    def logits(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        s, t = logits_for(self.model, self.tokenizer, [self.texts[i] for i in idx], self.max_length, batch_size=len(idx))
+        # the caller indexes soft labels by position in the training set
+        full_s, full_t = torch.zeros(len(self.texts), self.size[0]), torch.zeros(len(self.texts), self.size[1])
+        full_s[idx], full_t[idx] = torch.from_numpy(s), torch.from_numpy(t)
+        return full_s, full_t
+
+
 def evaluate_split(model, tokenizer, examples: list[Example], max_length: int, temps=(1.0, 1.0)) -> dict:
     s_logits, t_logits = logits_for(model, tokenizer, [e.text for e in examples], max_length)
     out: dict = {}
@@ -288,7 +307,8 @@ def train(args: TrainArguments) -> dict:
     lengths = [len(x) for x in enc]
     s_labels = torch.tensor([e.sentiment for e in train_set])
     t_labels = torch.tensor([e.topic for e in train_set])
-    soft = teacher_logits(args, [e.text for e in train_set]) if args.teacher else None
+    soft = teacher_logits(args, [e.text for e in train_set]) if args.teacher and not args.teacher_online else None
+    online = OnlineTeacher(args.teacher, [e.text for e in train_set]) if args.teacher and args.teacher_online else None
 
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
@@ -333,6 +353,8 @@ def train(args: TrainArguments) -> dict:
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 s_out, t_out = model(batch["input_ids"], batch["attention_mask"])
             loss = masked_loss(s_out, t_out, s_labels[idx].to(device), t_labels[idx].to(device))
+            if online is not None:
+                soft = online.logits(idx)
             if soft is not None and args.distill_heads == "missing":  # cross-task soft labels only
                 loss = loss + args.distill_weight * (
                     masked_distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature,

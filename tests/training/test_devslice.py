@@ -146,3 +146,16 @@ def test_checkpoint_average_is_the_mean_of_the_snapshots():
         average = add_to_average(average, layer, n)
     for k in average:
         assert torch.allclose(average[k], torch.stack([s[k] for s in snapshots]).mean(0))
+
+
+def test_online_teacher_gives_the_logits_of_scoring_every_text_up_front():
+    from finsentry.training.finetune import OnlineTeacher, TrainArguments, teacher_logits
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "weights" / "default"
+    texts = ["Profit rose 20% in the quarter.", "The plant will be shut down.", "Results are due on 4 May.",
+             "Central bank leaves rates unchanged, as expected, and signals patience on cuts."]
+    up_front = teacher_logits(TrainArguments(output_dir=Path("unused"), teacher=shipped), texts)  # bf16 where native
+    online = OnlineTeacher(shipped, texts).logits([3, 1])
+    for full, part in zip(up_front, online):
+        assert torch.allclose(part[[3, 1]], full[[3, 1]], atol=0.1, rtol=0.02)
+        assert not part[[0, 2]].any()
