@@ -83,6 +83,9 @@ class ScopeState:
     model_version: str | None = None
     history: dict[int, list[int]] = field(default_factory=dict)  # closed buckets: [n, neg, dups]
     recent: list[dict] = field(default_factory=list)  # most negative stories of closed buckets
+    reference: Baseline = field(default_factory=Baseline)  # the baseline before the longest window
+    reference_next: int | None = None  # first closed bucket not yet folded into `reference`
+    reported_until: int | None = None  # bucket where the last episode ended: windows start after it
 
     def dump(self) -> dict:
         return {
@@ -92,6 +95,8 @@ class ScopeState:
             "episode": None if self.episode is None else dict(self.episode.__dict__),
             "model_version": self.model_version,
             "history": {str(i): list(c) for i, c in sorted(self.history.items())}, "recent": list(self.recent),
+            "reference": self.reference.dump(), "reference_next": self.reference_next,
+            "reported_until": self.reported_until,
         }
 
     @classmethod
@@ -112,6 +117,8 @@ class ScopeState:
                                                             "evidence": list(episode["evidence"])}),
             model_version=raw.get("model_version"),
             history={int(i): list(c) for i, c in raw["history"].items()}, recent=list(raw["recent"]),
+            reference=Baseline.load(raw["reference"]), reference_next=raw["reference_next"],
+            reported_until=raw["reported_until"],
         )
 
 
@@ -121,7 +128,8 @@ def _from_version_1(raw: dict) -> dict:
     base = dict(raw["baseline"])
     base.setdefault("share_stories", base["stories"])
     base.setdefault("share_negatives", base["negatives"])
-    return {**raw, "v": 2, "baseline": base, "history": {}, "recent": []}
+    return {**raw, "v": 2, "baseline": base, "history": {}, "recent": [], "reference": dict(base),
+            "reference_next": raw["next_close"], "reported_until": None}
 
 
 class Detector:
@@ -274,6 +282,7 @@ class Detector:
     def _test_window(self, s: ScopeState, emitted: bool) -> list[Alert]:
         cfg = self.config
         th = cfg.thresholds(s.scope, s.key)
+        self._catch_up(s)
         if not th.enabled or s.baseline.buckets < cfg.min_baseline_buckets:
             return []
         verdicts = self._verdicts(s, th)
@@ -334,6 +343,7 @@ class Detector:
             return [self._emit(s, "updated")]
         ep.status = "resolved"
         ep.ended = bucket_index(s.watermark, self.config.bucket_s) * float(self.config.bucket_s)
+        s.reported_until = bucket_index(s.watermark, self.config.bucket_s)
         s.cusum.reset()
         return [self._emit(s, "resolved")]
 
@@ -388,22 +398,34 @@ class Detector:
         head = bucket_index(s.watermark, self.config.bucket_s)
         return window(s.buckets, head, self.config.window_buckets, self.config.evidence_docs)
 
+    def _catch_up(self, s: ScopeState) -> None:
+        if s.next_close is not None:
+            s.reference_next = scales.catch_up(s.reference, s.reference_next, s.history,
+                                               s.next_close - self.config.longest_window, self._alpha,
+                                               self._long_alpha, self.config.min_baseline_buckets)
+
     def _verdicts(self, s: ScopeState, th: Thresholds) -> list[scales.Verdict]:
         cfg = self.config
+        self._catch_up(s)
+        # Judged against the baseline from before the longest window once it has enough
+        # history; until then (a scope's first hour) against the running one.
+        base = s.reference if s.reference.buckets >= cfg.min_baseline_buckets else s.baseline
+        # The spread of shares is learned on the running baseline (only it sees closed windows).
+        s.reference.disp_sum, s.reference.disp_weight = s.baseline.disp_sum, s.baseline.disp_weight
         head = bucket_index(s.watermark, cfg.bucket_s)
-        ep = s.episode
-        since = None if ep is None or ep.ended is None else bucket_index(ep.ended, cfg.bucket_s)
+        # Stories an ended episode reported do not raise it again through a longer window.
+        since = s.reported_until if s.episode is None or not s.episode.firing else None
         windows = scales.windows_of(cfg.window_buckets, cfg.longer_windows, s.buckets, s.history, s.next_close,
                                     head, since)
-        return [scales.judge(w, s.baseline, th, cfg.window_buckets) for w in windows]
+        return [scales.judge(w, base, th, cfg.window_buckets) for w in windows]
 
     def _evidence(self, s: ScopeState, w: Window) -> list[dict]:
         return scales.evidence_of_window(w, s.buckets, s.recent, self.config.evidence_docs)
 
     def _peak(self, s: ScopeState, v: scales.Verdict) -> dict:
         w = v.window
-        return {"first": w.first, "last": w.last, "share": w.share, "baseline": s.baseline.share,
-                "statistic": v.z, "n": w.n, "baseline_volume": s.baseline.volume * w.buckets, "dups": w.dups,
+        return {"first": w.first, "last": w.last, "share": w.share, "baseline": v.p0,
+                "statistic": v.z, "n": w.n, "baseline_volume": v.volume * w.buckets, "dups": w.dups,
                 "scale": v.scale, "z_share": v.z_share, "z_rate": v.z_rate}
 
     def _export(self, s: ScopeState, bucket: Bucket) -> None:

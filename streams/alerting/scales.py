@@ -35,9 +35,10 @@ from finsentry.streams.alerting.buckets import Bucket, Window, most_negative
 from finsentry.streams.alerting.config import Thresholds
 from finsentry.streams.alerting.stats import Baseline, beta_binomial_sf, negative_binomial_sf, z_of_tail
 
-# Shape of the gamma spread of a scope's rate of negative stories between windows: 2 lets
-# the rate double or halve without much surprise (news days, the diurnal swing).
-RATE_SHAPE = 2.0
+# Shape of the gamma spread of a scope's rate of negative stories between windows, beyond
+# what its baseline expects: 4 lets the rate be half as high again without much surprise
+# (the baseline lags the morning's rise; news days).
+RATE_SHAPE = 4.0
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Verdict:
     z_share: float
     z_rate: float
     increase: float  # window share minus the baseline share
+    p0: float = 0.0  # the baseline share it was judged against
+    volume: float = 0.0  # stories the baseline expects per bucket
 
     def hot(self, th: Thresholds) -> bool:
         """Opens an episode."""
@@ -61,13 +64,11 @@ class Verdict:
 # --- state of the longer windows -----------------------------------------------------------
 def record_closed(history: dict[int, list[int]], recent: list[dict], index: int, bucket: Bucket,
                   longest: int, keep: int) -> list[dict]:
-    """A bucket closed: keep its counts and its evidence for the longer windows, forget
-    what fell out of the longest one. Returns the new `recent` evidence list."""
+    """A bucket closed: keep its counts and its evidence for the longer windows (the counts
+    until `catch_up` has folded them into the reference). Returns the new `recent` list."""
     if bucket.n or bucket.dups:
         history[index] = [bucket.n, bucket.neg, bucket.dups]
     oldest = index - longest + 1
-    for old in [i for i in history if i < oldest]:
-        del history[old]
     fresh = [e for e in recent if e["bucket"] >= oldest]
     return most_negative([*fresh, *({**e, "bucket": index} for e in bucket.evidence)], keep)
 
@@ -113,18 +114,46 @@ def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket
             *(scale_window(buckets, history, next_close, head, size, since) for size in longer)]
 
 
+def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[int]], upto: int,
+             alpha: float, long_alpha: float, robust_after: int) -> int | None:
+    """Fold the closed buckets before `upto` (those older than the longest window) into
+    the reference baseline, in order, and forget their counts. The windows are judged
+    against this reference, so a burst does not become its own baseline while it lasts.
+    Returns the new cursor (the first bucket not yet folded)."""
+    if cursor is not None and cursor >= upto:
+        return cursor  # nothing new is old enough (the common case: spare the scan)
+    if cursor is None:  # the reference starts with the scope's first stories, not before
+        if not history or min(history) >= upto:
+            return None
+        cursor = min(history)
+    for index in sorted(i for i in history if i < upto):
+        if index >= cursor:
+            if index > cursor:
+                reference.fold_empty(index - cursor, alpha, long_alpha)
+            n, neg, _ = history[index]
+            reference.fold(n, neg, alpha, long_alpha, robust=reference.buckets >= robust_after)
+            cursor = index + 1
+        del history[index]
+    if upto > cursor:
+        reference.fold_empty(upto - cursor, alpha, long_alpha)
+        cursor = upto
+    return cursor
+
+
 # --- the judgement -------------------------------------------------------------------------
 def judge(w: Window, base: Baseline, th: Thresholds, short_buckets: int) -> Verdict:
     """Both tests on one window; the cheap floors first, the tails only when they pass."""
     p0 = base.share
     increase = w.share - p0 if w.n else 0.0
-    if w.n < th.min_count or w.neg < th.min_negatives or increase <= 0.0:
-        return Verdict(w.buckets, w, 0.0, 0.0, 0.0, increase)
-    z_share = z_of_tail(beta_binomial_sf(w.neg, w.n, p0, base.concentration(short_buckets)))
+    if w.n < th.min_count or w.neg < th.min_negatives or increase < th.min_share_increase / 2:
+        # Neither opens an episode nor keeps one going: spare the tails.
+        return Verdict(w.buckets, w, 0.0, 0.0, 0.0, increase, p0, base.volume)
+    phi = base.dispersion  # stories come in clusters: n of them count as n/φ
+    z_share = z_of_tail(beta_binomial_sf(w.neg / phi, w.n / phi, p0, base.concentration(short_buckets)))
     expected = base.negatives_per_bucket() * w.buckets
-    z_rate = z_of_tail(negative_binomial_sf(w.neg, expected, RATE_SHAPE))
+    z_rate = z_of_tail(negative_binomial_sf(w.neg / phi, expected / phi, RATE_SHAPE))
     z = max(z_share, min(z_rate, z_share + th.z - th.z_support))
-    return Verdict(w.buckets, w, z, z_share, z_rate, increase)
+    return Verdict(w.buckets, w, z, z_share, z_rate, increase, p0, base.volume)
 
 
 def strongest(verdicts: list[Verdict], th: Thresholds) -> Verdict:

@@ -33,7 +33,11 @@ _PRIOR_NEG, _PRIOR_N = 3.0, 10.0
 # company with three stories a day keeps its share over days instead of forgetting it
 # every hour, a busy topic follows its share within the hour.
 SHARE_MEMORY_STORIES = 200.0
-_MAX_INTRA_CORRELATION = 0.1  # beta-binomial: no window is treated as worth less than ~10 stories
+_MAX_INTRA_CORRELATION = 0.05  # beta-binomial: a window's share is never worth less than ~20 stories
+# News comes in clusters (follow-ups of one story share its tone), so n stories carry the
+# information of fewer: the tests count n/φ stories, φ at least this design effect (the
+# learned value when larger). Learning alone misses it at small counts, where it matters.
+DESIGN_EFFECT_FLOOR = 1.5
 _DISPERSION_PRIOR_WEIGHT = 10.0  # pseudo-windows at the binomial value 1
 _DISPERSION_CLIP = 9.0  # one window adds at most a 3-sigma square
 _DISPERSION_HALFLIFE_FACTOR = 4.0  # dispersion is a slow property of a scope
@@ -76,8 +80,12 @@ class Baseline:
         return self.stories / self.weight if self.weight > 0 else 0.0
 
     @property
-    def dispersion(self) -> float:
+    def learned_dispersion(self) -> float:
         return max(1.0, (self.disp_sum + _DISPERSION_PRIOR_WEIGHT) / (self.disp_weight + _DISPERSION_PRIOR_WEIGHT))
+
+    @property
+    def dispersion(self) -> float:
+        return max(DESIGN_EFFECT_FLOOR, self.learned_dispersion)
 
     def fold(self, n: int, neg: int, alpha: float, long_alpha: float, robust: bool) -> None:
         keep, long_keep = 1.0 - alpha, 1.0 - long_alpha
@@ -123,7 +131,7 @@ class Baseline:
         windows, turned from the learned variance ratio φ of `window_buckets`-bucket windows
         into an intra-window correlation ρ (φ = 1 + (n - 1)ρ)."""
         reference = max(1.0, self.volume * window_buckets - 1.0)
-        rho = min(_MAX_INTRA_CORRELATION, (self.dispersion - 1.0) / reference)
+        rho = min(_MAX_INTRA_CORRELATION, (self.learned_dispersion - 1.0) / reference)
         return max(1e-6, 1.0 / (1.0 / self.share_weight + rho) - 1.0)
 
     def dump(self) -> dict:
@@ -189,13 +197,16 @@ _TAIL_TERMS = 5000
 _NORMAL = NormalDist()
 
 
-def beta_binomial_sf(k: int, n: int, mean: float, concentration: float) -> float:
+def beta_binomial_sf(k: float, n: float, mean: float, concentration: float) -> float:
     """P(K >= k) for K ~ BetaBinomial(n, a = mean*c, b = (1-mean)*c): the negative count of
-    a window of n stories whose share is uncertain around `mean`. Exact sum of the tail."""
+    a window of n stories whose share is uncertain around `mean`. Exact sum of the tail
+    (counts may be fractional: effective counts, divided by a design effect)."""
     if k <= 0:
         return 1.0
     if k > n:
         return 0.0
+    if k <= n * mean:
+        return 0.5  # not in the upper tail: no surprise (and the sum would be long)
     a, b = mean * concentration, (1.0 - mean) * concentration
     log_term = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
                 + math.lgamma(k + a) + math.lgamma(n - k + b) - math.lgamma(n + a + b)
@@ -203,13 +214,15 @@ def beta_binomial_sf(k: int, n: int, mean: float, concentration: float) -> float
     return _tail_sum(log_term, k, n, lambda j: (n - j) / (j + 1) * (j + a) / (n - j - 1 + b))
 
 
-def negative_binomial_sf(k: int, mean: float, shape: float) -> float:
+def negative_binomial_sf(k: float, mean: float, shape: float) -> float:
     """P(K >= k) for K ~ NegativeBinomial(mean, shape): a count whose rate is itself
     uncertain (gamma with the given shape), the more so the smaller the shape."""
     if k <= 0:
         return 1.0
     if mean <= 0.0:
         return 0.0
+    if k <= mean:
+        return 0.5  # not in the upper tail: no surprise (and the sum would be long)
     q = mean / (mean + shape)
     log_term = (math.lgamma(shape + k) - math.lgamma(shape) - math.lgamma(k + 1)
                 + k * math.log(q) + shape * math.log1p(-q))
@@ -223,7 +236,7 @@ def _tail_sum(log_first: float, k: int, n: int | None, ratio) -> float:
     term = math.exp(log_first)
     total, j = term, k
     last = n if n is not None else k + _TAIL_TERMS
-    while j < min(last, k + _TAIL_TERMS):
+    while j + 1 <= min(last, k + _TAIL_TERMS):
         term *= ratio(j)
         j += 1
         total += term
