@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     alert_baseline_halflife_buckets: float = Field(60.0, description="Half-life of the EWMA baseline of negative share and volume, in buckets.")
     alert_drift_halflife_buckets: float = Field(1440.0, description="Half-life, in buckets, of the slow baseline share that the CUSUM measures slow drifts against (the EWMA baseline follows a drift too closely).")
     alert_min_count: int = Field(5, ge=1, description="Floor of distinct stories in a window (near-duplicates counted once) below which it never alerts.")
-    alert_min_negatives: int = Field(5, ge=1, description="Floor of distinct negative stories in a window below which it never alerts: three negative tweets at night are not an episode, whatever their share.")
+    alert_min_negatives: int = Field(6, ge=1, description="Floor of distinct negative stories in a window below which it never alerts: three negative tweets at night are not an episode, whatever their share.")
     alert_min_baseline_buckets: int = Field(5, description="Buckets a scope must have seen before it may alert.")
     alert_z_threshold: float = Field(4.0, description="Statistic that opens an episode (severity warning): the normal quantile of the window tests' tail probability (4 ≈ 3e-5, see docs/alerting.md). The one setting that trades false alarms against sensitivity: benchmarks/detector_scenarios.py prints the false alarms per scope and week it gives.")
     alert_z_support: float = Field(2.0, description="A window whose count of negative stories is surprising at alert_z_threshold for the scope's usual rate also needs its share test at this level (a quiet scope's share can never be very surprising with a few stories); a volume surge at the usual share stays below it.")

@@ -23,7 +23,7 @@ class Thresholds:
     z_rearm: float = 2.0  # below this at a bucket boundary, the episode ends
     z_support: float = 2.0  # share evidence a surprising count of negatives needs beside it
     min_count: int = 5  # distinct stories in the window
-    min_negatives: int = 5  # distinct negative stories in the window
+    min_negatives: int = 6  # distinct negative stories in the window
     min_share_increase: float = 0.15
     cusum_k: float = 0.05  # slack, share units (detects a shift of 2k)
     cusum_h: float = 12.0  # log-likelihood ratio; 0 disables CUSUM

@@ -34,7 +34,6 @@ SECTORS = {  # six topics, as in the labelled stream: weight of the feed, usual 
 COMPANY_TOPICS = ["Company / Product News", "Earnings", "Stock Movement"]
 PER_DAY = 1440.0
 COMPANY_RATES = {"3/day": 3 / PER_DAY, "12/day": 12 / PER_DAY, "2/h": 2 / 60, "5/h": 5 / 60}
-WEEK_MINUTES = 7 * 1440
 
 
 def trading_day(minute: float) -> float:
@@ -119,7 +118,7 @@ def company_burst(rate: str):
     def build(seed: int) -> Scenario:
         b = NewsStream(seed)
         days = 2.5
-        b.sectors(0, days * 1440, 3.0)
+        b.sectors(0, days * 1440, 1.0)  # the other news: what the global and topic scopes see
         b.company("ACME", 0, days * 1440, COMPANY_RATES[rate], share=0.22)
         b.company("GLOBEX", 0, days * 1440, COMPANY_RATES["5/h"], share=0.22)  # a busy neighbour
         start = 2 * 1440 + b.rng.uniform(9 * 60, 15 * 60)
@@ -168,12 +167,12 @@ def negative_night(seed: int) -> Scenario:
                      "night at about 1.4 stories/min; every 40 min 3-4 negative headlines at once on one topic", b)
 
 
-def null_week(seed: int) -> Scenario:
+def null_week(seed: int, days: int = 7) -> Scenario:
     b = NewsStream(seed)
-    b.sectors(0, WEEK_MINUTES, 6.0)
+    b.sectors(0, days * 1440, 6.0)
     for i, (rate, per_minute) in enumerate(sorted(COMPANY_RATES.items()) * 3):
-        news_day = b.rng.randrange(7) * 1440 + b.rng.uniform(9 * 60, 16 * 60)
-        b.company(f"CO{i:02d}", 0, WEEK_MINUTES, per_minute, share=b.rng.uniform(0.12, 0.3), news_day=news_day)
+        news_day = b.rng.randrange(days) * 1440 + b.rng.uniform(9 * 60, 16 * 60)
+        b.company(f"CO{i:02d}", 0, days * 1440, per_minute, share=b.rng.uniform(0.12, 0.3), news_day=news_day)
     return _scenario("null week", "7 days, 6/min on average over six topics following the trading day, 12 companies "
                      "from 3/day to 5/h each with one news day; follow-ups, syndication, wandering shares", b)
 

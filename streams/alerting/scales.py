@@ -73,28 +73,6 @@ def record_closed(history: dict[int, list[int]], recent: list[dict], index: int,
     return most_negative([*fresh, *({**e, "bucket": index} for e in bucket.evidence)], keep)
 
 
-def scale_window(buckets: Mapping[int, Bucket], history: Mapping[int, list[int]], next_close: int,
-                 head: int, size: int, since: int | None = None) -> Window:
-    """Counts of the `size` buckets ending at `head` (none before `since`): closed ones
-    from `history`, open ones from `buckets`."""
-    out = Window(first=max(head - size + 1, since if since is not None else head - size + 1), last=head)
-    for index, (n, neg, dups) in history.items():
-        if out.first <= index < next_close:
-            out.n, out.neg, out.dups = out.n + n, out.neg + neg, out.dups + dups
-    for index, bucket in buckets.items():
-        if out.first <= index <= head and index >= next_close:
-            out.n, out.neg, out.dups = out.n + bucket.n, out.neg + bucket.neg, out.dups + bucket.dups
-    return out
-
-
-def short_window(buckets: Mapping[int, Bucket], head: int, size: int, since: int | None = None) -> Window:
-    out = Window(first=max(head - size + 1, since if since is not None else head - size + 1), last=head)
-    for index, bucket in buckets.items():
-        if out.first <= index <= head:
-            out.n, out.neg, out.dups = out.n + bucket.n, out.neg + bucket.neg, out.dups + bucket.dups
-    return out
-
-
 def evidence_of_window(w: Window, buckets: Mapping[int, Bucket], recent: list[dict], keep: int) -> list[dict]:
     """The most negative stories of a window: from its open buckets and, for the part that
     is closed, from the evidence kept of closed buckets."""
@@ -107,11 +85,24 @@ def evidence_of_window(w: Window, buckets: Mapping[int, Bucket], recent: list[di
 
 def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket],
                history: Mapping[int, list[int]], next_close: int, head: int, since: int | None = None) -> list[Window]:
-    """The short window and each longer one, counts only (evidence on demand). `since`:
-    the first bucket after an episode that has ended, so that the stories it already
-    reported do not raise it again through a longer window that still holds them."""
-    return [short_window(buckets, head, short, since),
-            *(scale_window(buckets, history, next_close, head, size, since) for size in longer)]
+    """The short window and each longer one, counts only (evidence on demand), in one pass
+    over the kept buckets. `since`: the first bucket after an episode that has ended, so
+    that the stories it already reported do not raise it again through a longer window."""
+    floor = since if since is not None else None
+    out = [Window(first=head - size + 1 if floor is None else max(head - size + 1, floor), last=head)
+           for size in (short, *longer)]
+    for index, (n, neg, dups) in history.items():
+        if index < next_close:
+            for w in out[1:]:
+                if index >= w.first:
+                    w.n, w.neg, w.dups = w.n + n, w.neg + neg, w.dups + dups
+    for index, bucket in buckets.items():
+        if index > head:
+            continue
+        for w in out[:1] if index < next_close else out:
+            if index >= w.first:
+                w.n, w.neg, w.dups = w.n + bucket.n, w.neg + bucket.neg, w.dups + bucket.dups
+    return out
 
 
 def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[int]], upto: int,
