@@ -41,6 +41,20 @@ def test_the_rate_tail_is_exact_and_tends_to_the_poisson(k, mean):
     assert negative_binomial_sf(k, mean, 4.0) > poisson_sf(k, mean)
 
 
+def test_the_floor_of_distinct_negative_stories_is_what_keeps_five_negatives_silent():
+    from finsentry.streams.alerting.buckets import Window
+    from finsentry.streams.alerting.config import Thresholds
+    from finsentry.streams.alerting.scales import judge
+    from finsentry.streams.alerting.stats import Baseline
+
+    # A quiet scope: 0.01 stories a bucket, 20 % negative over some 100 stories.
+    quiet = Baseline(share_stories=100.0, share_negatives=20.0, stories=1.0, negatives=0.2, weight=100.0, buckets=5000)
+    five = Window(first=0, last=14, n=5, neg=5)
+    assert not judge(five, quiet, Thresholds(), 3).hot(Thresholds())
+    lower = Thresholds(min_negatives=5)
+    assert judge(five, quiet, lower, 3).hot(lower)
+
+
 def test_z_of_tail_is_the_normal_quantile():
     assert z_of_tail(3.167e-5) == pytest.approx(4.0, abs=1e-3)
     assert z_of_tail(0.7) == 0.0 and z_of_tail(0.0) > 30
@@ -55,6 +69,9 @@ def test_a_quiet_company_burst_alerts_on_the_company_at_a_longer_time_scale():
     assert event.start <= alert.episode_start <= event.end
     assert alert.time_scale_s in (15 * 60, 60 * 60)  # three minutes never hold enough of it
     assert alert.volume >= 5 and alert.negative_share > alert.baseline + 0.3
+    # Judged against the share from before the burst (22 % negative, a prior of 30 %), not
+    # one the burst itself has already pulled up.
+    assert alert.baseline < 0.32
     assert alert.evidence and all(e.title.startswith("ACME ") for e in alert.evidence)
     assert f"in {alert.time_scale_s // 60} min" in alert.summary
 
