@@ -90,6 +90,12 @@ def test_traps_stay_silent(name, seed):
     assert replay(newsrates.REALISTIC[name](seed).records, CONFIG) == []
 
 
+@pytest.mark.xfail(strict=True, reason="trap not silent on seed 1: a cluster of negative night headlines meets "
+                   "follow-ups of the same tone, 6 negative stories in 3 minutes on one topic (docs/alerting.md)")
+def test_the_negative_night_of_seed_1_stays_silent():
+    assert replay(newsrates.REALISTIC["negative_night"](1).records, CONFIG) == []
+
+
 def test_a_small_benchmark_run_meets_the_targets_for_sector_surges_and_the_null_stream():
     """Two seeds of the 3 and 10 a minute sector surges, two days of the null stream:
     every target event found within 5 minutes of event time, no false alarm on the
