@@ -120,3 +120,23 @@ def test_company_bursts_at_every_base_rate_and_the_smallest_surge_are_all_found(
     _, outcomes = rate_table(CONFIG, newsrates.REALISTIC, range(2), names)
     assert all(outcomes[name].target_detected == outcomes[name].target_events for name in names), \
         {name: (o.target_detected, o.target_events) for name, o in outcomes.items()}
+
+
+def test_state_of_version_1_is_carried_over():
+    """A worker upgraded over a changelog written by the previous release resumes with its
+    baselines; the longer windows start empty."""
+    from finsentry.streams.alerting.detector import STATE_VERSION, ScopeState
+    from finsentry.streams.alerting.replay import replay_events
+
+    scenario = newsrates.sector_surge(10.0)(0)
+    state: dict = {}
+    list(replay_events(scenario.records[:2000], CONFIG, state=state))
+    old = {k: {**{f: v for f, v in raw.items() if f not in ("history", "recent", "reference", "reference_next",
+                                                          "reported_until")},
+               "v": 1, "baseline": {f: v for f, v in raw["baseline"].items() if not f.startswith("share_")}}
+           for k, raw in state.items()}
+    loaded = ScopeState.load(old["global:all"], "global", "all")
+    assert STATE_VERSION == 2 and loaded.history == {} and loaded.reference_next == old["global:all"]["next_close"]
+    assert loaded.baseline.share_stories == old["global:all"]["baseline"]["stories"]
+    list(replay_events(scenario.records[2000:2100], CONFIG, state=old))  # goes on without an error
+    assert old["global:all"]["v"] == 2 and "reference" in old["global:all"]
