@@ -180,6 +180,7 @@ class Alert(BaseModel):
     volume: int  # distinct stories in the window (near-duplicates counted once)
     baseline_volume: float  # stories the baseline expects in a window of that length
     duplicates: int = 0  # near-duplicate copies in the window, not counted in volume
+    time_scale_s: int | None = None  # length of the window test that fired (None for a CUSUM drift run)
     model_version: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)  # event time of this update
     evidence: list[Evidence] = Field(default_factory=list)
@@ -194,9 +195,10 @@ class Alert(BaseModel):
     def summary(self) -> str:
         name = "z" if self.method == "z" else "CUSUM"
         state = "RESOLVED" if self.status == "resolved" else self.severity.upper()
+        over = f" in {self.time_scale_s // 60} min" if self.time_scale_s else ""
         return (f"{state}: negative share on {self.scope} '{self.key}' "
                 f"{self.negative_share:.0%} vs baseline {self.baseline:.0%} "
-                f"({self.volume} stories, {name}={self.statistic:.1f})")
+                f"({self.volume} stories{over}, {name}={self.statistic:.1f})")
 
 
 # A dead letter carries at most this much of its payload: escaped as JSON (up to six bytes

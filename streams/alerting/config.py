@@ -18,10 +18,12 @@ SCOPES = ("global", "topic", "entity")
 
 @dataclass(frozen=True)
 class Thresholds:
-    z: float = 4.0  # opens an episode (warning)
+    z: float = 4.0  # opens an episode (warning): the one knob of false alarms against sensitivity
     z_critical: float = 7.0
     z_rearm: float = 2.0  # below this at a bucket boundary, the episode ends
-    min_count: int = 20  # distinct stories in the window
+    z_support: float = 2.0  # share evidence a surprising count of negatives needs beside it
+    min_count: int = 5  # distinct stories in the window
+    min_negatives: int = 6  # distinct negative stories in the window
     min_share_increase: float = 0.15
     cusum_k: float = 0.05  # slack, share units (detects a shift of 2k)
     cusum_h: float = 12.0  # log-likelihood ratio; 0 disables CUSUM
@@ -32,7 +34,8 @@ class Thresholds:
 # Override names as written in the settings string → Thresholds field and type.
 _NAMES: dict[str, tuple[str, type]] = {
     "z": ("z", float), "critical": ("z_critical", float), "rearm": ("z_rearm", float),
-    "min": ("min_count", int), "increase": ("min_share_increase", float),
+    "min": ("min_count", int), "min_negative": ("min_negatives", int), "support": ("z_support", float),
+    "increase": ("min_share_increase", float),
     "cusum_k": ("cusum_k", float), "cusum_h": ("cusum_h", float), "cooldown": ("cooldown_s", float),
 }
 
@@ -42,6 +45,7 @@ class DetectorConfig:
     bucket_s: int = 60
     lateness_s: int = 300
     window_buckets: int = 3
+    longer_windows: tuple[int, ...] = (15, 60)  # further time scales judged at once, in buckets
     halflife_buckets: float = 60.0
     drift_halflife_buckets: float = 1440.0
     min_baseline_buckets: int = 5
@@ -57,6 +61,9 @@ class DetectorConfig:
             raise ValueError(f"alert_lateness_s must not be negative, got {self.lateness_s}")
         if self.window_buckets < 1:
             raise ValueError(f"alert_window_buckets must be at least 1, got {self.window_buckets}")
+        if any(size <= self.window_buckets for size in self.longer_windows):
+            raise ValueError(f"alert_longer_windows_buckets must each be longer than alert_window_buckets "
+                             f"({self.window_buckets}), got {list(self.longer_windows)}")
         if self.halflife_buckets <= 0 or self.drift_halflife_buckets <= 0:
             raise ValueError("alert_baseline_halflife_buckets and alert_drift_halflife_buckets must be positive")
 
@@ -64,12 +71,14 @@ class DetectorConfig:
     def from_settings(cls, settings: Settings) -> "DetectorConfig":
         defaults = Thresholds(
             z=settings.alert_z_threshold, z_critical=settings.alert_z_critical, z_rearm=settings.alert_z_rearm,
-            min_count=settings.alert_min_count, min_share_increase=settings.alert_min_share_increase,
+            min_count=settings.alert_min_count, min_negatives=settings.alert_min_negatives,
+            z_support=settings.alert_z_support, min_share_increase=settings.alert_min_share_increase,
             cusum_k=settings.alert_cusum_k, cusum_h=settings.alert_cusum_h, cooldown_s=float(settings.alert_cooldown_s),
         )
         return cls(
             bucket_s=settings.alert_bucket_s, lateness_s=settings.alert_lateness_s,
-            window_buckets=settings.alert_window_buckets, halflife_buckets=settings.alert_baseline_halflife_buckets,
+            window_buckets=settings.alert_window_buckets,
+            longer_windows=parse_windows(settings.alert_longer_windows_buckets), halflife_buckets=settings.alert_baseline_halflife_buckets,
             drift_halflife_buckets=settings.alert_drift_halflife_buckets,
             min_baseline_buckets=settings.alert_min_baseline_buckets, evidence_docs=settings.alert_evidence_docs,
             watched_entities=tuple(settings.parsed_watched_entities()), defaults=defaults,
@@ -78,6 +87,19 @@ class DetectorConfig:
 
     def thresholds(self, scope: str, key: str) -> Thresholds:
         return self.overrides.get((scope, key)) or self.overrides.get((scope, None)) or self.defaults
+
+    @property
+    def longest_window(self) -> int:
+        return max((self.window_buckets, *self.longer_windows))
+
+
+def parse_windows(text: str) -> tuple[int, ...]:
+    """'15,60' → (15, 60); empty → no longer windows."""
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"alert_longer_windows_buckets must be comma-separated whole numbers, got {text!r}") from None
+    return tuple(sizes)
 
 
 def parse_overrides(text: str, defaults: Thresholds) -> dict[tuple[str, str | None], Thresholds]:

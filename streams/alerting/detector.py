@@ -12,10 +12,12 @@ in replay):
   folded into the baseline, and a record that still arrives for it is counted as late (per
   scope, in the alert too) and not counted. Only event time moves the clock, so a replay of
   the same records gives the same alerts; `tick(now)` moves the clock of given scopes.
-- the current window: the latest `window_buckets` buckets (the newest still filling).
-  On every observation its negative share is tested against the baseline (z-score, with
-  a floor on distinct stories and on the share increase) so a spike is seen within the
-  bucket it starts in, not after the lateness bound.
+- the windows: the latest `window_buckets` buckets (the newest still filling) and the
+  longer windows of `longer_windows` (counts of closed buckets kept in `history`, their
+  most negative stories in `recent`). On every observation each window's negative count
+  is tested against the baseline (`scales`: exact small-count tails of the share and of
+  the rate, floors on distinct stories and on the share increase), so a busy topic's
+  spike is seen within the bucket it starts in and a quiet company's burst over the hour.
 - the baseline (EWMA of share and volume, robust, with learned overdispersion) and a
   CUSUM for slow drifts, both updated as buckets close.
 - the episode: opened when the window test (or the CUSUM) fires; updated at each bucket
@@ -35,6 +37,7 @@ from datetime import datetime, timezone
 from typing import Iterable, MutableMapping
 
 from finsentry.streams import metrics
+from finsentry.streams.alerting import scales
 from finsentry.streams.alerting.buckets import Bucket, Window, bucket_index, most_negative, window
 from finsentry.streams.alerting.config import DetectorConfig, Thresholds
 from finsentry.streams.alerting.observations import (
@@ -48,7 +51,9 @@ __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 
 log = logging.getLogger("finsentry.alerting")
 
-STATE_VERSION = 2  # 2: the clock's fields (partition, chunks of pending observations, late); v1 loads
+# 2: the clock's fields (partition, chunks of pending observations, late), the longer
+# windows (history, recent) and the share's own memory in the baseline; v1 is migrated
+STATE_VERSION = 2
 
 
 def _time(obs: Observation) -> float:
@@ -93,6 +98,11 @@ class ScopeState:
     cusum: Cusum = field(default_factory=Cusum)
     episode: Episode | None = None
     model_version: str | None = None
+    history: dict[int, list[int]] = field(default_factory=dict)  # closed buckets: [n, neg, dups]
+    recent: list[dict] = field(default_factory=list)  # most negative stories of closed buckets
+    reference: Baseline = field(default_factory=Baseline)  # the baseline before the longest window
+    reference_next: int | None = None  # first closed bucket not yet folded into `reference`
+    reported_until: int | None = None  # bucket where the last episode ended: windows start after it
 
     def dump(self) -> dict:
         return {
@@ -105,6 +115,9 @@ class ScopeState:
             # Read by the clock without loading the whole state:
             "due": min([*self.chunks.values(), *(o.published_at.timestamp() for o in self.pending)], default=None),
             "settled": self.settled,
+            "history": {str(i): list(c) for i, c in sorted(self.history.items())}, "recent": list(self.recent),
+            "reference": self.reference.dump(), "reference_next": self.reference_next,
+            "reported_until": self.reported_until,
         }
 
     @property
@@ -121,7 +134,9 @@ class ScopeState:
         """A fresh object from the stored dict: the dict itself is never mutated."""
         if not raw:
             return cls(scope=scope, key=key)
-        if raw.get("v") not in (1, STATE_VERSION):  # 1: written before the clock fields existed
+        if raw.get("v") == 1:  # written before the clock fields and the longer windows
+            raw = _from_version_1(raw)
+        if raw.get("v") != STATE_VERSION:
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
         return cls(
@@ -132,7 +147,20 @@ class ScopeState:
                                                             "evidence": list(episode["evidence"])}),
             model_version=raw.get("model_version"), partition=raw.get("partition", 0),
             chunks=dict(raw.get("chunks", {})), next_chunk=raw.get("next_chunk", 0), late=raw.get("late", 0),
+            history={int(i): list(c) for i, c in raw["history"].items()}, recent=list(raw["recent"]),
+            reference=Baseline.load(raw["reference"]), reference_next=raw["reference_next"],
+            reported_until=raw["reported_until"],
         )
+
+
+def _from_version_1(raw: dict) -> dict:
+    """State written before the longer windows: they start empty, the share starts from
+    the sums the baseline had."""
+    base = dict(raw["baseline"])
+    base.setdefault("share_stories", base["stories"])
+    base.setdefault("share_negatives", base["negatives"])
+    return {**raw, "v": 2, "baseline": base, "history": {}, "recent": [], "reference": dict(base),
+            "reference_next": raw["next_close"], "reported_until": None}
 
 
 class _Batch:
@@ -416,6 +444,7 @@ class Detector:
             s.cusum.step(index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion)
             alerts += self._test_cusum(s, th, index)
         base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready)
+        s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs)
         s.next_close = index + 1
         self._export(s, bucket)
         return alerts
@@ -424,26 +453,31 @@ class Detector:
     def _test_window(self, s: ScopeState, emitted: bool) -> list[Alert]:
         cfg = self.config
         th = cfg.thresholds(s.scope, s.key)
+        self._catch_up(s)
         if not th.enabled or s.baseline.buckets < cfg.min_baseline_buckets:
             return []
-        w = self._window(s)
-        if w.n < th.min_count:
-            return []
-        z = z_score(w.neg, w.n, s.baseline)
-        hot = z >= th.z and w.share - s.baseline.share >= th.min_share_increase
+        verdicts = self._verdicts(s, th)
+        v = scales.strongest(verdicts, th)
         ep = s.episode
+        hot = v.hot(th)
         if ep is not None and ep.firing:
-            ep.evidence = most_negative([*ep.evidence, *w.evidence], cfg.evidence_docs)
-            if hot and (ep.method == "cusum" or z > ep.peak["statistic"]):
-                ep.method, ep.peak = "z", self._peak(s, w, z)
-            if hot and z >= th.z_critical and ep.severity == "warning" and not emitted:
+            if v.window.neg:
+                ep.evidence = most_negative([*ep.evidence, *self._evidence(s, v.window)], cfg.evidence_docs)
+            # The peak stays at the time scale that opened the episode (a CUSUM run gives way).
+            same = next((u for u in verdicts if u.scale == ep.peak.get("scale")), v)
+            if ep.method == "cusum" and hot:
+                ep.method, ep.peak = "z", self._peak(s, v)
+            elif same.hot(th) and same.z > ep.peak["statistic"]:
+                ep.peak = self._peak(s, same)
+            if hot and v.z >= th.z_critical and ep.severity == "warning" and not emitted:
                 ep.severity = "critical"
                 return [self._emit(s, "escalated")]
             return []
         if not hot:
             return []
-        severity = "critical" if z >= th.z_critical else "warning"
-        return [self._open(s, th, "z", severity, self._peak(s, w, z), w.evidence, start_bucket=w.last)]
+        severity = "critical" if v.z >= th.z_critical else "warning"
+        return [self._open(s, th, "z", severity, self._peak(s, v), self._evidence(s, v.window),
+                           start_bucket=v.window.last)]
 
     def _test_cusum(self, s: ScopeState, th: Thresholds, index: int) -> list[Alert]:
         c, base = s.cusum, s.baseline
@@ -467,16 +501,20 @@ class Detector:
         if ep is None or not ep.firing:
             return []
         th = self.config.thresholds(s.scope, s.key)
-        w = self._window(s)
-        z = z_score(w.neg, w.n, s.baseline)
-        elevated = w.n > 0 and z >= th.z_rearm and w.share - s.baseline.share >= th.min_share_increase / 2
+        # Judged at the time scale that fired: an hour's burst lasts as long as its hour.
+        scale = ep.peak.get("scale", self.config.window_buckets)
+        verdicts = self._verdicts(s, th)
+        v = next((v for v in verdicts if v.scale == scale), None) or scales.strongest(verdicts, th)
+        elevated = v.elevated(th)
         if ep.method == "cusum" and th.cusum_h > 0:
             elevated = elevated or s.cusum.value >= th.cusum_h / 2
+        w = self._window(s)
         ep.evidence = most_negative([*ep.evidence, *w.evidence], self.config.evidence_docs)
         if elevated and th.enabled:
             return [self._emit(s, "updated")]
         ep.status = "resolved"
         ep.ended = bucket_index(s.watermark, self.config.bucket_s) * float(self.config.bucket_s)
+        s.reported_until = bucket_index(s.watermark, self.config.bucket_s)
         s.cusum.reset()
         return [self._emit(s, "resolved")]
 
@@ -515,6 +553,7 @@ class Detector:
             window_start=_utc(p["first"] * float(cfg.bucket_s)), window_end=_utc((p["last"] + 1) * float(cfg.bucket_s)),
             negative_share=p["share"], baseline=p["baseline"], statistic=p["statistic"], method=ep.method,
             volume=p["n"], baseline_volume=p["baseline_volume"], duplicates=p["dups"],
+            time_scale_s=p["scale"] * cfg.bucket_s if "scale" in p else None,
             model_version=s.model_version, updated_at=_utc(ep.updated), late_records=s.late,
             evidence=[Evidence(**e) for e in ep.evidence],
         )
@@ -530,9 +569,35 @@ class Detector:
         head = bucket_index(s.watermark, self.config.bucket_s)
         return window(s.buckets, head, self.config.window_buckets, self.config.evidence_docs)
 
-    def _peak(self, s: ScopeState, w: Window, z: float) -> dict:
-        return {"first": w.first, "last": w.last, "share": w.share, "baseline": s.baseline.share,
-                "statistic": z, "n": w.n, "baseline_volume": s.baseline.volume * w.buckets, "dups": w.dups}
+    def _catch_up(self, s: ScopeState) -> None:
+        if s.next_close is not None:
+            s.reference_next = scales.catch_up(s.reference, s.reference_next, s.history,
+                                               s.next_close - self.config.longest_window, self._alpha,
+                                               self._long_alpha, self.config.min_baseline_buckets)
+
+    def _verdicts(self, s: ScopeState, th: Thresholds) -> list[scales.Verdict]:
+        cfg = self.config
+        self._catch_up(s)
+        # Judged against the baseline from before the longest window once it has enough
+        # history; until then (a scope's first hour) against the running one.
+        base = s.reference if s.reference.buckets >= cfg.min_baseline_buckets else s.baseline
+        # The spread of shares is learned on the running baseline (only it sees closed windows).
+        s.reference.disp_sum, s.reference.disp_weight = s.baseline.disp_sum, s.baseline.disp_weight
+        head = bucket_index(s.watermark, cfg.bucket_s)
+        # Stories an ended episode reported do not raise it again through a longer window.
+        since = s.reported_until if s.episode is None or not s.episode.firing else None
+        windows = scales.windows_of(cfg.window_buckets, cfg.longer_windows, s.buckets, s.history, s.next_close,
+                                    head, since)
+        return [scales.judge(w, base, th, cfg.window_buckets) for w in windows]
+
+    def _evidence(self, s: ScopeState, w: Window) -> list[dict]:
+        return scales.evidence_of_window(w, s.buckets, s.recent, self.config.evidence_docs)
+
+    def _peak(self, s: ScopeState, v: scales.Verdict) -> dict:
+        w = v.window
+        return {"first": w.first, "last": w.last, "share": w.share, "baseline": v.p0,
+                "statistic": v.z, "n": w.n, "baseline_volume": v.volume * w.buckets, "dups": w.dups,
+                "scale": v.scale, "z_share": v.z_share, "z_rate": v.z_rate}
 
     def _export(self, s: ScopeState, bucket: Bucket) -> None:
         if not self.record_metrics or bucket.n == 0:

@@ -57,7 +57,10 @@ def evidence_lines(alert: Alert) -> list[str]:
 
 def describe(alert: Alert) -> str:
     window = f"{_iso(alert.window_start)} – {_iso(alert.window_end)}"
-    test = "z-test on the window's share" if alert.method == "z" else "CUSUM (slow drift)"
+    if alert.method == "cusum":
+        test = "CUSUM (slow drift)"
+    else:
+        test = "window test" + (f" at the {alert.time_scale_s // 60}-minute scale" if alert.time_scale_s else "")
     text = (f"{alert.volume} distinct stories in {window}, {alert.negative_share:.0%} negative "
             f"against a baseline of {alert.baseline:.0%} (about {alert.baseline_volume:.0f} stories expected); "
             f"{test} statistic {alert.statistic:.1f}.")
