@@ -446,6 +446,9 @@ class Detector:
         base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready)
         s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs)
         s.next_close = index + 1
+        # The reference follows the closed buckets, not the tests: the state is then the same
+        # however often the windows were tested (one observation at a time or a batch).
+        self._catch_up_reference(s)
         self._export(s, bucket)
         return alerts
 
@@ -453,7 +456,7 @@ class Detector:
     def _test_window(self, s: ScopeState, emitted: bool) -> list[Alert]:
         cfg = self.config
         th = cfg.thresholds(s.scope, s.key)
-        self._catch_up(s)
+        self._catch_up_reference(s)
         if not th.enabled or s.baseline.buckets < cfg.min_baseline_buckets:
             return []
         verdicts = self._verdicts(s, th)
@@ -569,20 +572,21 @@ class Detector:
         head = bucket_index(s.watermark, self.config.bucket_s)
         return window(s.buckets, head, self.config.window_buckets, self.config.evidence_docs)
 
-    def _catch_up(self, s: ScopeState) -> None:
+    def _catch_up_reference(self, s: ScopeState) -> None:
+        """Fold the closed buckets that left the longest window into the reference baseline."""
         if s.next_close is not None:
             s.reference_next = scales.catch_up(s.reference, s.reference_next, s.history,
                                                s.next_close - self.config.longest_window, self._alpha,
                                                self._long_alpha, self.config.min_baseline_buckets)
+        # The spread of shares is learned on the running baseline (only it sees closed windows).
+        s.reference.disp_sum, s.reference.disp_weight = s.baseline.disp_sum, s.baseline.disp_weight
 
     def _verdicts(self, s: ScopeState, th: Thresholds) -> list[scales.Verdict]:
         cfg = self.config
-        self._catch_up(s)
+        self._catch_up_reference(s)
         # Judged against the baseline from before the longest window once it has enough
         # history; until then (a scope's first hour) against the running one.
         base = s.reference if s.reference.buckets >= cfg.min_baseline_buckets else s.baseline
-        # The spread of shares is learned on the running baseline (only it sees closed windows).
-        s.reference.disp_sum, s.reference.disp_weight = s.baseline.disp_sum, s.baseline.disp_weight
         head = bucket_index(s.watermark, cfg.bucket_s)
         # Stories an ended episode reported do not raise it again through a longer window.
         since = s.reported_until if s.episode is None or not s.episode.firing else None
