@@ -123,8 +123,14 @@ def register(app: faust.App, rt: Runtime):
         try:
             held = {tp.partition: tp for tp in consumer.assignment() if tp.topic == valid_topic}
             waiting = await partitions_with_backlog(app, {valid_topic})
-        except Exception as exc:  # noqa: BLE001 - a rebalance or broker hiccup: next tick
-            log.debug("flow control skipped this tick: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - a rebalance or broker hiccup: fail open
+            log.info("flow control: offsets not measured (%s); every partition it paused is resumed", exc)
+            try:
+                consumer.resume_partitions([tp for tp in consumer.assignment()
+                                            if tp.topic == valid_topic and tp.partition in flow.paused])
+            except Exception:  # noqa: BLE001 - not assigned now: nothing of ours is paused
+                pass
+            flow.paused.clear()
             return
         flow.forget(set(held))
         pause, resume = flow.decide(waiting)
