@@ -69,7 +69,7 @@ def verify_files(directory: Path, digests: dict[str, str]) -> Path:
     if _verified.get(directory) == stamp:
         return directory
     for name, expected in sorted(digests.items()):
-        actual = _sha256(directory / name)
+        actual = file_sha256(directory / name)
         if actual != expected:
             raise EncoderIntegrityError(
                 f"base encoder file {directory / name} has SHA-256 {actual}, expected {expected}: "
@@ -84,7 +84,7 @@ def _stat(path: Path) -> tuple[int, int]:
     return info.st_size, info.st_mtime_ns
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -23,16 +23,10 @@ LETTER = typer.Option(None, "--letter", help="Only this letter, as partition:off
 
 def _settings(broker: str | None) -> Settings:
     from finsentry.flags import settings_from_flags
-    from finsentry.logging import setup_logging
-    from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
+    from finsentry.streams.ingest.cli import prepare_client
 
     settings = settings_from_flags(broker=broker)
-    setup_logging(settings.log_level, settings.log_json)
-    try:
-        wait_for_broker(settings)
-    except BrokerUnreachable as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    prepare_client(settings)
     return settings
 
 

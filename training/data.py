@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from finsentry.models.encoders import file_sha256  # noqa: F401  # re-exported: training hashes its input files with it
 from finsentry.models.labels import TFNS_TO_SENTIMENT, sentiment_index, topic_index
 from finsentry.models.textnorm import normalize
 
@@ -95,14 +96,6 @@ def stratified_split(
     rng.shuffle(keep)
     rng.shuffle(held)
     return keep, held
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def examples_sha256(examples: Iterable[Example]) -> str:

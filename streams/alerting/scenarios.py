@@ -358,6 +358,21 @@ def run(scenario: Scenario, config: DetectorConfig, dedup: NearDuplicateIndex | 
     return out, list(final.values())
 
 
+def _runs(name: str, registry: dict[str, Callable[[int], Scenario]], seeds: range, config: DetectorConfig,
+          settings: Settings, progress: Callable[[str], None] | None) -> tuple[str, Outcome]:
+    """One scenario over the seeds: its description and the summed outcome."""
+    outcome, description = Outcome(), name
+    for seed in seeds:
+        scenario = registry[name](seed)
+        description = scenario.name
+        result, _ = run(scenario, config, NearDuplicateIndex.from_settings(settings))
+        outcome.add(result)
+        if progress:
+            progress(f"{name} seed={seed}: events={result.events} detected={result.detected} "
+                     f"alerts={result.alerts} false={len(result.false)}")
+    return description, outcome
+
+
 def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | None = None,
           progress: Callable[[str], None] | None = None, settings: Settings | None = None,
           registry: dict[str, Callable[[int], Scenario]] | None = None) -> tuple[str, Outcome]:
@@ -372,16 +387,7 @@ def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | No
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     total = Outcome()
     for name in names or list(registry):
-        outcome = Outcome()
-        description = ""
-        for seed in seeds:
-            scenario = registry[name](seed)
-            description = scenario.name
-            result, _ = run(scenario, config, NearDuplicateIndex.from_settings(settings))
-            outcome.add(result)
-            if progress:
-                progress(f"{name} seed={seed}: events={result.events} detected={result.detected} "
-                         f"alerts={result.alerts} false={len(result.false)}")
+        description, outcome = _runs(name, registry, seeds, config, settings, progress)
         total.add(outcome)
         rows.append(_row(description, len(seeds), outcome))
     rows.append(_row("**all**", len(seeds) * len(names or registry), total))
@@ -400,15 +406,7 @@ def rate_table(config: DetectorConfig, registry: dict[str, Callable[[int], Scena
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     outcomes: dict[str, Outcome] = {}
     for name in names or list(registry):
-        outcome, description = Outcome(), name
-        for seed in seeds:
-            scenario = registry[name](seed)
-            description = scenario.name
-            result, _ = run(scenario, config, NearDuplicateIndex.from_settings(settings))
-            outcome.add(result)
-            if progress:
-                progress(f"{name} seed={seed}: events={result.events} detected={result.detected} "
-                         f"alerts={result.alerts} false={len(result.false)}")
+        description, outcome = _runs(name, registry, seeds, config, settings, progress)
         outcomes[name] = outcome
         o = outcome
         minutes = [d * config.bucket_s / 60 for d in o.delays_buckets]

@@ -21,7 +21,7 @@ def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
     return settings_from_flags(flags, **overrides)
 
 
-def _prepare(settings: Settings) -> None:
+def prepare_client(settings: Settings) -> None:
     """Logging, then the broker waited for (exit status 1 if it never answers)."""
     from finsentry.logging import setup_logging
     from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
@@ -67,7 +67,7 @@ def ingest_command(
             typer.echo(f"error: no such file: {source}", err=True)
             raise typer.Exit(2)
         stream_cm, name = path.open("rb"), path.name
-    _prepare(settings)
+    prepare_client(settings)
 
     bar = tqdm(file=sys.stderr, unit="doc", desc="ingest", disable=not progress or None)
     with stream_cm as stream, DocumentProducer(settings, topic=topic) as producer:
@@ -114,7 +114,7 @@ def scrape_command(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    _prepare(settings)
+    prepare_client(settings)
     try:
         status = asyncio.run(run_scrape(settings, config, once=once))
     except ConfigError as exc:
@@ -144,7 +144,7 @@ def push_command(
     if not settings.push_token or not settings.push_token.get_secret_value().strip():  # before any wait for the broker
         typer.echo("error: the push endpoint needs a token (FINSENTRY_PUSH_TOKEN); refusing to start without one", err=True)
         raise typer.Exit(2)
-    _prepare(settings)
+    prepare_client(settings)
 
     async def main() -> None:
         await serve_push(settings, stop_on_signals())
