@@ -23,6 +23,7 @@ the worker with py-spy (`pip install py-spy`) during the peak and writes a speed
 profile; benchmarks/profile_stages.py turns it into the per-stage table.
 
     python benchmarks/bench_pipeline.py [--n 6000] [--engine model|null] [--profile FILE]
+                                        [--ingest-batch-size 0]
 """
 
 from __future__ import annotations
@@ -123,9 +124,9 @@ def tree_cpu_seconds(pid: int) -> float:
     return total + (int(reaped[13]) + int(reaped[14])) / os.sysconf("SC_CLK_TCK")
 
 
-def publish(settings: Settings, docs: list[Document], rate: float | None) -> tuple[float, float]:
+def publish(settings: Settings, docs: list[Document], rate: float | None, **producer_overrides) -> tuple[float, float]:
     """Publish (at `rate` docs/s, or as fast as possible); returns (start, end) epochs."""
-    producer = DocumentProducer(settings)
+    producer = DocumentProducer(settings, **producer_overrides)
     start = time.time()
     for i, doc in enumerate(docs):
         if rate:
@@ -190,7 +191,10 @@ def main() -> None:
                         help="model: the real engine; null: benchmarks/null_worker.py's instant one")
     parser.add_argument("--backend", default="auto", help="the model's backend (--engine model)")
     parser.add_argument("--profile", type=Path, help="write a py-spy speedscope profile of the worker's peak here")
+    parser.add_argument("--ingest-batch-size", type=int,
+                        help="the publisher's kafka-python batch_size (0: one record per batch, as before batching)")
     args = parser.parse_args()
+    overrides = {} if args.ingest_batch_size is None else {"batch_size": args.ingest_batch_size}
     null = args.engine == "null"
     corpus = texts(args.n)
     work = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
@@ -210,7 +214,7 @@ def main() -> None:
         with WorkerProcess(env, work / "worker.log", port, command=command) as worker:
             # Warm the path (topic creation, group join, first batches) before measuring.
             warm = make_docs(corpus[:100], "w")
-            publish(settings, warm, None)
+            publish(settings, warm, None, **overrides)
             wait_stored(worker, settings, len(warm), 180)
 
             peak_docs = make_docs(corpus, "p")
@@ -218,7 +222,7 @@ def main() -> None:
             before = worker.metrics()
             profiler = start_profiler(worker.proc.pid, args.profile) if args.profile else None
             cpu_before = tree_cpu_seconds(worker.proc.pid), cpu_seconds(broker.proc.pid)
-            t0, t_pub = publish(settings, peak_docs, None)
+            t0, t_pub = publish(settings, peak_docs, None, **overrides)
             wait_stored(worker, settings, len(warm) + len(ids), 900)
             t_done = time.time()
             worker_cpu = tree_cpu_seconds(worker.proc.pid) - cpu_before[0]
@@ -241,7 +245,7 @@ def main() -> None:
             if not null:
                 steady = make_docs(corpus[: min(len(corpus), int(half * 60))], "h")
                 ids_half = {d.with_defaults().id for d in steady}
-                publish(settings, steady, half)
+                publish(settings, steady, half, **overrides)
                 wait_stored(worker, settings, len(warm) + len(peak_docs) + len(ids_half), 600)
                 _, _, lat, _ = asyncio.run(stored_stats(settings, ids_half))
                 memory = rss_mb(worker.proc.pid)
@@ -262,7 +266,7 @@ def main() -> None:
         print(f"at half of peak     {half:8.0f} docs/s   p50 {percentile(lat, .5) * 1000:.0f} ms  "
               f"p99 {percentile(lat, .99) * 1000:.0f} ms (budget p99 < 2000 ms)")
     print(f"worker RSS          {memory:8.0f} MB (budget < 1024 MB)")
-    summary = {"engine": args.engine, "documents": len(ids), "pipeline_docs_per_s": round(pipeline_rate, 1),
+    summary = {"engine": args.engine, "documents": len(ids), "ingest_batch_size": args.ingest_batch_size, "pipeline_docs_per_s": round(pipeline_rate, 1),
                "end_to_end_docs_per_s": round(end_to_end_rate, 1),
                "worker_cpu_ms_per_doc": round(worker_ms, 3), "broker_cpu_ms_per_doc": round(broker_ms, 3),
                "worker_rss_mb": round(memory, 1), "backend": backend, "mean_batch": round(mean_batch, 1),

@@ -88,3 +88,39 @@ def test_fetch_earliest_times_and_commits_are_right_with_multi_record_batches(br
         assert consumer.committed(tp) == 13
     finally:
         consumer.close()
+
+
+def test_end_offsets_confirmed_by_a_fetch_are_right(broker):
+    """What the consumer-lag gauge, health and flow control use (aiokafka, as in the worker)
+    and what the tools use (kafka-python): the log end offsets, whatever the batches."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as AioPartition
+
+    from finsentry.streams.end_offsets import end_offsets_sync, fetched_end_offsets
+
+    topic = unique_topic()
+    send_batches(broker.address, topic, None)
+
+    async def with_aiokafka() -> dict:
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.address, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [AioPartition(topic, 0), AioPartition(topic, 1)]
+            listed = await consumer.end_offsets(tps)
+            assert listed[tps[0]] == TANSU_ENDS[-1]
+            return await fetched_end_offsets(consumer._client, listed)
+        finally:
+            await consumer.stop()
+
+    ends = asyncio.run(with_aiokafka())
+    assert {tp.partition: n for tp, n in ends.items()} == {0: RIGHT_ENDS[-1], 1: 0}
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.address, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        assert end_offsets_sync(consumer, tps, embedded=True) == {tps[0]: RIGHT_ENDS[-1], tps[1]: 0}
+        assert end_offsets_sync(consumer, tps, embedded=False) == {tps[0]: TANSU_ENDS[-1], tps[1]: 0}
+    finally:
+        consumer.close()
