@@ -111,7 +111,13 @@ def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return
-        ends = end_offsets_sync(consumer, tps, settings.broker_embedded)  # before assign: it reassigns
+        # A consumer of its own: confirming the ends fetches, which would disturb this one's order.
+        probe = KafkaConsumer(**kafka_client_config(settings), enable_auto_commit=False, group_id=None,
+                              client_id=f"{settings.app_id}-dlq-ends")
+        try:
+            ends = end_offsets_sync(probe, tps, settings.broker_embedded)
+        finally:
+            probe.close()
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         remaining = {tp for tp in tps if ends[tp] > consumer.position(tp)}
