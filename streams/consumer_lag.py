@@ -3,7 +3,9 @@
 Lag is the broker's log end offset minus the offset this worker will commit next, summed
 over the partitions assigned to it. The end offsets are asked from the broker on every
 tick (ListOffsets) rather than taken from the last fetch, so a worker that stopped fetching
-(the store is down and the index agent holds its batch) still shows its lag growing.
+(the store is down and the index agent holds its batch) still shows its lag growing. On the
+embedded broker, whose ListOffsets is wrong for multi-record batches, each answer is
+confirmed by a small fetch (streams/end_offsets.py).
 Each worker reports only its own partitions; Prometheus sums the workers.
 """
 
@@ -17,6 +19,7 @@ import faust
 from aiokafka.errors import KafkaError
 
 from finsentry.streams import metrics
+from finsentry.streams.end_offsets import fetched_end_offsets
 
 log = logging.getLogger("finsentry.metrics")
 
@@ -39,6 +42,18 @@ def lag_by_topic(ends: Mapping, committed: Mapping, earliest: Mapping) -> dict[s
     return lag
 
 
+async def log_end_offsets(app: faust.App, partitions) -> dict:
+    """The broker's end offset of each partition: ListOffsets, confirmed on the embedded broker
+    by a fetch in the consumer's own thread (its client lives on that thread's loop)."""
+    consumer = app.consumer
+    listed = await consumer.highwaters(*partitions)
+    settings = getattr(getattr(app, "finsentry", None), "settings", None)
+    if settings is None or not settings.broker_embedded:
+        return dict(listed)
+    thread = consumer._thread
+    return await thread.call_thread(fetched_end_offsets, thread._ensure_consumer()._client, listed)
+
+
 def input_partitions(app: faust.App) -> set:
     """The assigned partitions the group commits: a table's changelog is read by the table,
     never committed, so its "lag" would be the whole topic, always."""
@@ -50,7 +65,7 @@ async def measure_consumer_lag(app: faust.App) -> dict[str, int]:
     assigned = input_partitions(app)
     if not assigned:
         return {}
-    ends = await consumer.highwaters(*assigned)
+    ends = await log_end_offsets(app, assigned)
     # faust keeps the group's committed offsets here: fetched from the broker when partitions
     # are assigned, updated on every commit. (The monitor only sees this worker's commits.)
     committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
@@ -111,7 +126,7 @@ async def partitions_with_backlog(app: faust.App, topics: set[str]) -> set[int]:
     assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
     if not assigned:
         return set()
-    ends = await consumer.highwaters(*assigned)
+    ends = await log_end_offsets(app, assigned)
     committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
     unknown = [tp for tp in assigned if committed[tp] is None]
     earliest = await consumer.earliest_offsets(*unknown) if unknown else {}

@@ -101,6 +101,8 @@ def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter
     """Every letter now in the dlq topic, partition by partition, oldest first."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from finsentry.streams.end_offsets import end_offsets_sync
+
     topic = settings.topic("dlq")
     consumer = KafkaConsumer(**kafka_client_config(settings), enable_auto_commit=False, group_id=None,
                              client_id=f"{settings.app_id}-dlq", request_timeout_ms=int(max(timeout_s, 6) * 1000) + 1000)
@@ -109,9 +111,15 @@ def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return
+        # A consumer of its own: confirming the ends fetches, which would disturb this one's order.
+        probe = KafkaConsumer(**kafka_client_config(settings), enable_auto_commit=False, group_id=None,
+                              client_id=f"{settings.app_id}-dlq-ends")
+        try:
+            ends = end_offsets_sync(probe, tps, settings.broker_embedded)
+        finally:
+            probe.close()
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > consumer.position(tp)}
         while remaining:
             batches = consumer.poll(timeout_ms=int(timeout_s * 1000))

@@ -6,11 +6,13 @@ import faust
 
 from finsentry.settings import Settings
 from finsentry.streams.app import create_app
+from finsentry.streams.runtime import Runtime
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, runtime: Runtime | None = None) -> None:
+    """`runtime`: pieces injected before start (benchmarks/null_worker.py brings its engine)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    app = create_app(settings, runtime)
     level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
     from finsentry.logging import dict_config
 

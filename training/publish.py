@@ -2,8 +2,8 @@
 
 Both are rare, so each publish opens a kafka-python producer, waits for the broker's
 acknowledgement and closes it: the caller learns at once whether the record is durable.
-The producer settings (acks=all, the embedded broker's one-record batches without
-idempotence, TLS/SASL) are the ingest producer's, so every publisher behaves alike.
+The producer settings (acks=all, no idempotence on the embedded broker, TLS/SASL) are
+the ingest producer's, so every publisher behaves alike.
 """
 
 from __future__ import annotations

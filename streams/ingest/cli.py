@@ -37,7 +37,7 @@ def prepare_client(settings: Settings) -> None:
 def ingest_command(
     source: str = typer.Argument(..., help="JSONL or CSV file of documents, or - for stdin."),
     broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
-    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker (one record per batch)."),
+    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker (no idempotent producer)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="jsonl or csv (default: from the file name, else from the first byte)."),
     speed: float = typer.Option(0.0, help="Replay at published_at gaps divided by this factor (0: as fast as possible)."),
     rebase: bool = typer.Option(False, "--rebase", help="Shift timestamps so that the first document is now (for demos)."),

@@ -5,11 +5,14 @@ Every record is acknowledged by all in-sync replicas (acks=all) and retried unti
 (``finsentry_ingest_delivery_failures_total``), fails its future, and makes the next
 ``flush()`` raise — nothing is dropped quietly.
 
-Against the embedded tansu broker the producer sends one record per batch and no
-idempotence: tansu's ListOffsets answers wrong end offsets for multi-record batches and it
-has no InitProducerId. ``batch_size=0`` is what guarantees the first: kafka-python's batch
-builders accept the first record of a batch unconditionally and refuse every further one
-whose size would exceed ``batch_size``, so a zero size closes every batch after one record.
+Against the embedded tansu broker the producer runs without idempotence (tansu has no
+InitProducerId), so one request in flight keeps retried records in order. It batches as it
+does against Kafka: tansu's ListOffsets(LATEST) is wrong for multi-record batches (the base
+offset of the newest batch + 1), but everything that reads this topic's end offsets confirms
+them with a fetch (streams/end_offsets.py), and nothing else about offsets is affected
+(tests/streams/test_embedded_broker_offsets.py). The worker's own producer, whose topics
+include table changelogs that Faust's recovery reads to ListOffsets' answer, still sends
+one record per batch there (streams/app.py).
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "security_protocol": settings.kafka_security_protocol,
     }
     if settings.broker_embedded:
-        # One record per batch (see the module docstring); with idempotence off, a single
-        # request in flight keeps retried records in order.
-        config.update(enable_idempotence=False, batch_size=0, linger_ms=0, max_in_flight_requests_per_connection=1)
+        # No idempotence (see the module docstring): a single request in flight keeps
+        # retried records in order.
+        config.update(enable_idempotence=False, linger_ms=settings.producer_linger_ms,
+                      max_in_flight_requests_per_connection=1)
     else:
         config.update(enable_idempotence=True, linger_ms=settings.producer_linger_ms)
     if settings.kafka_security_protocol.startswith("SASL"):

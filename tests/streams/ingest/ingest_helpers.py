@@ -7,6 +7,8 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
+from finsentry.streams.end_offsets import end_offsets_sync
+
 
 def read_topic(address: str, topic: str, timeout: float = 10.0) -> list:
     """Every record of `topic`, read from offset 0 of each partition up to its end offset."""
@@ -22,10 +24,10 @@ def read_topic(address: str, topic: str, timeout: float = 10.0) -> list:
         if not partitions:
             return []
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = end_offsets_sync(consumer, tps, embedded=True)  # records arrive in batches
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, 0)
-        ends = consumer.end_offsets(tps)
         records = []
         while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
@@ -40,6 +42,6 @@ def end_offsets(address: str, topic: str) -> dict[int, int]:
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+        return {tp.partition: off for tp, off in end_offsets_sync(consumer, tps, embedded=True).items()}
     finally:
         consumer.close()
