@@ -146,13 +146,16 @@ def _letter(partition: int, offset: int, value: bytes | None) -> Letter:
 
 
 def select(letters: Iterable[Letter], where: LetterFilter, limit: int | None = None) -> list[Letter]:
-    chosen = []
-    for letter in letters:
-        if where(letter):
-            chosen.append(letter)
-            if limit is not None and len(chosen) >= limit:
-                break
-    return chosen
+    """The letters `where` accepts, oldest first (by the time they were dead-lettered; a
+    keyed topic spreads them over partitions, so reading order is not time order), at most
+    `limit` of them. Unreadable records, which carry no time, come last."""
+    def age(item: Letter) -> tuple:
+        if item.letter is None:
+            return (1, 0.0, item.partition, item.offset)
+        return (0, item.letter.at.timestamp(), item.partition, item.offset)
+
+    chosen = sorted((item for item in letters if where(item)), key=age)
+    return chosen if limit is None else chosen[:limit]
 
 
 class NotRedrivable(ValueError):

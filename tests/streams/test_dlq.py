@@ -132,3 +132,20 @@ def test_a_redriven_letter_is_stored_once_after_the_fix(broker, make_settings, t
         assert asyncio.run(stored(s))[0] == 2
         assert len(list(read_letters(s))) == 1  # nothing new was dead-lettered
     assert_json_log(worker)
+
+
+def test_letters_are_selected_oldest_first_across_partitions():
+    """Letters are keyed, so reading partition by partition is not time order; the listing
+    and its limit go by the time each was dead-lettered."""
+    from datetime import timedelta
+
+    from finsentry.streams.dlq import Letter, LetterFilter, select
+
+    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    read = [Letter(partition=p, offset=o, letter=DeadLetter.of(b"{", f"letter {minutes}", "validate",
+                                                               at=t0 + timedelta(minutes=minutes)))
+            for p, o, minutes in [(0, 0, 30), (0, 1, 40), (1, 0, 10), (2, 0, 20)]]
+    read.append(Letter(partition=3, offset=0, letter=None, problem="not a dead letter"))
+    assert [i.letter.reason if i.letter else None for i in select(read, LetterFilter())] == \
+        ["letter 10", "letter 20", "letter 30", "letter 40", None]
+    assert [i.letter.reason for i in select(read, LetterFilter(), limit=2)] == ["letter 10", "letter 20"]
