@@ -102,7 +102,10 @@ def export_onnx_int8(model: torch.nn.Module, directory: Path, block_size: int = 
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     directory.mkdir(parents=True, exist_ok=True)
-    fp32_path, int8_path = directory / "model.fp32.onnx", directory / f"model.int8-b{block_size}.onnx"
+    int8_path = directory / f"model.int8-b{block_size}.onnx"
+    # Workers started together share the cache: each exports under a name of its own and the
+    # last atomic rename wins, so none reads another's half-written file.
+    fp32_path = directory / f"model.fp32.{os.getpid()}.onnx"
     if int8_path.exists():
         return int8_path
     ids = torch.ones((2, 16), dtype=torch.long)
@@ -119,7 +122,7 @@ def export_onnx_int8(model: torch.nn.Module, directory: Path, block_size: int = 
     quantizer = MatMulNBitsQuantizer(str(fp32_path), bits=8, block_size=block_size, is_symmetric=True,
                                      accuracy_level=4, algo_config=config)
     quantizer.process()
-    tmp = int8_path.with_suffix(".tmp.onnx")
+    tmp = int8_path.with_suffix(f".{os.getpid()}.tmp.onnx")
     quantizer.model.save_model_to_file(str(tmp), True)
     os.replace(tmp, int8_path)
     fp32_path.unlink(missing_ok=True)
