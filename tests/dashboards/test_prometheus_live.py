@@ -131,11 +131,13 @@ def prometheus(dashboard_worker, exporters, tmp_path_factory):
     try:
         prom = Prometheus(f"http://127.0.0.1:{port}")
         # Ready when every target was scraped after the exporters had their series, and the
-        # worker's slowest inputs have data: the latency histogram of fresh documents and a
-        # second sample of the lag recording rule (deriv needs two).
+        # slowest inputs have data: the latency histogram of fresh documents, and a second
+        # sample of the lag recording rule and of the scraper's counters (deriv and rate
+        # need two).
         exporting_since = time.time()
         ready = ["finsentry:ingest_to_stored_seconds:histogram_quantile_5m",
                  "deriv(finsentry:consumer_lag_messages:sum[1m])",
+                 "rate(finsentry_scrape_items_total[30s])", "rate(finsentry_scrape_errors_total[30s])",
                  f"min(timestamp(up == 1)) > {exporting_since + 1:.3f} and count(up == 1) == {len(targets)}"]
         missing: list[str] = ready
         deadline = time.monotonic() + 120
@@ -175,9 +177,11 @@ SERIES_FROM = {"finsentry_scrape_items_total": "finsentry-scraper", "finsentry_s
 
 
 @pytest.mark.parametrize("series, job", SERIES_FROM.items(), ids=list(SERIES_FROM))
-def test_series_of_the_other_processes_come_from_their_own_exporter(prometheus, series, job):
-    jobs = {r["metric"]["job"] for r in prometheus.finite(series)}
-    assert job in jobs, f"{series} comes from {sorted(jobs)}, not from {job}"
+def test_series_of_the_other_processes_come_from_their_own_process(prometheus, exporters, series, job):
+    process = exporters[job]
+    scraped = {(r["metric"]["job"], r["metric"]["instance"]) for r in prometheus.finite(series)}
+    assert (job, process.target) in scraped, f"{series} scraped from {sorted(scraped)}, not from {process.name}"
+    assert f"\n{series}" in (process.metrics_text() or ""), f"{process.name}'s own /metrics lacks {series}"
 
 
 def panel_exprs() -> list[tuple[str, str]]:
