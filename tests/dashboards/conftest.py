@@ -205,7 +205,7 @@ class DashboardWorker(WorkerProcess):
         return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
                 for s in family.samples if s.name == name}
 
-    def wait_for(self, predicate, what: str, timeout: float = 60.0):
+    def wait_for(self, predicate, what: str, timeout: float = 120.0):
         return super().wait_for(predicate, timeout, interval=0.2, what=what)
 
     def alerts(self) -> list[dict]:
@@ -226,7 +226,7 @@ class DashboardWorker(WorkerProcess):
             publish(self.settings, docs)
             self.wait_for(lambda: self.stored() >= stored + len(docs), f"{phase} stored")
         publish(self.settings, episode_documents("burst"))
-        self.wait_for(self.episode_alert, "the burst raised an alert", timeout=90)
+        self.wait_for(self.episode_alert, "the burst raised an alert", timeout=180)
         publish(self.settings, episode_documents("quiet"))
         self.wait_for(lambda: self.episode_alert()["status"] == "resolved", "the episode resolved")
         self.wait_for(lambda: len(self.samples("finsentry_negative_share")) == 2  # EPISODE_TOPIC, CALM_TOPIC
@@ -264,7 +264,7 @@ def dashboard_worker(broker, alertmanager_url, tmp_path_factory):
         worker.run_episode()
         stored = worker.stored()
         publish(settings, published_documents(), BAD_PAYLOADS)
-        worker.wait_for(lambda: worker.stored() >= stored + PUBLISHED_DOCS, "published documents stored", timeout=90)
+        worker.wait_for(lambda: worker.stored() >= stored + PUBLISHED_DOCS, "published documents stored", timeout=180)
         yield worker
     finally:
         worker.stop(timeout=20)
