@@ -99,6 +99,8 @@ def _initialise_known_series() -> None:
     STORE_ERRORS.labels(kind="auth")  # refused credentials: the first one should already alert
     for trigger in ("schedule", "drift"):
         RETRAIN_RUNS.labels(trigger=trigger, result="failed")
+    for scope in ("global", "topic", "entity"):  # the detector's scopes (streams/alerting/observations.py)
+        LATE_RECORDS.labels(scope=scope)  # the first late record shows as an increase
 
 
 def initialise_notifier_series(notifier: str) -> None:

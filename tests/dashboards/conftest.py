@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from dashboard_helpers import CORPUS_END, corpus, episode_alert, require_tool
 
+from finsentry.models.registry import SHIPPED_MODEL, read_card
 from finsentry.settings import Settings
 from finsentry.streams.broker import free_port
 from finsentry.streams.process import WorkerProcess, settings_env
@@ -26,17 +27,20 @@ from finsentry.streams.records import Document
 from finsentry.streams.sinks.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
+MODEL_CACHE = HERE.parents[1] / "var" / "test-model-cache"
+SHIPPED_VERSION = read_card(SHIPPED_MODEL)["version"]  # what the dashboard worker serves
 PUBLISHED_DOCS = 40
 BAD_PAYLOADS = [b'{"source": "x", "text": "unterminated', b"\xff\xfe not utf-8"]
 # The real detector's episode (see episode_documents): its topic, the watched entities its
-# documents mention, and detector settings small enough for a few dozen documents.
-EPISODE_TOPIC = "M&A / Investments"
+# documents mention, and detector settings small enough for a few dozen documents. The
+# shipped model reads the episode's headlines as this topic and sentiment.
+EPISODE_TOPIC = "Stock Movement"
 CALM_TOPIC = "Macro"
 WATCHED = ("AAPL", "XOM")
 DETECTOR_SETTINGS = dict(watched_entities=",".join(WATCHED), alert_lateness_s=720, alert_min_count=10,
                          alert_min_baseline_buckets=3, alert_z_threshold=3.0,
                          alert_scope_overrides="global=off;entity=off",  # one alert: the topic's
-                         explain_evidence=False)  # the word-list engine has no model to explain with
+                         explain_evidence=False)  # an extra model pass per story: not what these tests look at
 
 
 @pytest.fixture
@@ -62,12 +66,23 @@ async def prefill(path: Path) -> list:
 
 def published_documents() -> list[Document]:
     """Documents that travel the whole pipeline (raw → validate → score → index → store)."""
-    words = ["slumps", "beats", "misses", "holds", "surges"]
+    words = ["slumps", "beats", "misses", "holds", "surges"]  # the shipped model: each sentiment at least once
     return [Document(source="wire-live", kind="news", title=f"Quarterly earnings of company {i} {words[i % 5]}",
-                     text=f"Company {i} reported quarterly earnings; shares {words[i % 5]}.",
+                     text=f"Company {i} reported quarterly earnings; profit {words[i % 5]}.",
                      url=f"https://live.example.com/{i}",
                      published_at=CORPUS_END - timedelta(minutes=20) + timedelta(seconds=20 * i))
             for i in range(PUBLISHED_DOCS)]
+
+
+COMPANIES = ["Acme Corp", "Globex", "Initech", "Umbrella Group", "Stark Industries", "Wayne Enterprises", "Hooli",
+             "Vandelay Industries"]
+
+
+def episode_headline(i: int, negative: bool, tickers: str) -> str:
+    """A stock-movement headline the shipped model reads as negative (or positive)."""
+    move = "plunge" if negative else "jump"
+    tail = " as sellers pile in" if negative else ""
+    return f"{COMPANIES[i % len(COMPANIES)]} shares {move} {100 + 7 * i} basis points in session {i}{tail}, {tickers}"
 
 
 def episode_documents(phase: str) -> list[Document]:
@@ -80,31 +95,33 @@ def episode_documents(phase: str) -> list[Document]:
     - "baseline": twelve minutes at a quarter negative;
     - "burst": twenty negative stories within 80 s, late enough to close five baseline
       buckets first (the detector needs three before it may alert);
-    - "quiet": a neutral pair that closes the burst's buckets (the gauges are exported then)
+    - "quiet": a positive pair that closes the burst's buckets (the gauges are exported then)
       and, its window holding none of the burst, ends the episode.
 
     A calm second topic runs alongside (one story a minute, no burst), so the panels have
-    two topics to choose from. Each text carries its own number: none is a near-duplicate."""
+    two topics to choose from. Each text carries its own numbers: none is a near-duplicate.
+    The shipped model scores them (checked once: every headline of a phase gets the topic
+    and sentiment meant for it)."""
     start = CORPUS_END - timedelta(minutes=60)
     if phase == "opening":
-        words, offsets = ["holds"], [0]
+        negatives, offsets = [False], [0]
     elif phase == "baseline":
-        words, offsets = ["holds", "beats", "holds", "slumps"], [15 * (i + 1) for i in range(48)]
+        negatives, offsets = [False, False, False, True], [15 * (i + 1) for i in range(48)]
     elif phase == "burst":
-        words, offsets = ["plunges"], [17 * 60 + 4 * i for i in range(20)]
+        negatives, offsets = [True], [17 * 60 + 4 * i for i in range(20)]
     else:
-        words, offsets = ["holds"], [32 * 60, 32 * 60 + 10]
+        negatives, offsets = [False], [32 * 60, 32 * 60 + 10]
     docs = []
     for i, offset in enumerate(offsets):
-        word = words[i % len(words)]
         tickers = " and ".join(f"${t}" for t in WATCHED) if phase == "quiet" else f"${WATCHED[i % 2]}"
-        docs.append(Document(source="wire-episode", kind="news", title=f"Merger bid {phase} {i} {word}",
-                             text=f"Merger bid number {i} of the {phase} {word} for {tickers}.",
+        number = {"opening": 0, "baseline": 100, "burst": 200, "quiet": 300}[phase] + i
+        headline = episode_headline(number, negatives[i % len(negatives)], tickers)
+        docs.append(Document(source="wire-episode", kind="news", title=headline, text=f"{headline}.",
                              url=f"https://episode.example.com/{phase}/{i}",
                              published_at=start + timedelta(seconds=offset)))
-        if phase != "burst" and offset % 60 == 0:  # CALM_TOPIC: "inflation" is a Macro word
-            docs.append(Document(source="wire-episode", kind="news", title=f"Inflation report {phase} {i} {word}",
-                                 text=f"Inflation report number {i} of the {phase} {word}.",
+        if phase != "burst" and offset % 60 == 0:  # CALM_TOPIC: the model reads these as Macro
+            report = f"Central statistics office publishes inflation report {number} for the month"
+            docs.append(Document(source="wire-episode", kind="news", title=report, text=f"{report}.",
                                  url=f"https://episode.example.com/calm/{phase}/{i}",
                                  published_at=start + timedelta(seconds=offset)))
     return docs
@@ -188,7 +205,7 @@ class DashboardWorker(WorkerProcess):
         return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
                 for s in family.samples if s.name == name}
 
-    def wait_for(self, predicate, what: str, timeout: float = 60.0):
+    def wait_for(self, predicate, what: str, timeout: float = 120.0):
         return super().wait_for(predicate, timeout, interval=0.2, what=what)
 
     def alerts(self) -> list[dict]:
@@ -209,7 +226,7 @@ class DashboardWorker(WorkerProcess):
             publish(self.settings, docs)
             self.wait_for(lambda: self.stored() >= stored + len(docs), f"{phase} stored")
         publish(self.settings, episode_documents("burst"))
-        self.wait_for(self.episode_alert, "the burst raised an alert", timeout=90)
+        self.wait_for(self.episode_alert, "the burst raised an alert", timeout=180)
         publish(self.settings, episode_documents("quiet"))
         self.wait_for(lambda: self.episode_alert()["status"] == "resolved", "the episode resolved")
         self.wait_for(lambda: len(self.samples("finsentry_negative_share")) == 2  # EPISODE_TOPIC, CALM_TOPIC
@@ -234,17 +251,20 @@ def dashboard_worker(broker, alertmanager_url, tmp_path_factory):
                   outbox_path=root / "outbox.db", registry_dir=root / "registry", log_level="WARNING",
                   # A locked store (test_store_outage.py) fails fast and recovers fast.
                   sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0,
-                  alertmanager_url=alertmanager_url, **DETECTOR_SETTINGS)
+                  alertmanager_url=alertmanager_url, **DETECTOR_SETTINGS,
+                  # The shipped model on PyTorch, one core: no backend measurement at start,
+                  # and the other core stays free for the broker and the test.
+                  backend="torch", inference_threads=1, model_cache_dir=MODEL_CACHE)
     settings = Settings(_env_file=None, **values)
     docs = asyncio.run(prefill(root / "store.db"))
     worker = DashboardWorker(settings_env(**values), root / "worker.log", port, token, settings, len(docs),
                              root / "store.db")
     try:
-        worker.start(timeout=90)
+        worker.start(timeout=300)  # the shipped model loads first: slow on a busy machine
         worker.run_episode()
         stored = worker.stored()
         publish(settings, published_documents(), BAD_PAYLOADS)
-        worker.wait_for(lambda: worker.stored() >= stored + PUBLISHED_DOCS, "published documents stored", timeout=90)
+        worker.wait_for(lambda: worker.stored() >= stored + PUBLISHED_DOCS, "published documents stored", timeout=180)
         yield worker
     finally:
         worker.stop(timeout=20)

@@ -1,7 +1,10 @@
 """Every Prometheus query of the dashboards and rules runs against a real Prometheus
-(Debian package, loopback, temp config derived from dashboards/prometheus/prometheus.yml)
-scraping a real worker process (dashboard_worker.py) while documents flow through it, and
-returns data. The worker's /metrics also passes `promtool check metrics`."""
+(Debian package, loopback) that scrapes with the committed config (dashboards/prometheus/
+prometheus.yml: its jobs, paths and rules, with loopback targets and 1 s intervals) the
+processes it scrapes in production: the worker (dashboard_worker.py, scoring with the
+shipped model) while documents flow through it, the scraper, the push endpoint and the
+trainer (exporter_processes.py). Every query returns data. The worker's /metrics also
+passes `promtool check metrics`. Only kafka-exporter cannot run here (UNAVAILABLE_JOBS)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import pytest
 import yaml
 from conftest import CALM_TOPIC, EPISODE_TOPIC, WATCHED
 from dashboard_helpers import CORPUS_END, require_tool
+from exporter_processes import FeedSite, push_one_document, start_exporters
 
 from finsentry.dashboards.grafana import build, market, queries
 from finsentry.streams.broker import free_port
@@ -30,16 +34,27 @@ RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULES = [r for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
 
 
-def scrape_config_for(worker_port: int) -> dict:
-    """The committed config with fast intervals, the worker job aimed at the test worker, the
-    rules by absolute path and no Alertmanager."""
+# Jobs of the committed config whose exporter cannot run here, and why. The rules on their
+# series still run against this Prometheus, and promtool's unit tests (dashboards/prometheus/
+# tests) cover their firing logic.
+UNAVAILABLE_JOBS = {"kafka-exporter": "kafka-exporter ships as a container image and no container engine runs here"}
+COMMITTED_JOBS = [job["job_name"] for job in yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["scrape_configs"]]
+
+
+def scrape_config_for(targets: dict[str, str]) -> dict:
+    """The committed config with 1 s intervals, every job aimed at its process on loopback
+    (a static target in place of the compose service name), the rules by absolute path and
+    no Alertmanager. Jobs in UNAVAILABLE_JOBS are left out; any other job needs a target."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    assert "finsentry-worker" in {job["job_name"] for job in config["scrape_configs"]}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(targets) | set(UNAVAILABLE_JOBS), f"jobs {sorted(jobs)}, processes {sorted(targets)}"
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(p) for p in RULE_FILES]
     config.pop("alerting")
-    config["scrape_configs"] = [{"job_name": "finsentry-worker", "metrics_path": "/metrics",
-                                 "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]}]
+    config["scrape_configs"] = [
+        {**{key: value for key, value in job.items() if not key.endswith("_configs")},
+         "static_configs": [{"targets": [targets[name]]}]}
+        for name, job in jobs.items() if name not in UNAVAILABLE_JOBS]
     return config
 
 
@@ -76,11 +91,36 @@ def keep_publishing(settings, stop: threading.Event) -> None:
 
 
 @pytest.fixture(scope="module")
-def prometheus(dashboard_worker, tmp_path_factory):
+def exporters(dashboard_worker, tmp_path_factory):
+    """The scraper, push endpoint and trainer processes, by the job that scrapes each."""
+    root = tmp_path_factory.mktemp("exporters")
+    site = FeedSite()
+    processes = start_exporters(dashboard_worker.settings, root, site)
+    try:
+        for process in processes.values():
+            process.wait_serving()
+        push_one_document(processes["finsentry-push"])
+        # The series that take longest: the failing source's first error, and the trainer's
+        # first drift check (its reference profile takes minutes on the first run, then
+        # comes from var/).
+        processes["finsentry-scraper"].wait_exporting(
+            ["finsentry_scrape_items_total", "finsentry_scrape_errors_total"], timeout=120)
+        processes["finsentry-trainer"].wait_exporting(["finsentry_drift_psi"], timeout=600)
+        yield processes
+    finally:
+        for process in processes.values():
+            process.stop()
+        site.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(dashboard_worker, exporters, tmp_path_factory):
     binary = require_tool("prometheus")
     root = tmp_path_factory.mktemp("prometheus")
-    (root / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(dashboard_worker.port)))
     port = free_port()
+    targets = {"finsentry-worker": f"127.0.0.1:{dashboard_worker.port}", "prometheus": f"127.0.0.1:{port}",
+               **{job: process.target for job, process in exporters.items()}}
+    (root / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(targets)))
     log = open(root / "prometheus.log", "wb")
     proc = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
                              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
@@ -90,20 +130,29 @@ def prometheus(dashboard_worker, tmp_path_factory):
     publisher.start()
     try:
         prom = Prometheus(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        # Ready when the slowest inputs have data: the latency histogram of fresh documents
-        # and a second sample of the lag recording rule (deriv needs two).
+        # Ready when every target was scraped after the exporters had their series, and the
+        # slowest inputs have data: the latency histogram of fresh documents, and a second
+        # sample of the lag recording rule and of the scraper's counters (deriv and rate
+        # need two).
+        exporting_since = time.time()
+        ready = ["finsentry:ingest_to_stored_seconds:histogram_quantile_5m",
+                 "deriv(finsentry:consumer_lag_messages:sum[1m])",
+                 "rate(finsentry_scrape_items_total[30s])", "rate(finsentry_scrape_errors_total[30s])",
+                 f"min(timestamp(up == 1)) > {exporting_since + 1:.3f} and count(up == 1) == {len(targets)}"]
+        missing: list[str] = ready
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert proc.poll() is None, (root / "prometheus.log").read_text()
             try:
-                if (prom.finite("finsentry:ingest_to_stored_seconds:histogram_quantile_5m")
-                        and prom.finite("deriv(finsentry:consumer_lag_messages:sum[1m])")):
-                    break
+                missing = [expr for expr in ready if not prom.finite(expr)]
             except OSError:
                 pass
+            if not missing:
+                break
             time.sleep(0.5)
         else:
-            raise TimeoutError(f"no data in Prometheus:\n{(root / 'prometheus.log').read_text()}\n{dashboard_worker.tail()}")
+            raise TimeoutError(f"no data in Prometheus for {missing}:\n{(root / 'prometheus.log').read_text()}\n"
+                               f"{dashboard_worker.tail()}")
         yield prom
     finally:
         stop.set()
@@ -111,6 +160,28 @@ def prometheus(dashboard_worker, tmp_path_factory):
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.mark.parametrize("job", COMMITTED_JOBS)
+def test_every_job_of_the_committed_config_scrapes_a_running_process(prometheus, job):
+    if job in UNAVAILABLE_JOBS:
+        pytest.skip(f"{job}: {UNAVAILABLE_JOBS[job]}")
+    assert prometheus.finite(f'up{{job="{job}"}} == 1'), f"{job} is not up"
+
+
+# Series the dashboards and rules read that a process other than the worker exports.
+SERIES_FROM = {"finsentry_scrape_items_total": "finsentry-scraper", "finsentry_scrape_errors_total": "finsentry-scraper",
+               "finsentry_scrape_last_success_timestamp_seconds": "finsentry-scraper",
+               "finsentry_push_requests_total": "finsentry-push", "finsentry_ingest_published_total": "finsentry-push",
+               "finsentry_retrain_runs_total": "finsentry-trainer", "finsentry_drift_psi": "finsentry-trainer"}
+
+
+@pytest.mark.parametrize("series, job", SERIES_FROM.items(), ids=list(SERIES_FROM))
+def test_series_of_the_other_processes_come_from_their_own_process(prometheus, exporters, series, job):
+    process = exporters[job]
+    scraped = {(r["metric"]["job"], r["metric"]["instance"]) for r in prometheus.finite(series)}
+    assert (job, process.target) in scraped, f"{series} scraped from {sorted(scraped)}, not from {process.name}"
+    assert f"\n{series}" in (process.metrics_text() or ""), f"{process.name}'s own /metrics lacks {series}"
 
 
 def panel_exprs() -> list[tuple[str, str]]:
@@ -236,10 +307,7 @@ def test_signal_extraction():
 
 ALERTING = [r for r in RULES if "alert" in r]
 
-# Series that only a third-party exporter of the production stack serves, and that exporter
-# cannot run here (it ships as a container image and no container engine runs here). The
-# rules on them still run against this Prometheus, and their firing logic is covered by
-# promtool's unit tests (dashboards/prometheus/tests).
+# Series that only an exporter in UNAVAILABLE_JOBS serves.
 EXTERNAL_SERIES = {"kafka_consumergroup_lag": "kafka-exporter"}
 
 
@@ -254,5 +322,6 @@ def test_every_alert_rule_runs_and_its_signals_have_data(prometheus, rule):
         if signal not in external:
             assert prometheus.finite(signal), f"{rule['alert']}: {signal} has no data"
     if external:
-        pytest.skip(f"{', '.join(external)} comes from {', '.join(set(external.values()))}, a container image "
-                    "that cannot run here; promtool's unit tests cover the rule")
+        pytest.skip(f"{', '.join(external)} comes from {', '.join(set(external.values()))}: "
+                    + "; ".join(UNAVAILABLE_JOBS[job] for job in set(external.values()))
+                    + ". promtool's unit tests cover the rule")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from chromium_cdp import Chromium
+from conftest import SHIPPED_VERSION
 from dashboard_helpers import require_tool
 
 
@@ -39,7 +40,7 @@ async def test_the_page_loads_with_charts_alerts_and_documents(page, dashboard_w
     alerts = dashboard_worker.alerts()
     assert sorted(a["status"] for a in alerts) == ["firing", "resolved"]
     assert await page.evaluate("document.getElementById('stat-alerts').textContent") == "1"
-    assert await page.evaluate("document.getElementById('stat-model').textContent") == "wordlist-test-1"
+    assert await page.evaluate("document.getElementById('stat-model').textContent") == SHIPPED_VERSION
     assert await page.evaluate("document.querySelectorAll('#alerts > li').length") == len(alerts)
     assert await page.evaluate("document.querySelectorAll('#alerts .evidence-item').length") == \
         sum(len(a["evidence"]) for a in alerts) >= 10

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import PUBLISHED_DOCS
+from conftest import PUBLISHED_DOCS, SHIPPED_VERSION
 
 
 def test_health_and_metrics_need_no_token(dashboard_worker):
@@ -56,11 +56,11 @@ def test_api_serves_the_stored_documents_including_the_live_ones(dashboard_worke
     stats = json.loads(dashboard_worker.get("/api/stats")[2])
     # At least: other tests sharing this worker may publish more.
     assert stats["documents"] >= dashboard_worker.corpus_size + PUBLISHED_DOCS
-    assert stats["model_versions"] == ["wordlist-test-1"]
+    assert stats["model_versions"] == [SHIPPED_VERSION]
     assert stats["alerts_firing"] == 1
     live = json.loads(dashboard_worker.get("/api/documents?source=wire-live&limit=100")[2])["documents"]
     assert len(live) == PUBLISHED_DOCS
-    assert {d["model_version"] for d in live} == {"wordlist-test-1"}
+    assert {d["model_version"] for d in live} == {SHIPPED_VERSION}
     assert {d["sentiment"] for d in live} == {"negative", "neutral", "positive"}
     found = json.loads(dashboard_worker.get("/api/search?q=quarterly%20slumps")[2])["documents"]
     assert found and all("slumps" in d["title"] for d in found)

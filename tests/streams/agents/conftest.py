@@ -27,7 +27,7 @@ class Harness:
     def agent(self, name: str):
         return self.app.agents[f"finsentry.{name}"]
 
-    async def read(self, output: str, n: int, timeout: float = 10.0) -> list[bytes]:
+    async def read(self, output: str, n: int, timeout: float = 60.0) -> list[bytes]:
         got = []
         for _ in range(n):
             event = await asyncio.wait_for(self.outputs[output].get(), timeout)

@@ -99,13 +99,13 @@ async def test_detect_raises_one_alert_for_a_spike_over_the_table_state(make_set
                                   published_at=T0 + timedelta(minutes=minute, seconds=4 * k), title=f"spike {i}")
                 await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
                 i += 1
-        alerts = [Alert.model_validate_json(v) for v in await h.read("alerts", 1, timeout=20)]
+        alerts = [Alert.model_validate_json(v) for v in await h.read("alerts", 1)]
         # The scope goes quiet: a tick (what the worker's timer sends) ends the episode.
         quiet = (T0 + timedelta(hours=2)).timestamp()
         await agent.put(Tick(tick=quiet, key="topic:Energy / Oil").model_dump_json().encode(), key=b"topic:Energy / Oil")
         updates = []
         while not updates or updates[-1].status != "resolved":
-            updates += [Alert.model_validate_json(v) for v in await h.read("alerts", 1, timeout=20)]
+            updates += [Alert.model_validate_json(v) for v in await h.read("alerts", 1)]
         state = dict(detect.app.tables["finsentry-detector-state"].items())
     alert = alerts[0]
     assert (alert.scope, alert.key) == ("topic", "Energy / Oil")
