@@ -52,8 +52,9 @@ __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 log = logging.getLogger("finsentry.alerting")
 
 # 2: the clock's fields (partition, chunks of pending observations, late), the longer
-# windows (history, recent) and the share's own memory in the baseline; v1 is migrated
-STATE_VERSION = 2
+# windows (history, recent) and the share's own memory in the baseline
+# 3: each bucket marks the documents it counted (re-delivery counts once); v1 and v2 are migrated
+STATE_VERSION = 3
 
 
 def _time(obs: Observation) -> float:
@@ -136,6 +137,8 @@ class ScopeState:
             return cls(scope=scope, key=key)
         if raw.get("v") == 1:  # written before the clock fields and the longer windows
             raw = _from_version_1(raw)
+        if raw.get("v") == 2:  # written before the buckets marked what they counted
+            raw = _from_version_2(raw)
         if raw.get("v") != STATE_VERSION:
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
@@ -161,6 +164,12 @@ def _from_version_1(raw: dict) -> dict:
     base.setdefault("share_negatives", base["negatives"])
     return {**raw, "v": 2, "baseline": base, "history": {}, "recent": [], "reference": dict(base),
             "reference_next": raw["next_close"], "reported_until": None}
+
+
+def _from_version_2(raw: dict) -> dict:
+    """State written before the buckets marked their documents: what they counted is not
+    known, so a document delivered again into one of them may still count twice."""
+    return {**raw, "v": 3, "buckets": {i: [*b[:4], []] for i, b in raw["buckets"].items()}}
 
 
 class _Batch:
@@ -376,6 +385,9 @@ class Detector:
         t = obs.published_at.timestamp()
         self.max_event_time = t if self.max_event_time is None else max(self.max_event_time, t)
         index = bucket_index(t, self.config.bucket_s)
+        if index in s.buckets and s.buckets[index].holds(obs):
+            self._redelivered(s, obs)
+            return []
         if s.next_close is not None and index < s.next_close:
             s.late += 1
             if self.record_metrics:
@@ -385,12 +397,19 @@ class Detector:
             return []
         if s.next_close is None:
             s.next_close = index
-        s.buckets.setdefault(index, Bucket()).add(obs, self.config.evidence_docs)
+        s.buckets.setdefault(index, Bucket()).add(obs, self.config.evidence_docs)  # not held: checked above
         if obs.model_version:
             s.model_version = obs.model_version
         alerts = self._advance(s, t)
         alerts += self._test_window(s, emitted=emitted or bool(alerts))
         return alerts
+
+    def _redelivered(self, s: ScopeState, obs: Observation) -> None:
+        """A document this scope counted already (its bucket is still kept): delivered again
+        after a rebalance or a restart re-read records past the last commit."""
+        if self.record_metrics:
+            metrics.REDELIVERED_OBSERVATIONS.labels(scope=s.scope).inc()
+        log.debug("observation counted already scope=%s key=%s doc=%s", s.scope, s.key, obs.doc_id)
 
     # --- clock -----------------------------------------------------------------------------
     def _advance(self, s: ScopeState, t: float) -> list[Alert]:
