@@ -348,8 +348,14 @@ class Detector:
 
     def _store(self, b: _Batch) -> None:
         """Pending observations go to a chunk of their own (one table record for what a
-        scope received in this call), so the scope's own record stays small however many wait."""
+        scope received in this call), so the scope's own record stays small however many wait.
+
+        The order of the writes is what a worker killed half way through leaves right: new
+        chunks before the scopes that name them (else a restart would miss them), chunks
+        taken or cut down only after the scopes that took them (else their observations
+        would be gone unapplied; applied twice instead, the buckets' marks skip them)."""
         partitions: dict[str, int] = {}
+        fresh: list[str] = []
         for key in b.changed:
             s = b.scopes[key]
             if s.pending:
@@ -358,15 +364,11 @@ class Detector:
                 b.chunks[chunk] = s.pending
                 s.chunks[chunk] = min(_time(o) for o in s.pending)
                 s.pending = []
+                fresh.append(chunk)
             for chunk in s.chunks:
                 partitions[chunk] = s.partition
-        for chunk, observations in b.chunks.items():
-            if observations is None:
-                if chunk in self.state:
-                    del self.state[chunk]
-            elif chunk in partitions:
-                self.state[chunk] = {"partition": partitions[chunk],
-                                     "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
+        for chunk in fresh:
+            self._store_chunk(chunk, partitions[chunk], b.chunks[chunk])
         for key in b.changed:
             s = b.scopes[key]
             self.state[key] = s.dump()
@@ -379,6 +381,18 @@ class Detector:
             dumped = clock.dump()
             if dumped != b.clocks_read.get(partition):
                 self.state[clock_key(partition)] = dumped
+        for chunk, observations in b.chunks.items():
+            if observations is None:
+                # `in` holds for every key of a table with a default: ask for the record itself.
+                # A chunk a scope names may be gone after a kill between one batch's records.
+                if self.state.get(chunk) is not None:
+                    del self.state[chunk]
+            elif chunk in partitions and chunk not in fresh:
+                self._store_chunk(chunk, partitions[chunk], observations)
+
+    def _store_chunk(self, chunk: str, partition: int, observations: list[Observation]) -> None:
+        self.state[chunk] = {"partition": partition,
+                             "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
 
     def _apply(self, s: ScopeState, obs: Observation, emitted: bool = False) -> list[Alert]:
         """One observation, due by the clock, into its scope's state."""
