@@ -136,9 +136,15 @@ def settle(pipeline, items, timeout: float) -> dict[str, dict]:
 
 
 def check_same_episodes(pipeline, tmp_path: Path, table: dict[str, dict]) -> set[tuple]:
+    """The worker's episodes are the replay's. The premise, that there are episodes to
+    compare on every day, asks for less than one Energy / Oil surge per day: which copy of
+    a syndicated story is the original (counted) and which a duplicate depends on the
+    order the worker scored them in, and the second day's surge, a bare warning, falls
+    short in some runs — in the worker and in the replay alike (a run of 4,708 documents
+    swapped 14 originals between the days)."""
     reference = normalise(replay_episodes(pipeline, tmp_path))
-    energy = [e for e in reference if e[1] == "Energy / Oil"]
-    assert len(energy) >= COPIES, f"the premise: one Energy / Oil surge per copy, got {sorted(reference)}"
+    assert any(e[1] == "Energy / Oil" for e in reference), f"the premise: an Energy / Oil surge, got {sorted(reference)}"
+    assert len({e[2][:10] for e in reference}) == COPIES, f"the premise: episodes on every day, got {sorted(reference)}"
     try:  # the last alerts may still be on their way after the changelog shows the clock
         pipeline.wait(lambda: normalise(worker_episodes(pipeline)) == reference, 60,
                       "the worker's episodes to equal the replay's")
@@ -161,11 +167,6 @@ def test_backfill_into_a_worker_started_after_it_gives_the_replay_episodes(pipel
     check_same_episodes(p, tmp_path, table)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open defect: in its one run (worker started before a full-speed ingest whose file holds one "
-    "partition 10 event minutes behind) 11 observations of one document per day came 6-10 minutes "
-    "behind the clock and were counted late, and storing stopped at 4,513 of 4,708 documents; "
-    "cause not yet found (an idle report for the delayed partition is the first suspect)"))
 def test_backfill_with_one_partition_published_minutes_behind_the_others(pipeline, tmp_path):
     p = pipeline(explain_evidence=False)
     n = p.settings.topic_partitions
@@ -182,10 +183,6 @@ def test_backfill_with_one_partition_published_minutes_behind_the_others(pipelin
     check_same_episodes(p, tmp_path, table)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open defect: in its one run the restarted worker stored 4,686 of 4,708 documents and then "
-    "stopped storing; flow control is the first suspect (a pause the timer never lifted while it "
-    "could not measure offsets: now it fails open), not re-run since"))
 def test_backfill_with_the_worker_killed_and_restarted_midway(pipeline, tmp_path):
     p = pipeline(explain_evidence=False)
     items = backfill_lines()
