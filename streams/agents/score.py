@@ -100,7 +100,8 @@ def register(app: faust.App, rt: Runtime):
         await rt.ready.wait()
 
         def note_read(value):
-            order.read(stream.current_event.message)
+            if stream.current_event is not None:
+                order.read(stream.current_event.message)
             return value
 
         stream.add_processor(note_read)  # runs as each record leaves the queue, before the batch takes it
