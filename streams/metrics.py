@@ -28,8 +28,10 @@ ALERTS_RAISED = Counter("finsentry_alerts_total", "Alerts raised (new episodes).
 NEGATIVE_SHARE = Gauge("finsentry_negative_share", "Negative share of the latest complete bucket per topic.", ["topic"])
 ENTITY_NEGATIVE_SHARE = Gauge("finsentry_entity_negative_share", "Negative share of the latest complete bucket for watched entities.", ["entity"])
 LATE_RECORDS = Counter("finsentry_detector_late_records_total", "Records that came after the detector closed their bucket (the scope's clock was past them by more than the lateness bound): not counted, logged, and reported per scope in the alert's late_records.", ["scope"])
+REDELIVERED_OBSERVATIONS = Counter("finsentry_detector_redelivered_observations_total", "Observations of a document the scope had counted already (delivered again after a rebalance or a restart): not counted a second time.", ["scope"])
 WATERMARK_SKEW = Gauge("finsentry_detector_watermark_skew_seconds", "Event-time spread between the active source partitions, as the detector's clock of one observations partition sees it.", ["partition"])
 PARTITION_EVENT_TIME = Gauge("finsentry_partition_event_time_seconds", "Newest event time (epoch seconds) read from an input partition by this worker.", ["topic", "partition"])
+OUT_OF_ORDER_DELIVERIES = Counter("finsentry_score_out_of_order_total", "Times the score agent stopped waiting for an earlier record of a partition (not handed over within its bound) and delivered later ones first: the detector may then count records of that partition as late.", ["topic"])
 PAUSED_PARTITIONS = Gauge("finsentry_paused_partitions", "Input partitions this worker holds paused because they run ahead in event time.", ["topic"])
 FLOW_SKEW = Gauge("finsentry_partition_skew_seconds", "Event-time spread between the newest records read from this worker's partitions of a topic.", ["topic"])
 

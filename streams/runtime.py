@@ -37,6 +37,11 @@ async def deliver_all(channel, items: list[tuple[str | bytes | None, BaseModel |
         payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
         raw_key = key.encode() if isinstance(key, str) else key
         futures.append(await channel.send(key=raw_key, value=payload))
+    await delivered(futures)
+
+
+async def delivered(futures) -> None:
+    """Wait for the broker's acknowledgement of every send among `futures`."""
     pending = [f for f in futures if isinstance(f, asyncio.Future)]
     if pending:
         await asyncio.gather(*pending)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from faust.transport import drivers
+from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import aiokafka as driver
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
@@ -72,6 +73,23 @@ class Consumer(driver.Consumer):
                 return False
             finally:
                 notify(self._waiting_for_ack)
+
+    def pause_partitions(self, tps) -> None:
+        """Faust narrows its set of active partitions in place, and the fetch being handed over
+        checks each record against that same set: records of a partition paused meanwhile were
+        dropped after the read position had passed them, so they were never read again and the
+        commit went past them (lost, not dead-lettered). A new set leaves the fetch in hand
+        to be handed over whole; the next fetch leaves the paused partitions out."""
+        paused = ensure_TPset(tps)
+        self._active_partitions = set(self._get_active_partitions()) - paused
+        self._paused_partitions.update(paused)
+
+    def on_buffer_drop(self, tp) -> None:
+        """A stream's buffer drained: fetch the partition again, unless the flow control paused it."""
+        if tp in self._paused_partitions:
+            self._buffered_partitions.discard(tp)
+            return
+        super().on_buffer_drop(tp)
 
     def _filter_tps_with_pending_acks(self, topics=None):
         return (tp for tp in self.in_flight.partitions()

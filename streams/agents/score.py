@@ -10,6 +10,8 @@ broker, which keeps the model busy.
 
 Flow control (flow_control.py): a docs.valid partition that runs ahead of the others in
 event time is paused until they catch up, so the detector's clock is not held far back.
+Order (input_order.py): a partition's scored records are delivered in the order they were
+read, whichever batch in flight finishes first, so its event time only moves forward.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from finsentry.models.textnorm import model_input
 from finsentry.streams import metrics
 from finsentry.streams.consumer_lag import partitions_with_backlog
 from finsentry.streams.flow_control import FlowControl
+from finsentry.streams.input_order import InputOrder
 from finsentry.streams.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
-from finsentry.streams.runtime import Runtime, deliver, deliver_all
+from finsentry.streams.runtime import Runtime, deliver, delivered
 
 log = logging.getLogger("finsentry.score")
 
@@ -89,30 +92,55 @@ def register(app: faust.App, rt: Runtime):
     # Actors share one queue; Faust commits only the offsets below the oldest unacknowledged
     # event, so a batch still being delivered holds the commit back (at-least-once holds).
     flow = FlowControl(rt.settings.flow_max_skew_s, rt.settings.flow_max_pause_s)
+    order = InputOrder()
     valid_topic = rt.topics.valid.get_topic_name()
 
     @app.agent(rt.topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
     async def score(stream):
         await rt.ready.wait()
+
+        def note_read(value):
+            if stream.current_event is not None:
+                order.read(stream.current_event.message)
+            return value
+
+        stream.add_processor(note_read)  # runs as each record leaves the queue, before the batch takes it
         async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s):
-            docs, dead = [], []
-            for event in events:
-                payload = event.value
-                try:
-                    docs.append(ValidDocument.model_validate_json(payload))
-                    flow.saw(event.message.partition, docs[-1].published_at.timestamp())
-                except ValidationError as exc:  # only a foreign producer writes bad data here
-                    dead.append(DeadLetter.of(payload, f"invalid record on docs.valid: {exc.errors()[0]['msg']}", "score"))
-            scored, failed = await score_batch(rt, docs) if docs else ([], [])
-            dead += [DeadLetter.of(d.model_dump_json(), reason, "score") for d, reason in failed]
-            for record in scored:
-                if record.dup_of:
-                    metrics.DOCS_DUPLICATE.inc()
-                metrics.count_scored(record)
-            for letter in dead:
-                metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
-                await deliver(rt.topics.dlq, None, letter)
-            await deliver_all(rt.topics.scored, [(r.key, r) for r in scored])
+            try:
+                await score_events(events)
+            finally:
+                for event in events:  # a failed batch must not hold the records read after it
+                    order.handed_over(event.message)
+
+    async def score_events(events) -> None:
+        docs, dead, read_as = [], [], []
+        for event in events:
+            payload = event.value
+            try:
+                docs.append(ValidDocument.model_validate_json(payload))
+                read_as.append(event.message)
+                flow.saw(event.message.partition, docs[-1].published_at.timestamp())
+            except ValidationError as exc:  # only a foreign producer writes bad data here
+                dead.append(DeadLetter.of(payload, f"invalid record on docs.valid: {exc.errors()[0]['msg']}", "score"))
+        scored, failed = await score_batch(rt, docs) if docs else ([], [])
+        dead += [DeadLetter.of(d.model_dump_json(), reason, "score") for d, reason in failed]
+        for record in scored:
+            if record.dup_of:
+                metrics.DOCS_DUPLICATE.inc()
+            metrics.count_scored(record)
+        for letter in dead:
+            metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
+            await deliver(rt.topics.dlq, None, letter)
+        unscored = {id(doc) for doc, _ in failed}
+        outputs = dict(zip((id(m) for doc, m in zip(docs, read_as) if id(doc) not in unscored), scored))
+        futures = []
+        for event in events:  # in the order read; each waits for its partition's earlier records
+            record = outputs.get(id(event.message))
+            if record is not None:
+                await order.turn(event.message)
+                futures.append(await rt.topics.scored.send(key=record.key.encode(), value=record.model_dump_json().encode()))
+            order.handed_over(event.message)
+        await delivered(futures)
 
     @app.timer(interval=1.0)
     async def pace_partitions() -> None:

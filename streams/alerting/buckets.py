@@ -2,12 +2,16 @@
 
 A bucket counts distinct stories, negative ones, and near-duplicate copies (which are not
 counted as stories: a story syndicated fifty times is one story), and keeps the few most
-negative original stories as evidence. Everything here is plain data that round-trips
-through JSON, because it lives in a changelog-backed table.
+negative original stories as evidence. It also remembers a short mark of every document it
+counted, so a document delivered again (after a rebalance or a restart the worker re-reads
+from its last commit) is counted once; the marks go when the bucket leaves the state.
+Everything here is plain data that round-trips through JSON, because it lives in a
+changelog-backed table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -15,10 +19,16 @@ from typing import Iterable, Mapping
 from finsentry.streams.alerting.observations import Observation
 
 _TITLE_CHARS = 300  # evidence is for people; a headline is enough, and state stays small
+_MARK_BYTES = 6  # 48 bits: a false match among a bucket's documents is vanishingly rare, and state stays small
 
 
 def bucket_index(t: float, width: int) -> int:
     return math.floor(t / width)
+
+
+def document_mark(doc_id: str) -> str:
+    """A short stand-in for a document id (ids may be up to 200 characters)."""
+    return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=_MARK_BYTES).hexdigest()
 
 
 def evidence_of(obs: Observation) -> dict:
@@ -44,24 +54,35 @@ class Bucket:
     neg: int = 0  # distinct negative stories
     dups: int = 0  # near-duplicate copies, not counted in n
     evidence: list[dict] = field(default_factory=list)
+    counted: set[str] = field(default_factory=set)  # marks of the documents counted here
 
-    def add(self, obs: Observation, keep: int) -> None:
+    def holds(self, obs: Observation) -> bool:
+        return document_mark(obs.doc_id) in self.counted
+
+    def add(self, obs: Observation, keep: int) -> bool:
+        """Count `obs`; False (nothing counted) if this document was counted here already."""
+        mark = document_mark(obs.doc_id)
+        if mark in self.counted:
+            return False
+        self.counted.add(mark)
         if obs.dup_of:
             self.dups += 1
-            return
+            return True
         self.n += 1
         if obs.negative:
             self.neg += 1
             if keep > 0:
                 self.evidence = most_negative([*self.evidence, evidence_of(obs)], keep)
+        return True
 
     def dump(self) -> list:
-        return [self.n, self.neg, self.dups, self.evidence]
+        return [self.n, self.neg, self.dups, self.evidence, sorted(self.counted)]
 
     @classmethod
     def load(cls, raw: list) -> "Bucket":
-        n, neg, dups, evidence = raw
-        return cls(n, neg, dups, list(evidence))
+        """Also a bucket written before the marks (state version 2): what it counted is unknown."""
+        n, neg, dups, evidence, *counted = raw
+        return cls(n, neg, dups, list(evidence), set(counted[0]) if counted else set())
 
 
 @dataclass

@@ -52,8 +52,9 @@ __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 log = logging.getLogger("finsentry.alerting")
 
 # 2: the clock's fields (partition, chunks of pending observations, late), the longer
-# windows (history, recent) and the share's own memory in the baseline; v1 is migrated
-STATE_VERSION = 2
+# windows (history, recent) and the share's own memory in the baseline
+# 3: each bucket marks the documents it counted (re-delivery counts once); v1 and v2 are migrated
+STATE_VERSION = 3
 
 
 def _time(obs: Observation) -> float:
@@ -136,6 +137,8 @@ class ScopeState:
             return cls(scope=scope, key=key)
         if raw.get("v") == 1:  # written before the clock fields and the longer windows
             raw = _from_version_1(raw)
+        if raw.get("v") == 2:  # written before the buckets marked what they counted
+            raw = _from_version_2(raw)
         if raw.get("v") != STATE_VERSION:
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
@@ -161,6 +164,12 @@ def _from_version_1(raw: dict) -> dict:
     base.setdefault("share_negatives", base["negatives"])
     return {**raw, "v": 2, "baseline": base, "history": {}, "recent": [], "reference": dict(base),
             "reference_next": raw["next_close"], "reported_until": None}
+
+
+def _from_version_2(raw: dict) -> dict:
+    """State written before the buckets marked their documents: what they counted is not
+    known, so a document delivered again into one of them may still count twice."""
+    return {**raw, "v": 3, "buckets": {i: [*b[:4], []] for i, b in raw["buckets"].items()}}
 
 
 class _Batch:
@@ -339,8 +348,14 @@ class Detector:
 
     def _store(self, b: _Batch) -> None:
         """Pending observations go to a chunk of their own (one table record for what a
-        scope received in this call), so the scope's own record stays small however many wait."""
+        scope received in this call), so the scope's own record stays small however many wait.
+
+        The order of the writes is what a worker killed half way through leaves right: new
+        chunks before the scopes that name them (else a restart would miss them), chunks
+        taken or cut down only after the scopes that took them (else their observations
+        would be gone unapplied; applied twice instead, the buckets' marks skip them)."""
         partitions: dict[str, int] = {}
+        fresh: list[str] = []
         for key in b.changed:
             s = b.scopes[key]
             if s.pending:
@@ -349,15 +364,11 @@ class Detector:
                 b.chunks[chunk] = s.pending
                 s.chunks[chunk] = min(_time(o) for o in s.pending)
                 s.pending = []
+                fresh.append(chunk)
             for chunk in s.chunks:
                 partitions[chunk] = s.partition
-        for chunk, observations in b.chunks.items():
-            if observations is None:
-                if chunk in self.state:
-                    del self.state[chunk]
-            elif chunk in partitions:
-                self.state[chunk] = {"partition": partitions[chunk],
-                                     "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
+        for chunk in fresh:
+            self._store_chunk(chunk, partitions[chunk], b.chunks[chunk])
         for key in b.changed:
             s = b.scopes[key]
             self.state[key] = s.dump()
@@ -370,12 +381,27 @@ class Detector:
             dumped = clock.dump()
             if dumped != b.clocks_read.get(partition):
                 self.state[clock_key(partition)] = dumped
+        for chunk, observations in b.chunks.items():
+            if observations is None:
+                # `in` holds for every key of a table with a default: ask for the record itself.
+                # A chunk a scope names may be gone after a kill between one batch's records.
+                if self.state.get(chunk) is not None:
+                    del self.state[chunk]
+            elif chunk in partitions and chunk not in fresh:
+                self._store_chunk(chunk, partitions[chunk], observations)
+
+    def _store_chunk(self, chunk: str, partition: int, observations: list[Observation]) -> None:
+        self.state[chunk] = {"partition": partition,
+                             "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
 
     def _apply(self, s: ScopeState, obs: Observation, emitted: bool = False) -> list[Alert]:
         """One observation, due by the clock, into its scope's state."""
         t = obs.published_at.timestamp()
         self.max_event_time = t if self.max_event_time is None else max(self.max_event_time, t)
         index = bucket_index(t, self.config.bucket_s)
+        if index in s.buckets and s.buckets[index].holds(obs):
+            self._redelivered(s, obs)
+            return []
         if s.next_close is not None and index < s.next_close:
             s.late += 1
             if self.record_metrics:
@@ -385,12 +411,19 @@ class Detector:
             return []
         if s.next_close is None:
             s.next_close = index
-        s.buckets.setdefault(index, Bucket()).add(obs, self.config.evidence_docs)
+        s.buckets.setdefault(index, Bucket()).add(obs, self.config.evidence_docs)  # not held: checked above
         if obs.model_version:
             s.model_version = obs.model_version
         alerts = self._advance(s, t)
         alerts += self._test_window(s, emitted=emitted or bool(alerts))
         return alerts
+
+    def _redelivered(self, s: ScopeState, obs: Observation) -> None:
+        """A document this scope counted already (its bucket is still kept): delivered again
+        after a rebalance or a restart re-read records past the last commit."""
+        if self.record_metrics:
+            metrics.REDELIVERED_OBSERVATIONS.labels(scope=s.scope).inc()
+        log.debug("observation counted already scope=%s key=%s doc=%s", s.scope, s.key, obs.doc_id)
 
     # --- clock -----------------------------------------------------------------------------
     def _advance(self, s: ScopeState, t: float) -> list[Alert]:

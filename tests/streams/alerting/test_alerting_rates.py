@@ -136,7 +136,7 @@ def test_state_of_version_1_is_carried_over():
                "v": 1, "baseline": {f: v for f, v in raw["baseline"].items() if not f.startswith("share_")}}
            for k, raw in state.items() if "baseline" in raw}  # scopes, not the clock's own keys
     loaded = ScopeState.load(old["global:all"], "global", "all")
-    assert STATE_VERSION == 2 and loaded.history == {} and loaded.reference_next == old["global:all"]["next_close"]
+    assert STATE_VERSION == 3 and loaded.history == {} and loaded.reference_next == old["global:all"]["next_close"]
     assert loaded.baseline.share_stories == old["global:all"]["baseline"]["stories"]
     list(replay_events(scenario.records[2000:2100], CONFIG, state=old))  # goes on without an error
-    assert old["global:all"]["v"] == 2 and "reference" in old["global:all"]
+    assert old["global:all"]["v"] == 3 and "reference" in old["global:all"]
