@@ -42,7 +42,7 @@ from finsentry.streams.alerting.buckets import Bucket, Window, bucket_index, mos
 from finsentry.streams.alerting.config import DetectorConfig, Thresholds
 from finsentry.streams.alerting.observations import (
     Message, Observation, ObservationGroup, Tick, Watermark, state_key)
-from finsentry.streams.alerting.stats import Baseline, Cusum, ewma_alpha, z_score
+from finsentry.streams.alerting.stats import EPISODE_WEIGHT, Baseline, Cusum, ewma_alpha, z_score
 from finsentry.streams.alerting.watermarks import (
     SELF_SOURCE, PartitionClock, clock_key, is_scope_key, pending_key)
 from finsentry.streams.records import Alert, Evidence
@@ -52,8 +52,9 @@ __all__ = ["Detector", "DetectorConfig", "Thresholds"]
 log = logging.getLogger("finsentry.alerting")
 
 # 2: the clock's fields (partition, chunks of pending observations, late), the longer
-# windows (history, recent) and the share's own memory in the baseline; v1 is migrated
-STATE_VERSION = 2
+# windows (history, recent) and the share's own memory in the baseline; 3: each closed
+# bucket in `history` says whether a surge's episode covers it. v1 and v2 are migrated.
+STATE_VERSION = 3
 
 
 def _time(obs: Observation) -> float:
@@ -98,7 +99,7 @@ class ScopeState:
     cusum: Cusum = field(default_factory=Cusum)
     episode: Episode | None = None
     model_version: str | None = None
-    history: dict[int, list[int]] = field(default_factory=dict)  # closed buckets: [n, neg, dups]
+    history: dict[int, list[int]] = field(default_factory=dict)  # closed buckets: [n, neg, dups, in episode]
     recent: list[dict] = field(default_factory=list)  # most negative stories of closed buckets
     reference: Baseline = field(default_factory=Baseline)  # the baseline before the longest window
     reference_next: int | None = None  # first closed bucket not yet folded into `reference`
@@ -136,6 +137,8 @@ class ScopeState:
             return cls(scope=scope, key=key)
         if raw.get("v") == 1:  # written before the clock fields and the longer windows
             raw = _from_version_1(raw)
+        if raw.get("v") == 2:  # written before episodes were kept out of the reference
+            raw = _from_version_2(raw)
         if raw.get("v") != STATE_VERSION:
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
@@ -161,6 +164,12 @@ def _from_version_1(raw: dict) -> dict:
     base.setdefault("share_negatives", base["negatives"])
     return {**raw, "v": 2, "baseline": base, "history": {}, "recent": [], "reference": dict(base),
             "reference_next": raw["next_close"], "reported_until": None}
+
+
+def _from_version_2(raw: dict) -> dict:
+    """State written before closed buckets said whether an episode covers them: those
+    still waiting for the reference are taken as ordinary ones (as version 2 folded them)."""
+    return {**raw, "v": 3, "history": {i: [*counts[:3], 0] for i, counts in raw["history"].items()}}
 
 
 class _Batch:
@@ -435,6 +444,10 @@ class Detector:
         base = s.baseline
         ready = base.buckets >= cfg.min_baseline_buckets
         firing = s.episode is not None and s.episode.firing
+        # A surge does not become the norm (a drift, the CUSUM's, is meant to be learned). Its
+        # last buckets close after it ended (the lateness bound): they are part of it too.
+        ep = s.episode
+        surge = ep is not None and ep.method == "z" and (firing or index * cfg.bucket_s < ep.ended)
         alerts: list[Alert] = []
         if ready and not firing:
             closed = window(s.buckets, index, cfg.window_buckets, 0)
@@ -443,8 +456,10 @@ class Detector:
         if ready and th.cusum_h > 0 and not (firing and s.episode.method == "z"):
             s.cusum.step(index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion)
             alerts += self._test_cusum(s, th, index)
-        base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready)
-        s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs)
+        base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready,
+                  weight=EPISODE_WEIGHT if surge else 1.0)
+        s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs,
+                                        in_episode=surge)
         s.next_close = index + 1
         # The reference follows the closed buckets, not the tests: the state is then the same
         # however often the windows were tested (one observation at a time or a batch).
@@ -541,6 +556,7 @@ class Detector:
                 metrics.ALERTS_RAISED.labels(scope=s.scope, severity=severity).inc()
         if method == "z":
             s.cusum.reset()  # the window test owns this episode; the drift detector restarts after it
+            scales.mark_episode(s.history, peak["first"])  # the surge's closed buckets too
         alert = self._emit(s, change)
         log.info("alert %s change=%s id=%s", alert.summary, change, alert.id)
         return alert
