@@ -42,7 +42,7 @@ from finsentry.streams.alerting.buckets import Bucket, Window, bucket_index, mos
 from finsentry.streams.alerting.config import DetectorConfig, Thresholds
 from finsentry.streams.alerting.observations import (
     Message, Observation, ObservationGroup, Tick, Watermark, state_key)
-from finsentry.streams.alerting.stats import EPISODE_WEIGHT, Baseline, Cusum, ewma_alpha, z_score
+from finsentry.streams.alerting.stats import Baseline, Cusum, ewma_alpha, z_score
 from finsentry.streams.alerting.watermarks import (
     SELF_SOURCE, PartitionClock, clock_key, is_scope_key, pending_key)
 from finsentry.streams.records import Alert, Evidence
@@ -449,15 +449,15 @@ class Detector:
         ep = s.episode
         surge = ep is not None and ep.method == "z" and (firing or index * cfg.bucket_s < ep.ended)
         alerts: list[Alert] = []
-        if ready and not firing:
+        if ready and not (firing or surge):
             closed = window(s.buckets, index, cfg.window_buckets, 0)
             if closed.n >= 3:
                 base.observe_dispersion(z_score(closed.neg, closed.n, base, dispersion=1.0) ** 2, self._alpha)
-        if ready and th.cusum_h > 0 and not (firing and s.episode.method == "z"):
+        if ready and th.cusum_h > 0 and not surge:  # a surge's buckets are not a drift
             s.cusum.step(index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion)
             alerts += self._test_cusum(s, th, index)
         base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready,
-                  weight=EPISODE_WEIGHT if surge else 1.0)
+                  weight=base.episode_weight(bucket.n) if surge else 1.0)
         s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs,
                                         in_episode=surge)
         s.next_close = index + 1

@@ -33,7 +33,7 @@ from typing import Mapping
 
 from finsentry.streams.alerting.buckets import Bucket, Window, most_negative
 from finsentry.streams.alerting.config import Thresholds
-from finsentry.streams.alerting.stats import EPISODE_WEIGHT, Baseline, beta_binomial_sf, negative_binomial_sf, z_of_tail
+from finsentry.streams.alerting.stats import Baseline, beta_binomial_sf, negative_binomial_sf, z_of_tail
 
 # Shape of the gamma spread of a scope's rate of negative stories between windows, beyond
 # what its baseline expects: 4 lets the rate be half as high again without much surprise
@@ -76,7 +76,7 @@ def record_closed(history: dict[int, list[int]], recent: list[dict], index: int,
 
 def mark_episode(history: dict[int, list[int]], first: int) -> None:
     """An episode opened on a window from bucket `first`: the closed buckets it holds are
-    part of the surge and teach the reference only with EPISODE_WEIGHT."""
+    part of the surge and teach the reference little (`Baseline.episode_weight`)."""
     for index, counts in history.items():
         if index >= first:
             counts[3] = 1
@@ -132,7 +132,7 @@ def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[in
                 reference.fold_empty(index - cursor, alpha, long_alpha)
             n, neg, _, in_episode = history[index]
             reference.fold(n, neg, alpha, long_alpha, robust=reference.buckets >= robust_after,
-                           weight=EPISODE_WEIGHT if in_episode else 1.0)
+                           weight=reference.episode_weight(n) if in_episode else 1.0)
             cursor = index + 1
         del history[index]
     if upto > cursor:

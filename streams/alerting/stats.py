@@ -42,9 +42,10 @@ _DISPERSION_PRIOR_WEIGHT = 10.0  # pseudo-windows at the binomial value 1
 _DISPERSION_CLIP = 9.0  # one window adds at most a 3-sigma square
 _DISPERSION_HALFLIFE_FACTOR = 4.0  # dispersion is a slow property of a scope
 _ROBUST_SIGMAS = 3.0
-# A bucket inside a surge the window test reported counts as this fraction of a bucket in
-# the baseline: the episode does not become the norm (a second, identical surge the next
-# day still alerts), while a shift that lasts is still learned, ten times more slowly.
+# A bucket inside a surge the window test reported teaches the baseline at most this
+# fraction of what an ordinary bucket does (`Baseline.episode_weight`): the episode does not
+# become the norm (a second, identical surge the next day still alerts), while a shift
+# that lasts is still learned, only more slowly.
 EPISODE_WEIGHT = 0.1
 
 
@@ -106,6 +107,14 @@ class Baseline:
         self.long_negatives = long_keep * self.long_negatives + weight * self._clipped(n, neg, self.long_share, robust)
         self.weight = keep * self.weight + weight
         self.buckets += 1
+
+    def episode_weight(self, n: int) -> float:
+        """The weight of a bucket of `n` stories inside a surge: EPISODE_WEIGHT of a bucket,
+        and no more stories than EPISODE_WEIGHT of an ordinary bucket (a share that rests on
+        stories would otherwise be made of the surge's hundreds of stories)."""
+        if n <= 0 or self.volume <= 0.0:
+            return EPISODE_WEIGHT
+        return EPISODE_WEIGHT * min(1.0, self.volume / n)
 
     def _clipped(self, n: int, neg: int, p0: float, robust: bool) -> float:
         if not robust or n == 0:

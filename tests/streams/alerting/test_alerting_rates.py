@@ -136,7 +136,28 @@ def test_state_of_version_1_is_carried_over():
                "v": 1, "baseline": {f: v for f, v in raw["baseline"].items() if not f.startswith("share_")}}
            for k, raw in state.items() if "baseline" in raw}  # scopes, not the clock's own keys
     loaded = ScopeState.load(old["global:all"], "global", "all")
-    assert STATE_VERSION == 2 and loaded.history == {} and loaded.reference_next == old["global:all"]["next_close"]
+    assert STATE_VERSION == 3 and loaded.history == {} and loaded.reference_next == old["global:all"]["next_close"]
     assert loaded.baseline.share_stories == old["global:all"]["baseline"]["stories"]
     list(replay_events(scenario.records[2000:2100], CONFIG, state=old))  # goes on without an error
-    assert old["global:all"]["v"] == 2 and "reference" in old["global:all"]
+    assert old["global:all"]["v"] == 3 and "reference" in old["global:all"]
+
+
+def test_state_of_version_2_is_carried_over_with_its_closed_buckets_as_ordinary_ones():
+    """Version 2 kept [n, neg, dups] per closed bucket; version 3 adds whether a surge's
+    episode covers it. An upgraded worker goes on with the counts it had."""
+    from finsentry.streams.alerting.detector import ScopeState
+    from finsentry.streams.alerting.replay import replay_events
+
+    scenario = newsrates.sector_surge(10.0)(0)
+    state: dict = {}
+    list(replay_events(scenario.records[:2000], CONFIG, state=state))
+    old = {k: {**raw, "v": 2, "history": {i: c[:3] for i, c in raw["history"].items()}}
+           for k, raw in state.items() if "baseline" in raw}
+    assert old["global:all"]["history"], "the test needs closed buckets waiting for the reference"
+    loaded = ScopeState.load(old["global:all"], "global", "all")
+    assert {i: c[:3] for i, c in loaded.history.items()} == {int(i): c for i, c in old["global:all"]["history"].items()}
+    assert all(c[3] == 0 for c in loaded.history.values())
+    ours = dict(state)
+    a = list(replay_events(scenario.records[2000:2600], CONFIG, state=old))
+    b = list(replay_events(scenario.records[2000:2600], CONFIG, state=ours))
+    assert old["global:all"]["v"] == 3 and [x.id for x in a] == [x.id for x in b]
