@@ -51,6 +51,8 @@ def test_sample_episode_alerts_early_and_nothing_else_on_topics(scored_sample):
     offset_s = (first.window_end - start).total_seconds()
     assert offset_s / DemoOptions().speed < 90, offset_s  # leaves the worker half a minute to start
     assert first.negative_share > 0.6 and first.evidence
+    # The alert says which time scale fired: a surge this dense shows within three minutes.
+    assert first.time_scale_s == 3 * 60 and "in 3 min" in first.summary, first.summary
 
 
 def test_the_same_surge_on_the_next_days_alerts_again(scored_sample):
@@ -69,7 +71,8 @@ def test_the_same_surge_on_the_next_days_alerts_again(scored_sample):
     assert sorted((a.episode_start - start).days for a in energy) == [0, 1, 2], \
         [(a.episode_start.isoformat(), a.baseline) for a in energy]
     # Each day judged against a baseline the earlier surges moved only a little.
-    assert all(a.baseline < 0.4 and a.negative_share > 0.6 for a in energy), [a.baseline for a in energy]
+    assert all(a.baseline < 0.4 and a.negative_share > 0.6 and a.time_scale_s for a in energy), \
+        [(a.baseline, a.negative_share, a.time_scale_s) for a in energy]
 
 
 REPO = Path(__file__).resolve().parents[2]
