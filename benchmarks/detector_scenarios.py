@@ -11,11 +11,13 @@ docs/alerting.md):
   delay in minutes of event time, false alarms per scope and week;
 - with --dense, the project's earlier dense scenarios (30 stories a minute);
 - with --sweep, the null week again at other values of FINSENTRY_ALERT_Z_THRESHOLD, the one
-  setting that trades false alarms against sensitivity.
+  setting that trades false alarms against sensitivity, beside the target recall and the
+  trap alerts at that value of the other streams run (--only).
 
     python benchmarks/detector_scenarios.py                    # defaults from Settings, 5 seeds
     python benchmarks/detector_scenarios.py --seeds 2 --only null_week company_burst_3_per_day
     python benchmarks/detector_scenarios.py --sweep 3.5 4.5 5  # false alarms at other thresholds
+    python benchmarks/detector_scenarios.py --seeds 2 --only company_burst_5_per_h negative_night --sweep 3.5 4
     FINSENTRY_ALERT_Z_THRESHOLD=4.5 python benchmarks/detector_scenarios.py
 """
 
@@ -30,6 +32,8 @@ from finsentry.settings import Settings
 from finsentry.streams.alerting.config import DetectorConfig
 from finsentry.streams.alerting.newsrates import REALISTIC
 from finsentry.streams.alerting.scenarios import SCENARIOS, rate_table, table
+
+TRAPS = ("syndicated_60", "negative_night")  # streams where any alert is a false one
 
 
 def main() -> None:
@@ -51,12 +55,18 @@ def main() -> None:
             for alert in outcome.false:
                 print(f"false in {name}: {alert.summary} episode_start={alert.episode_start.isoformat()}", file=sys.stderr)
     if args.sweep:
-        print("\n| z threshold | null-week false alarms | scope-weeks | per scope-week |\n| ---: | ---: | ---: | ---: |")
+        # The other side of the trade: target recall and trap alerts of the streams run above.
+        events = [name for name in outcomes if name != "null_week"]
+        print("\n| z threshold | null-week false alarms | scope-weeks | per scope-week "
+              f"| target recall ({', '.join(events) or 'none run'}) | alerts on traps |\n| ---: | ---: | ---: | ---: | ---: | ---: |")
         for z in args.sweep:
             swept = dataclasses.replace(config, defaults=dataclasses.replace(config.defaults, z=z))
-            _, null = rate_table(swept, REALISTIC, range(args.seeds), ["null_week"], settings)
-            o = null["null_week"]
-            print(f"| {z:g} | {len(o.false)} | {o.scope_weeks:.0f} | {len(o.false) / o.scope_weeks:.3f} |")
+            _, runs = rate_table(swept, REALISTIC, range(args.seeds), ["null_week", *events], settings)
+            o = runs["null_week"]
+            found, targets = sum(runs[n].target_detected for n in events), sum(runs[n].target_events for n in events)
+            traps = sum(len(runs[n].false) for n in events if n in TRAPS)
+            recall = f"{found}/{targets}" if targets else "–"
+            print(f"| {z:g} | {len(o.false)} | {o.scope_weeks:.0f} | {len(o.false) / o.scope_weeks:.3f} | {recall} | {traps} |")
     if args.dense:
         dense, _ = table(config, range(args.seeds), None, progress, settings, SCENARIOS)
         print("\n" + dense)

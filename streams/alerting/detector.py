@@ -53,8 +53,10 @@ log = logging.getLogger("finsentry.alerting")
 
 # 2: the clock's fields (partition, chunks of pending observations, late), the longer
 # windows (history, recent) and the share's own memory in the baseline
-# 3: each bucket marks the documents it counted (re-delivery counts once); v1 and v2 are migrated
-STATE_VERSION = 3
+# 3: each bucket marks the documents it counted (re-delivery counts once)
+# 4: each closed bucket in `history` says whether a surge's episode covers it
+# v1, v2 and v3 are migrated.
+STATE_VERSION = 4
 
 
 def _time(obs: Observation) -> float:
@@ -99,7 +101,7 @@ class ScopeState:
     cusum: Cusum = field(default_factory=Cusum)
     episode: Episode | None = None
     model_version: str | None = None
-    history: dict[int, list[int]] = field(default_factory=dict)  # closed buckets: [n, neg, dups]
+    history: dict[int, list[int]] = field(default_factory=dict)  # closed buckets: [n, neg, dups, in episode]
     recent: list[dict] = field(default_factory=list)  # most negative stories of closed buckets
     reference: Baseline = field(default_factory=Baseline)  # the baseline before the longest window
     reference_next: int | None = None  # first closed bucket not yet folded into `reference`
@@ -139,6 +141,8 @@ class ScopeState:
             raw = _from_version_1(raw)
         if raw.get("v") == 2:  # written before the buckets marked what they counted
             raw = _from_version_2(raw)
+        if raw.get("v") == 3:  # written before episodes were kept out of the reference
+            raw = _from_version_3(raw)
         if raw.get("v") != STATE_VERSION:
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
@@ -170,6 +174,12 @@ def _from_version_2(raw: dict) -> dict:
     """State written before the buckets marked their documents: what they counted is not
     known, so a document delivered again into one of them may still count twice."""
     return {**raw, "v": 3, "buckets": {i: [*b[:4], []] for i, b in raw["buckets"].items()}}
+
+
+def _from_version_3(raw: dict) -> dict:
+    """State written before closed buckets said whether an episode covers them: those
+    still waiting for the reference are taken as ordinary ones (as version 2 folded them)."""
+    return {**raw, "v": 4, "history": {i: [*counts[:3], 0] for i, counts in raw["history"].items()}}
 
 
 class _Batch:
@@ -468,16 +478,22 @@ class Detector:
         base = s.baseline
         ready = base.buckets >= cfg.min_baseline_buckets
         firing = s.episode is not None and s.episode.firing
+        # A surge does not become the norm (a drift, the CUSUM's, is meant to be learned). Its
+        # last buckets close after it ended (the lateness bound): they are part of it too.
+        ep = s.episode
+        surge = ep is not None and ep.method == "z" and (firing or index * cfg.bucket_s < ep.ended)
         alerts: list[Alert] = []
-        if ready and not firing:
+        if ready and not (firing or surge):
             closed = window(s.buckets, index, cfg.window_buckets, 0)
             if closed.n >= 3:
                 base.observe_dispersion(z_score(closed.neg, closed.n, base, dispersion=1.0) ** 2, self._alpha)
-        if ready and th.cusum_h > 0 and not (firing and s.episode.method == "z"):
+        if ready and th.cusum_h > 0 and not surge:  # a surge's buckets are not a drift
             s.cusum.step(index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion)
             alerts += self._test_cusum(s, th, index)
-        base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready)
-        s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs)
+        base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready,
+                  weight=base.episode_weight(bucket.n) if surge else 1.0)
+        s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs,
+                                        in_episode=surge)
         s.next_close = index + 1
         # The reference follows the closed buckets, not the tests: the state is then the same
         # however often the windows were tested (one observation at a time or a batch).
@@ -574,6 +590,7 @@ class Detector:
                 metrics.ALERTS_RAISED.labels(scope=s.scope, severity=severity).inc()
         if method == "z":
             s.cusum.reset()  # the window test owns this episode; the drift detector restarts after it
+            scales.mark_episode(s.history, peak["first"])  # the surge's closed buckets too
         alert = self._emit(s, change)
         log.info("alert %s change=%s id=%s", alert.summary, change, alert.id)
         return alert

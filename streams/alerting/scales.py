@@ -63,14 +63,23 @@ class Verdict:
 
 # --- state of the longer windows -----------------------------------------------------------
 def record_closed(history: dict[int, list[int]], recent: list[dict], index: int, bucket: Bucket,
-                  longest: int, keep: int) -> list[dict]:
-    """A bucket closed: keep its counts and its evidence for the longer windows (the counts
-    until `catch_up` has folded them into the reference). Returns the new `recent` list."""
+                  longest: int, keep: int, in_episode: bool = False) -> list[dict]:
+    """A bucket closed: keep its counts, whether a surge's episode covers it, and its
+    evidence for the longer windows (the counts until `catch_up` has folded them into the
+    reference). Returns the new `recent` list."""
     if bucket.n or bucket.dups:
-        history[index] = [bucket.n, bucket.neg, bucket.dups]
+        history[index] = [bucket.n, bucket.neg, bucket.dups, int(in_episode)]
     oldest = index - longest + 1
     fresh = [e for e in recent if e["bucket"] >= oldest]
     return most_negative([*fresh, *({**e, "bucket": index} for e in bucket.evidence)], keep)
+
+
+def mark_episode(history: dict[int, list[int]], first: int) -> None:
+    """An episode opened on a window from bucket `first`: the closed buckets it holds are
+    part of the surge and teach the reference little (`Baseline.episode_weight`)."""
+    for index, counts in history.items():
+        if index >= first:
+            counts[3] = 1
 
 
 def evidence_of_window(w: Window, buckets: Mapping[int, Bucket], recent: list[dict], keep: int) -> list[dict]:
@@ -91,7 +100,7 @@ def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket
     floor = since if since is not None else None
     out = [Window(first=head - size + 1 if floor is None else max(head - size + 1, floor), last=head)
            for size in (short, *longer)]
-    for index, (n, neg, dups) in history.items():
+    for index, (n, neg, dups, _) in history.items():
         if index < next_close:
             for w in out[1:]:
                 if index >= w.first:
@@ -121,8 +130,9 @@ def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[in
         if index >= cursor:
             if index > cursor:
                 reference.fold_empty(index - cursor, alpha, long_alpha)
-            n, neg, _ = history[index]
-            reference.fold(n, neg, alpha, long_alpha, robust=reference.buckets >= robust_after)
+            n, neg, _, in_episode = history[index]
+            reference.fold(n, neg, alpha, long_alpha, robust=reference.buckets >= robust_after,
+                           weight=reference.episode_weight(n) if in_episode else 1.0)
             cursor = index + 1
         del history[index]
     if upto > cursor:

@@ -42,6 +42,11 @@ _DISPERSION_PRIOR_WEIGHT = 10.0  # pseudo-windows at the binomial value 1
 _DISPERSION_CLIP = 9.0  # one window adds at most a 3-sigma square
 _DISPERSION_HALFLIFE_FACTOR = 4.0  # dispersion is a slow property of a scope
 _ROBUST_SIGMAS = 3.0
+# A bucket inside a surge the window test reported teaches the baseline at most this
+# fraction of what an ordinary bucket does (`Baseline.episode_weight`): the episode does not
+# become the norm (a second, identical surge the next day still alerts), while a shift
+# that lasts is still learned, only more slowly.
+EPISODE_WEIGHT = 0.1
 
 
 def ewma_alpha(halflife_buckets: float) -> float:
@@ -87,18 +92,29 @@ class Baseline:
     def dispersion(self) -> float:
         return max(DESIGN_EFFECT_FLOOR, self.learned_dispersion)
 
-    def fold(self, n: int, neg: int, alpha: float, long_alpha: float, robust: bool) -> None:
-        keep, long_keep = 1.0 - alpha, 1.0 - long_alpha
+    def fold(self, n: int, neg: int, alpha: float, long_alpha: float, robust: bool, weight: float = 1.0) -> None:
+        """One closed bucket. `weight` < 1: it counts as that fraction of a bucket (memory
+        decays by that much time, its stories count that much), as for a bucket inside an
+        episode (EPISODE_WEIGHT)."""
+        keep, long_keep = (1.0 - alpha) ** weight, (1.0 - long_alpha) ** weight
         clipped = self._clipped(n, neg, self.share, robust)
-        share_keep = max(keep, 0.5 ** (n / SHARE_MEMORY_STORIES))
-        self.share_stories = share_keep * self.share_stories + n
-        self.share_negatives = share_keep * self.share_negatives + clipped
-        self.stories = keep * self.stories + n
-        self.negatives = keep * self.negatives + clipped
-        self.long_stories = long_keep * self.long_stories + n
-        self.long_negatives = long_keep * self.long_negatives + self._clipped(n, neg, self.long_share, robust)
-        self.weight = keep * self.weight + 1.0
+        share_keep = max(keep, 0.5 ** (weight * n / SHARE_MEMORY_STORIES))
+        self.share_stories = share_keep * self.share_stories + weight * n
+        self.share_negatives = share_keep * self.share_negatives + weight * clipped
+        self.stories = keep * self.stories + weight * n
+        self.negatives = keep * self.negatives + weight * clipped
+        self.long_stories = long_keep * self.long_stories + weight * n
+        self.long_negatives = long_keep * self.long_negatives + weight * self._clipped(n, neg, self.long_share, robust)
+        self.weight = keep * self.weight + weight
         self.buckets += 1
+
+    def episode_weight(self, n: int) -> float:
+        """The weight of a bucket of `n` stories inside a surge: EPISODE_WEIGHT of a bucket,
+        and no more stories than EPISODE_WEIGHT of an ordinary bucket (a share that rests on
+        stories would otherwise be made of the surge's hundreds of stories)."""
+        if n <= 0 or self.volume <= 0.0:
+            return EPISODE_WEIGHT
+        return EPISODE_WEIGHT * min(1.0, self.volume / n)
 
     def _clipped(self, n: int, neg: int, p0: float, robust: bool) -> float:
         if not robust or n == 0:

@@ -8,9 +8,10 @@ import ast
 import fnmatch
 import gzip
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from setuptools import find_packages
 
 from finsentry.models.textnorm import model_input
@@ -20,7 +21,9 @@ from finsentry.streams.alerting.replay import replay
 from finsentry.streams.demo import SAMPLE, DemoOptions
 
 
-def test_sample_episode_alerts_early_and_nothing_else_on_topics(engine):
+@pytest.fixture(scope="module")
+def scored_sample(engine) -> list[dict]:
+    """The sample's documents scored by the shipped model (the replay shape)."""
     records = []
     for line in gzip.open(SAMPLE, "rt", encoding="utf-8"):
         try:
@@ -30,8 +33,16 @@ def test_sample_episode_alerts_early_and_nothing_else_on_topics(engine):
         if isinstance(doc, dict) and doc.get("text") and doc.get("kind") in ("news", "review"):
             records.append(doc)
     preds = engine.predict([model_input(d.get("title"), d["text"]) for d in records])
-    scored = [{**d, **p.as_record()} for d, p in zip(records, preds)]
-    start = min(datetime.fromisoformat(d["published_at"].replace("Z", "+00:00")) for d in records)
+    return [{**d, **p.as_record()} for d, p in zip(records, preds)]
+
+
+def _event_time(record: dict) -> datetime:
+    return datetime.fromisoformat(record["published_at"].replace("Z", "+00:00"))
+
+
+def test_sample_episode_alerts_early_and_nothing_else_on_topics(scored_sample):
+    scored = scored_sample
+    start = min(_event_time(d) for d in scored)
 
     alerts = replay(scored, DetectorConfig.from_settings(Settings(_env_file=None)))
     topic_alerts = [a for a in alerts if a.scope == "topic"]
@@ -40,6 +51,28 @@ def test_sample_episode_alerts_early_and_nothing_else_on_topics(engine):
     offset_s = (first.window_end - start).total_seconds()
     assert offset_s / DemoOptions().speed < 90, offset_s  # leaves the worker half a minute to start
     assert first.negative_share > 0.6 and first.evidence
+    # The alert says which time scale fired: a surge this dense shows within three minutes.
+    assert first.time_scale_s == 3 * 60 and "in 3 min" in first.summary, first.summary
+
+
+def test_the_same_surge_on_the_next_days_alerts_again(scored_sample):
+    """The sample on three consecutive days, nothing in between (the same stories under new
+    ids, a day later each time): a second identical crisis is as much news as the first.
+    The surge of day 1 must not have become the Energy / Oil norm of day 2."""
+    days = []
+    for day in range(3):
+        for number, record in enumerate(scored_sample):
+            shifted = _event_time(record) + timedelta(days=day)
+            days.append({**record, "id": f"day{day}-{number}", "published_at": shifted.isoformat()})
+    days.sort(key=_event_time)
+    alerts = replay(days, DetectorConfig.from_settings(Settings(_env_file=None)))
+    energy = [a for a in alerts if (a.scope, a.key) == ("topic", "Energy / Oil")]
+    start = min(_event_time(d) for d in scored_sample)
+    assert sorted((a.episode_start - start).days for a in energy) == [0, 1, 2], \
+        [(a.episode_start.isoformat(), a.baseline) for a in energy]
+    # Each day judged against a baseline the earlier surges moved only a little.
+    assert all(a.baseline < 0.4 and a.negative_share > 0.6 and a.time_scale_s for a in energy), \
+        [(a.baseline, a.negative_share, a.time_scale_s) for a in energy]
 
 
 REPO = Path(__file__).resolve().parents[2]
