@@ -1,5 +1,5 @@
 """Fixtures of the dashboard tests: a real SQLite store filled with scored documents, and
-one worker process (dashboard_worker.py: create_app + the web dashboard on the embedded
+one worker process (dashboard_worker.py: build_worker_app: the agents and the web dashboard on the embedded
 broker, with the alert agents notifying a real Alertmanager) shared by the HTTP,
 Prometheus and browser tests."""
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from dashboard_helpers import CORPUS_END, corpus, episode_alert, require_tool
 
+from finsentry.records import Document
 from finsentry.settings import Settings
+from finsentry.store.sqlite import SqliteStore
 from finsentry.streams.broker import free_port
 from finsentry.streams.process import WorkerProcess, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
 PUBLISHED_DOCS = 40
@@ -111,7 +111,7 @@ def episode_documents(phase: str) -> list[Document]:
 
 
 def publish(settings: Settings, docs: list[Document], raw: list[bytes] = ()) -> None:
-    from finsentry.streams.ingest.producer import DocumentProducer
+    from finsentry.ingest.producer import DocumentProducer
 
     with DocumentProducer(settings) as producer:
         for doc in docs:

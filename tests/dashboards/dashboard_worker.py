@@ -1,8 +1,8 @@
 """A finsentry worker for the dashboard tests, run as its own process: `python dashboard_worker.py`,
 configured like `finsentry worker` through FINSENTRY_* variables.
 
-It is the real thing where it matters to the dashboards: the app factory (create_app, which
-registers the web dashboard), the validate, score and index agents and the alert agents
+It is the real thing where it matters to the dashboards: the worker's composition root
+(build_worker_app: the agents' app with the web dashboard mounted), the validate, score and index agents and the alert agents
 (observe, detect, notify: the spike detector and the notification outbox) on the embedded
 broker, the SQLite store, the consumer-lag collector and the Faust web server. Two
 stand-ins, both because what they replace is not what these tests look at:
@@ -23,13 +23,14 @@ import time
 
 import faust
 
+from finsentry import metrics
+from finsentry.labels import TOPIC_LABELS
 from finsentry.models.engine import Prediction
-from finsentry.models.labels import TOPIC_LABELS
 from finsentry.settings import get_settings
-from finsentry.streams import metrics
-from finsentry.streams.app import create_app
 from finsentry.streams.consumer_lag import register_lag_collector
 from finsentry.streams.runtime import Runtime
+from finsentry.training import telemetry
+from finsentry.worker import build_worker_app
 
 NEGATIVE = {"slump", "slumps", "plunge", "plunges", "misses", "lawsuit", "downgrade", "cuts", "recall", "recalls", "falls"}
 POSITIVE = {"beats", "surges", "upgrade", "record", "growth", "jumps", "climbs", "raises"}
@@ -61,7 +62,7 @@ class WordListEngine:
 
 
 class NoDuplicates:
-    """Stand-in for the near-duplicate index when streams.alerting.dedup is not installed."""
+    """Stand-in for the near-duplicate index when alerting.dedup is not installed."""
 
     def check(self, doc_id, text, published_at):
         return None
@@ -69,7 +70,7 @@ class NoDuplicates:
 
 def near_duplicates(settings):
     try:
-        from finsentry.streams.alerting.dedup import NearDuplicateIndex
+        from finsentry.alerting.dedup import NearDuplicateIndex
     except ImportError:
         return NoDuplicates()
     return NearDuplicateIndex(settings.dedup_threshold, settings.dedup_horizon_s)
@@ -83,9 +84,9 @@ def other_processes_tick() -> None:
         metrics.SCRAPE_LAST_SUCCESS.labels(source=source).set(time.time())
     metrics.SCRAPE_ERRORS.labels(source="wire-b", kind="http_500").inc()
     metrics.INGEST_PUBLISHED.inc(4)
-    metrics.RETRAIN_RUNS.labels(trigger="schedule", result="promoted").inc()
-    metrics.DRIFT_PSI.labels(head="sentiment").set(0.05)
-    metrics.DRIFT_TRIGGERS.labels(reason="psi").inc()
+    telemetry.RETRAIN_RUNS.labels(trigger="schedule", result="promoted").inc()
+    telemetry.DRIFT_PSI.labels(head="sentiment").set(0.05)
+    telemetry.DRIFT_TRIGGERS.labels(reason="psi").inc()
 
 
 def main() -> None:
@@ -93,7 +94,7 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # as run_worker does
     runtime = Runtime(settings, engine=WordListEngine(), dedup=near_duplicates(settings))
-    app = create_app(settings, runtime=runtime, agents=("validate", "score", "index", "alert"))
+    app = build_worker_app(settings, runtime=runtime, agents=("validate", "score", "index", "alert"))
     register_lag_collector(app, interval_s=1.0)
 
     @app.timer(interval=1.0, name="dashboard-tests.other-processes")
