@@ -55,6 +55,9 @@ COPY streams ./streams
 COPY models ./models
 COPY training ./training
 COPY dashboards ./dashboards
+COPY store ./store
+COPY ingest ./ingest
+COPY alerting ./alerting
 RUN pip install . -c /src/constraints.txt && python -c "import finsentry.cli"
 
 FROM deps-cuda AS build-cuda
@@ -65,6 +68,9 @@ COPY streams ./streams
 COPY models ./models
 COPY training ./training
 COPY dashboards ./dashboards
+COPY store ./store
+COPY ingest ./ingest
+COPY alerting ./alerting
 RUN pip install . -c /src/constraints.txt && python -c "import finsentry.cli"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime

@@ -15,7 +15,7 @@ TORCH_VERSION   ?= 2.13.0
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 LOCK_VENV ?= build/lock-venv
 
-.PHONY: demo test install constraints system-deps reliability bench model clean help
+.PHONY: demo test lint install constraints system-deps reliability bench model clean help
 
 help:
 	@echo "make demo   - install and run the demo (embedded broker + worker + SQLite + dashboard)"
@@ -49,8 +49,15 @@ system-deps:
 demo: install
 	$(VENV)/bin/finsentry demo
 
-test: install system-deps
+test: install system-deps lint
 	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
+
+# ruff (lint, import order, formatting) and mypy (strict on finsentry/, models/, store/ and
+# the agents: pyproject.toml) before any test runs.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) deploy/typecheck.py
 
 reliability: install system-deps
 	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q tests/reliability -m reliability

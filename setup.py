@@ -12,6 +12,9 @@ ROOTS = {
     "finsentry.models": "models",
     "finsentry.training": "training",
     "finsentry.dashboards": "dashboards",
+    "finsentry.store": "store",
+    "finsentry.ingest": "ingest",
+    "finsentry.alerting": "alerting",
 }
 
 packages = []

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finsentry.models.engine import SHIPPED_MODEL, LoadedModel, candidate_backends, choose_backend, read_golden
+from finsentry.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
 from finsentry.models.classifier import load_artifact, load_tokenizer
-from finsentry.models.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
-from finsentry.models.textnorm import normalize
+from finsentry.models.engine import SHIPPED_MODEL, LoadedModel, candidate_backends, choose_backend, read_golden
+from finsentry.textnorm import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
 TARGET_SPEEDUP = 8.0  # × naive

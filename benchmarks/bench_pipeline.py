@@ -41,16 +41,16 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from finsentry.ingest.producer import DocumentProducer
 from finsentry.models.engine import Engine
-from finsentry.models.textnorm import model_input
+from finsentry.records import Document
 from finsentry.settings import Settings
+from finsentry.store import open_store
+from finsentry.store import ops as store_ops
+from finsentry.store.shape import ingest_to_stored_s, stored_epoch
 from finsentry.streams.broker import EmbeddedBroker, free_port
-from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, percentile, rss_mb, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks import open_store
-from finsentry.streams.sinks import ops as store_ops
-from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
+from finsentry.textnorm import model_input
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
 

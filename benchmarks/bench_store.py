@@ -23,9 +23,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from finsentry.records import ScoredDocument, Sentiment, Topic
 from finsentry.settings import Settings
-from finsentry.streams.records import ScoredDocument, Sentiment, Topic
-from finsentry.streams.sinks import open_store
+from finsentry.store import open_store
 
 TOPICS = ["Earnings", "Energy | Oil", "Fed / Central Banks", "Macro", "M&A | Investments"]
 WORDS = ("shares bank profit warning outlook guidance rally slump merger deal oil crude rates "

@@ -4,7 +4,7 @@ Runs scenarios (seeds 0..N-1) through the same replay path as `finsentry alerts 
 near-duplicate check, fan-out, detector — and prints markdown tables (those in
 docs/alerting.md):
 
-- the streams at the rates real news arrives (streams/alerting/newsrates.py: company
+- the streams at the rates real news arrives (benchmarks/news_rates.py: company
   bursts at base rates from 3 a day to 5 an hour, sector surges of 1-10 stories a minute,
   the traps, a week of null stream): recall on all events and on the target events (at
   least 8 distinct negative stories, 30 points above the usual share), precision, median
@@ -28,10 +28,11 @@ import dataclasses
 import sys
 import time
 
+from alert_scenarios import SCENARIOS, rate_table, table
+from news_rates import REALISTIC
+
+from finsentry.alerting.config import DetectorConfig
 from finsentry.settings import Settings
-from finsentry.streams.alerting.config import DetectorConfig
-from finsentry.streams.alerting.newsrates import REALISTIC
-from finsentry.streams.alerting.scenarios import SCENARIOS, rate_table, table
 
 TRAPS = ("syndicated_60", "negative_night")  # streams where any alert is a false one
 

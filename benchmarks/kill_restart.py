@@ -28,10 +28,10 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from finsentry.records import Document
 from finsentry.streams.end_offsets import end_offsets_sync
-from finsentry.streams.records import Document
 
-SAMPLE = "demo.jsonl.gz"  # the bundled sample stream, in finsentry.streams.ingest.samples
+SAMPLE = "demo.jsonl.gz"  # the bundled sample stream, in finsentry.ingest.samples
 
 UPSERT_LOG = """
 CREATE TABLE IF NOT EXISTS upsert_log (id TEXT NOT NULL);
@@ -50,7 +50,7 @@ def sample_documents(n: int, prefix: str = "kill") -> list[Document]:
     rows = []
     from importlib.resources import files
 
-    with gzip.open(files("finsentry.streams.ingest.samples") / SAMPLE, "rt", encoding="utf-8") as lines:
+    with gzip.open(files("finsentry.ingest.samples") / SAMPLE, "rt", encoding="utf-8") as lines:
         for line in lines:
             try:
                 row = json.loads(line)

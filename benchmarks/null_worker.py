@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import zlib
 
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.models.engine import Prediction
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 
 
 def _prediction(sentiment: str, topic: str) -> Prediction:
@@ -46,7 +46,7 @@ def main() -> None:
     from finsentry.cli import configure_logging
     from finsentry.settings import get_settings
     from finsentry.streams.runtime import Runtime
-    from finsentry.streams.worker import run_worker
+    from finsentry.worker import run_worker
 
     settings = get_settings()
     configure_logging(settings)

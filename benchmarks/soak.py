@@ -32,16 +32,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from finsentry.streams.broker import EmbeddedBroker, free_port
-from finsentry.streams.ingest.producer import DocumentProducer
-from finsentry.streams.process import WorkerProcess, percentile, rss_mb, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks import open_store
-from finsentry.streams.sinks import ops as store_ops
-from finsentry.streams.sinks.base import SearchQuery
-from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
-
+from finsentry.ingest.producer import DocumentProducer
+from finsentry.records import Document
 from finsentry.settings import Settings
+from finsentry.store import open_store
+from finsentry.store import ops as store_ops
+from finsentry.store.base import SearchQuery
+from finsentry.store.shape import ingest_to_stored_s, stored_epoch
+from finsentry.streams.broker import EmbeddedBroker, free_port
+from finsentry.streams.process import WorkerProcess, percentile, rss_mb, settings_env
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tfn"
 RSS_BUDGET_MB = 1024.0

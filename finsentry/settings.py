@@ -18,6 +18,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finsentry.errors import FinsentryError
+from finsentry.threads import thread_plan
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -205,8 +208,6 @@ class Settings(BaseSettings):
     @property
     def inference_plan(self) -> tuple[int, int]:
         """(inference streams, score batches in flight) with the zeros resolved."""
-        from finsentry.models.threads import thread_plan
-
         streams, _ = thread_plan(self.inference_threads, self.inference_streams)
         return streams, self.score_concurrency or streams + 1
 
@@ -238,7 +239,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-class SettingsOverrideError(ValueError):
+class SettingsOverrideError(FinsentryError, ValueError):
     """A value given on top of the settings (a CLI flag) that the settings' types refuse."""
 
     def __init__(self, field: str, message: str):

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.models.encoders import DEFAULT_ENCODER, encoder_path
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "card.json"

@@ -12,12 +12,14 @@ from typing import IO, Callable, Iterator
 
 from tqdm.auto import tqdm
 
+from finsentry.errors import FinsentryError
 from finsentry.models.engine import Engine
 from finsentry.models.entities import extractor
-from finsentry.models.textnorm import model_input
+from finsentry.models.explain import explain
+from finsentry.textnorm import model_input
 
 
-class MalformedLine(ValueError):
+class MalformedLine(FinsentryError, ValueError):
     def __init__(self, number: int, reason: str):
         super().__init__(f"line {number}: {reason}")
         self.number = number
@@ -85,8 +87,6 @@ def classify_stream(src: IO[str], dst: IO[str], model: Path | None = None, backe
             for (title, body), text, pred in zip(docs, texts, preds):
                 record = {"text": text, **pred.as_record(), "entities": entities.extract(title, body)}
                 if explain_words:
-                    from finsentry.models.explain import explain
-
                     record["explanation"] = explain(engine, text)
                 dst.write(json.dumps(record, ensure_ascii=False) + "\n")
             dst.flush()

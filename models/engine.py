@@ -32,14 +32,15 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.models.backends import (
     Backend,
     OnnxBackend,
@@ -50,10 +51,9 @@ from finsentry.models.backends import (
     export_onnx_int8,
 )
 from finsentry.models.classifier import ModelCard, load_artifact, load_tokenizer
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.models.memory import release_free_memory
-from finsentry.models.textnorm import normalize
-from finsentry.models.threads import thread_plan
+from finsentry.textnorm import normalize
+from finsentry.threads import thread_plan
 
 log = logging.getLogger("finsentry.models")
 

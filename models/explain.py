@@ -14,7 +14,7 @@ import math
 import re
 from typing import Sequence
 
-from finsentry.models.textnorm import normalize
+from finsentry.textnorm import normalize
 
 _TOKEN = re.compile(r"\S+")
 

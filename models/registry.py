@@ -33,7 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Protocol
 
-from finsentry.streams.records import ModelUpdate
+from finsentry.errors import FinsentryError
+from finsentry.publish import ModelUpdatePublisher
+from finsentry.records import ModelUpdate
 
 log = logging.getLogger("finsentry.registry")
 
@@ -48,7 +50,7 @@ _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 Publisher = Callable[[ModelUpdate], None]
 
 
-class RegistryError(Exception):
+class RegistryError(FinsentryError):
     """A registry operation that cannot be done as asked (unknown version, bad state)."""
 
 
@@ -246,8 +248,6 @@ class Registry:
     def from_settings(cls, settings, publish: bool = True) -> "Registry":
         publisher = None
         if publish:
-            from finsentry.training.publish import ModelUpdatePublisher
-
             publisher = ModelUpdatePublisher(settings)
         return cls(settings.registry_dir, publisher=publisher)
 

@@ -1,35 +1,38 @@
-"""The Faust application factory: one typed Settings in, a worker-ready app out."""
+"""The Faust application factory: one typed Settings in, the agents' app out.
+
+The web page and /api are mounted on it by the worker's composition root
+(finsentry/worker.py), which is the one place that knows both streams/ and dashboards/.
+"""
 
 from __future__ import annotations
 
 import logging
-import ssl
 
 import faust
 
+from finsentry.kafka import KafkaAuth
 from finsentry.settings import Settings
+from finsentry.streams.agents import alert, index, labels, model_updates, score, validate
+from finsentry.streams.consumer_lag import register_lag_collector
 from finsentry.streams.runtime import Runtime
 from finsentry.streams.topics import Topics
+from finsentry.streams.transport import SCHEME
 
 log = logging.getLogger("finsentry.worker")
 
 
-def broker_credentials(settings: Settings):
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context(cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
-    return faust.SASLCredentials(username=settings.kafka_username, password=password,
-                                 mechanism=settings.kafka_sasl_mechanism,
-                                 ssl_context=context if protocol == "SASL_SSL" else None)
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's spelling of finsentry/kafka.py's TLS and SASL settings (None for PLAINTEXT)."""
+    auth = KafkaAuth.from_settings(settings)
+    if auth.sasl:
+        return faust.SASLCredentials(username=auth.username, password=auth.password,
+                                     mechanism=auth.sasl_mechanism, ssl_context=auth.ssl_context())
+    if auth.tls:
+        return faust.SSLCredentials(auth.ssl_context())
+    return None
 
 
 def faust_config(settings: Settings) -> dict:
-    from finsentry.streams.transport import SCHEME
-
     config = dict(
         broker=settings.broker,
         broker_consumer=[f"{SCHEME}://{address}" for address in settings.broker_address.split(",")],
@@ -66,14 +69,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple
     rt.topics = Topics.declare(app, settings)
     app.finsentry = rt  # type: ignore[attr-defined]  # the web views and tests reach the runtime here
 
-    from finsentry.streams.agents import alert, index, labels, model_updates, score, validate
-
     modules = {"validate": validate, "score": score, "index": index, "alert": alert,
                "labels": labels, "model_updates": model_updates}
     for name in agents or tuple(modules):
         modules[name].register(app, rt)
-
-    from finsentry.streams.consumer_lag import register_lag_collector
 
     register_lag_collector(app, interval_s=5.0)
 
@@ -85,10 +84,4 @@ def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple
     async def stop_runtime(app, **kwargs) -> None:  # flush the outbox and close the store cleanly
         await rt.stop()
 
-    try:
-        from finsentry.dashboards.web import register_web
-    except ImportError:  # the web package is optional in stripped-down deployments
-        register_web = None
-    if register_web is not None:
-        register_web(app, lambda: rt.store, settings, lambda: rt.liveness)
     return app

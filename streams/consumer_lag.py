@@ -18,7 +18,7 @@ from typing import Mapping
 import faust
 from aiokafka.errors import KafkaError
 
-from finsentry.streams import metrics
+from finsentry import metrics
 from finsentry.streams.end_offsets import fetched_end_offsets
 
 log = logging.getLogger("finsentry.metrics")

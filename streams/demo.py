@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import secrets
 import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from finsentry.errors import FinsentryError
+from finsentry.ingest import samples
+from finsentry.ingest.producer import DocumentProducer, encode_document, with_stable_id
+from finsentry.ingest.replay import Line, Pacer, Rebaser, read_documents
 from finsentry.settings import Settings
+from finsentry.store import open_store
+from finsentry.store.shape import ingest_to_stored_s, stored_epoch
+from finsentry.streams.agents.validate import validate_payload
 from finsentry.streams.broker import EmbeddedBroker
 from finsentry.streams.process import WorkerProcess, percentile, scrape_metrics, settings_env
-from finsentry.streams.sinks.shape import ingest_to_stored_s, stored_epoch
 
-SAMPLE = Path(__file__).resolve().parent / "ingest" / "samples" / "demo.jsonl.gz"
+SAMPLE = Path(samples.__file__).resolve().parent / "demo.jsonl.gz"
 # After the replay, the worker gets this long to store the last of N documents: start-up
 # slack plus a per-document allowance for a slow CPU shared with other work (5 documents/s;
 # the wait ends as soon as they are stored).
@@ -50,33 +54,11 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def read_stream(path: Path) -> list[str]:
+def read_sample(path: Path, max_text_bytes: int) -> list[Line]:
+    """Every line of a (gzipped) JSONL or CSV stream, as `finsentry ingest` reads it."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return [line.rstrip("\n") for line in fh if line.strip()]
-
-
-def rebase(lines: list[str], end: datetime) -> Iterator[tuple[float, str]]:
-    """(event offset seconds, line) with published_at shifted so the stream ends at `end`.
-    Lines that are not JSON objects (the sample's deliberately malformed records) pass as-is."""
-    stamps = []
-    for line in lines:
-        try:
-            stamps.append(datetime.fromisoformat(json.loads(line)["published_at"].replace("Z", "+00:00")))
-        except (ValueError, KeyError, TypeError):
-            stamps.append(None)
-    known = [s for s in stamps if s]
-    first, last = min(known), max(known)
-    shift = end - last
-    previous = 0.0
-    for stamp, line in zip(stamps, lines):
-        if stamp is None:
-            yield previous, line
-            continue
-        doc = json.loads(line)
-        doc["published_at"] = (stamp + shift).isoformat().replace("+00:00", "Z")
-        previous = (stamp - first).total_seconds()
-        yield previous, json.dumps(doc, ensure_ascii=False)
+    with opener(path, "rb") as fh:
+        return list(read_documents(fh, name=path.name.removesuffix(".gz"), max_text_bytes=max_text_bytes))
 
 
 def run_store_url(url: str, settings: Settings, stamp: str) -> str:
@@ -99,11 +81,9 @@ class Storable:
         self.settings = settings
         self.ids: set[str] = set()
 
-    def add(self, line: str) -> None:
-        from finsentry.streams.agents.validate import validate_payload
-
+    def add(self, payload: bytes) -> None:
         try:
-            doc = validate_payload(line.encode("utf-8"), time.time(), self.settings.max_text_bytes,
+            doc = validate_payload(payload, time.time(), self.settings.max_text_bytes,
                                    self.settings.future_tolerance_s)
         except ValueError:
             return  # dead-lettered by the worker
@@ -113,7 +93,7 @@ class Storable:
         return len(self.ids)
 
 
-class DemoIncomplete(RuntimeError):
+class DemoIncomplete(FinsentryError, RuntimeError):
     """--max-docs N was not reached; carries the summary of what was."""
 
     def __init__(self, message: str, summary: dict):
@@ -157,24 +137,32 @@ class Demo:
 
     # --- replay and report -----------------------------------------------------------------
     async def run(self) -> dict | None:
-        from finsentry.streams.ingest.producer import DocumentProducer
-        from finsentry.streams.sinks import open_store
-
         producer_settings = self.settings.model_copy(update={"broker": self.broker.url, "broker_embedded": True})
         producer = DocumentProducer(producer_settings)
         store = open_store(self.store_url, self.settings)
         await store.open()
-        lines = read_stream(self.opts.input_file or SAMPLE)
+        lines = read_sample(self.opts.input_file or SAMPLE, self.settings.max_text_bytes)
         started = time.time()
-        stream = list(rebase(lines, datetime.now(timezone.utc)))
+        # The recorded stream is moved to end now, so the dashboards show it as the last hours.
+        shift = Rebaser.ending_at(datetime.now(timezone.utc), [line.doc for line in lines if line.doc])
+        pacer = Pacer(self.opts.speed)
         published, storable, seen_alerts, last_report = 0, Storable(self.settings), set(), 0.0
         pace = f"{self.opts.speed:g}× event time" if self.opts.speed else "full speed"
-        say(f"replaying {len(stream)} documents at {pace}")
+        say(f"replaying {len(lines)} documents at {pace}")
         try:
-            for offset, line in self.paced(stream):
-                producer.publish_raw(line.encode("utf-8"), key=_key_of(line))
+            for line in lines:
+                if line.doc is None:  # the sample's deliberately malformed records: dead-lettered
+                    payload = line.raw
+                    producer.publish_raw(payload)
+                else:
+                    doc = with_stable_id(shift(line.doc))
+                    wait = pacer.delay(doc.published_at)
+                    if wait > 0:
+                        time.sleep(wait)
+                    payload = encode_document(doc)
+                    producer.publish(doc)
                 published += 1
-                storable.add(line)
+                storable.add(payload)
                 if time.monotonic() - last_report > 5:
                     last_report = time.monotonic()
                     await self.report(store, published, seen_alerts)
@@ -190,16 +178,6 @@ class Demo:
         finally:
             producer.close()
             await store.close()
-
-    def paced(self, stream):
-        speed = self.opts.speed
-        t0 = time.monotonic()
-        for offset, line in stream:
-            if speed and speed > 0:
-                delay = offset / speed - (time.monotonic() - t0)
-                if delay > 0:
-                    time.sleep(delay)
-            yield offset, line
 
     async def report(self, store, published: int, seen_alerts: set) -> None:
         stored = await store.count()
@@ -256,16 +234,6 @@ class Demo:
             raise DemoIncomplete(f"{stored} of {self.opts.max_docs} documents stored: {why}; "
                                  f"worker log: {self.workdir / 'worker.log'}", summary)
         return summary
-
-
-def _key_of(line: str) -> str | None:
-    from finsentry.streams.records import story_key
-
-    try:
-        doc = json.loads(line)
-        return story_key(doc.get("title"), doc.get("text") or "")
-    except (ValueError, AttributeError, TypeError):
-        return None
 
 
 def _interrupt(signum, frame) -> None:

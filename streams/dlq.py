@@ -26,8 +26,11 @@ from typing import Any, Iterable, Iterator
 
 from pydantic import ValidationError
 
+from finsentry.errors import FinsentryError
+from finsentry.kafka import kafka_python_connection, producer_config
+from finsentry.records import DeadLetter, story_key
 from finsentry.settings import Settings
-from finsentry.streams.records import DeadLetter, story_key
+from finsentry.streams.end_offsets import end_offsets_sync
 
 INPUT_TOPICS = {"validate": "docs.raw", "score": "docs.valid", "index": "docs.scored", "notify": "alerts",
                 "labels": "labels"}
@@ -88,23 +91,12 @@ class LetterFilter:
                 and (self.until is None or letter.at < self.until))
 
 
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """kafka-python connection keyword arguments (bootstrap, TLS, SASL) from the settings."""
-    from finsentry.streams.ingest.producer import producer_config
-
-    keep = ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_plain_username",
-            "sasl_plain_password", "ssl_cafile")
-    return {k: v for k, v in producer_config(settings).items() if k in keep}
-
-
 def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter]:
     """Every letter now in the dlq topic, partition by partition, oldest first."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from finsentry.streams.end_offsets import end_offsets_sync
-
     topic = settings.topic("dlq")
-    consumer = KafkaConsumer(**kafka_client_config(settings), enable_auto_commit=False, group_id=None,
+    consumer = KafkaConsumer(**kafka_python_connection(settings), enable_auto_commit=False, group_id=None,
                              client_id=f"{settings.app_id}-dlq", request_timeout_ms=int(max(timeout_s, 6) * 1000) + 1000)
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
@@ -112,7 +104,7 @@ def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter
         if not tps:
             return
         # A consumer of its own: confirming the ends fetches, which would disturb this one's order.
-        probe = KafkaConsumer(**kafka_client_config(settings), enable_auto_commit=False, group_id=None,
+        probe = KafkaConsumer(**kafka_python_connection(settings), enable_auto_commit=False, group_id=None,
                               client_id=f"{settings.app_id}-dlq-ends")
         try:
             ends = end_offsets_sync(probe, tps, settings.broker_embedded)
@@ -158,7 +150,7 @@ def select(letters: Iterable[Letter], where: LetterFilter, limit: int | None = N
     return chosen if limit is None else chosen[:limit]
 
 
-class NotRedrivable(ValueError):
+class NotRedrivable(FinsentryError, ValueError):
     pass
 
 
@@ -211,8 +203,6 @@ def redrive(settings: Settings, plans: list[Redrive], timeout_s: float | None = 
     import hashlib
 
     from kafka import KafkaProducer
-
-    from finsentry.streams.ingest.producer import producer_config
 
     timeout_s = timeout_s or settings.producer_delivery_timeout_s
     producer = KafkaProducer(**{**producer_config(settings), "client_id": f"{settings.app_id}-dlq-redrive"})

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from finsentry.streams import metrics
+from finsentry import metrics
 
 
 @dataclass

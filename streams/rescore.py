@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
+from finsentry.records import ScoredDocument, ValidDocument
+from finsentry.store.base import SearchQuery, Store
 from finsentry.streams.agents.score import score_documents
-from finsentry.streams.records import ScoredDocument, ValidDocument
-from finsentry.streams.sinks.base import SearchQuery, Store
 
 log = logging.getLogger("finsentry.rescore")
 

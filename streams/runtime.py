@@ -15,7 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from finsentry import metrics
+from finsentry.alerting.dedup import NearDuplicateIndex
+from finsentry.alerting.notifiers import notifiers_from_settings
+from finsentry.alerting.outbox import Outbox
+from finsentry.metrics import initialise_notifier_series
+from finsentry.models.engine import Engine
+from finsentry.models.registry import Registry
 from finsentry.settings import Settings
+from finsentry.store import open_store
+from finsentry.streams.liveness import Liveness
 from finsentry.streams.topics import Topics
 
 log = logging.getLogger("finsentry.worker")
@@ -52,18 +61,16 @@ class Runtime:
     settings: Settings
     topics: Topics | None = None
     engine: Any = None  # finsentry.models.engine.Engine
-    store: Any = None  # finsentry.streams.sinks.base.Store
-    dedup: Any = None  # finsentry.streams.alerting.dedup.NearDuplicateIndex
-    outbox: Any = None  # finsentry.streams.alerting.outbox.Outbox
+    store: Any = None  # finsentry.store.base.Store
+    dedup: Any = None  # finsentry.alerting.dedup.NearDuplicateIndex
+    outbox: Any = None  # finsentry.alerting.outbox.Outbox
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see models/threads.py)
+    executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see finsentry/threads.py)
     loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
     liveness: Any = None  # finsentry.streams.liveness.Liveness
 
     def __post_init__(self) -> None:
         if self.liveness is None:
-            from finsentry.streams.liveness import Liveness
-
             self.liveness = Liveness(self.settings.health_stall_s)
         if self.executor is None:
             streams, _ = self.settings.inference_plan
@@ -75,27 +82,18 @@ class Runtime:
         if self.engine is None:
             self.engine = await loop.run_in_executor(self.loader, self._load_engine)
         if self.store is None:
-            from finsentry.streams.sinks import open_store
-
             self.store = open_store(self.settings.store, self.settings)
             await self.store.open()
         if self.dedup is None:
-            from finsentry.streams.alerting.dedup import NearDuplicateIndex
-
             self.dedup = NearDuplicateIndex.from_settings(self.settings)
         if self.outbox is None:
-            from finsentry.streams.alerting.notifiers import notifiers_from_settings
-            from finsentry.streams.alerting.outbox import Outbox
-
             notifiers = notifiers_from_settings(self.settings)
             if notifiers:  # no notifier configured: alerts still go to the store and the page
-                from finsentry.streams.metrics import initialise_notifier_series
 
                 for notifier in notifiers:
                     initialise_notifier_series(notifier.name)
                 self.outbox = Outbox.from_settings(self.settings, notifiers)
                 await self.outbox.start()
-        from finsentry.streams import metrics
 
         metrics.set_model_info(self.engine.version, self.engine.backend_name)
         self.ready.set()
@@ -104,8 +102,6 @@ class Runtime:
                  self.engine.backend_name, self.settings.store.split("@")[-1])
 
     def _load_engine(self):
-        from finsentry.models.engine import Engine
-
         s = self.settings
         return Engine.load(self.model_dir(), backend=s.backend, max_batch=s.max_batch,
                            cache_dir=s.model_cache_dir, threads=s.inference_threads,
@@ -116,8 +112,6 @@ class Runtime:
         if self.settings.model_path:
             return self.settings.model_path
         try:
-            from finsentry.models.registry import Registry
-
             promoted = Registry(self.settings.registry_dir).promoted()
             if promoted is not None:
                 return promoted.path

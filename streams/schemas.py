@@ -16,9 +16,8 @@ from typing import Any, Union
 
 from pydantic import TypeAdapter
 
-from finsentry.streams.alerting.observations import Observation, ObservationGroup, Tick
-from finsentry.streams.records import (Alert, DeadLetter, Document, Label, ModelUpdate, ScoredDocument,
-                                       ValidDocument)
+from finsentry.alerting.observations import Observation, ObservationGroup, Tick
+from finsentry.records import Alert, DeadLetter, Document, Label, ModelUpdate, ScoredDocument, ValidDocument
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

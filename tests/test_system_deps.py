@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from system_deps import REQUIRE_ENV, require_binary
 
 MISSING = "finsentry-no-such-binary"

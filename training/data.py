@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from finsentry.labels import TFNS_TO_SENTIMENT, sentiment_index, topic_index
 from finsentry.models.encoders import file_sha256  # noqa: F401  # re-exported: training hashes its input files with it
-from finsentry.models.labels import TFNS_TO_SENTIMENT, sentiment_index, topic_index
-from finsentry.models.textnorm import normalize
+from finsentry.textnorm import normalize
 
 MISSING = -1
 

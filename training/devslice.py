@@ -28,10 +28,13 @@ from typing import Sequence
 
 import numpy as np
 
-from finsentry.models.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
+from finsentry.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
+from finsentry.models.classifier import load_artifact, load_tokenizer
+from finsentry.textnorm import normalize
 from finsentry.training.calibration import fit_temperature, softmax
 from finsentry.training.data import MISSING, Example, file_sha256, read_labelled, read_tfns, read_tfnt, stratified_split
 from finsentry.training.metrics import classification_report
+from finsentry.training.predict import logits_for
 from finsentry.training.restyle import restyle
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +67,6 @@ def dev_split_rows(data_dir: Path = DATA_DIR, fraction: float = DEV_FRACTION, se
     picked = [tagged[int(ex.text.split("\x00", 1)[0])] for ex in held]
     normalised = read_tfns(data_dir / SENTIMENT_TRAIN) + read_tfnt(data_dir / TOPIC_TRAIN)
     _, expected = stratified_split(normalised, fraction, seed)
-    from finsentry.models.textnorm import normalize
 
     if [normalize(ex.text) for _, _, ex in picked] != [ex.text for ex in expected]:
         raise RuntimeError("the raw-text split differs from the split training holds out")
@@ -164,9 +166,6 @@ def slices(devslice_dir: Path = DEVSLICE_DIR, data_dir: Path = DATA_DIR) -> dict
 def evaluate_model(model_dir: Path, parts: dict[str, tuple[str, list[Example]]], temperatures: tuple[float, float] | None = None) -> dict:
     """Metrics of one model on every part, calibrated with its card's temperatures (or the
     given ones); ECE before calibration alongside."""
-    from finsentry.models.classifier import load_artifact, load_tokenizer
-    from finsentry.training.predict import logits_for
-
     model, card = load_artifact(Path(model_dir))
     model.eval()
     tokenizer = load_tokenizer(card.max_length, card.encoder)

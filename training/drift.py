@@ -21,9 +21,15 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
-from finsentry.streams import metrics
-from finsentry.streams.records import Label
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.models.classifier import load_artifact, load_tokenizer
+from finsentry.models.registry import read_card
+from finsentry.records import Label
+from finsentry.store.base import MAX_SEARCH_LIMIT, SearchQuery
+from finsentry.training import telemetry
+from finsentry.training.calibration import softmax
+from finsentry.training.lineage import heldout_examples
+from finsentry.training.predict import logits_for
 
 log = logging.getLogger("finsentry.training.drift")
 
@@ -81,16 +87,10 @@ def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
 
 def reference_profile(model_dir: Path, data_dir: Path | None, cache_dir: Path | None = None) -> Profile:
     """The model's predictions on its held-out split (cached per version: it never changes)."""
-    from finsentry.models.registry import read_card
-
     version = read_card(model_dir)["version"]
     cache = Path(cache_dir) / f"drift-reference-{version}.json" if cache_dir else None
     if cache is not None and cache.exists():
         return Profile(**json.loads(cache.read_text()))
-    from finsentry.models.classifier import load_artifact, load_tokenizer
-    from finsentry.training.calibration import softmax
-    from finsentry.training.lineage import heldout_examples
-    from finsentry.training.predict import logits_for
 
     texts = [e.text for e in heldout_examples(model_dir, data_dir)]
     model, card = load_artifact(model_dir)
@@ -154,7 +154,7 @@ def check_drift(reference: Profile, records: Sequence[dict[str, Any]], settings,
         for head in ("sentiment", "topic"):
             value = psi(getattr(reference, f"{head}_mix"), getattr(window, f"{head}_mix"))
             report.measurements[f"psi_{head}"] = value
-            metrics.DRIFT_PSI.labels(head=head).set(value)
+            telemetry.DRIFT_PSI.labels(head=head).set(value)
             if value >= settings.drift_psi_threshold:
                 report.triggers.append(Trigger(f"psi_{head}", value, settings.drift_psi_threshold, {
                     "reference_mix": _top(getattr(reference, f"{head}_mix")),
@@ -180,7 +180,7 @@ def check_drift(reference: Profile, records: Sequence[dict[str, Any]], settings,
             report.triggers.append(Trigger(f"label_accuracy_{head}", accuracy, settings.drift_label_accuracy_floor,
                                            {"correct": correct, "labels": compared}))
     for trigger in report.triggers:
-        metrics.DRIFT_TRIGGERS.labels(reason=trigger.reason).inc()
+        telemetry.DRIFT_TRIGGERS.labels(reason=trigger.reason).inc()
         log.warning("drift detected version=%s reason=%s value=%.4f threshold=%.4f evidence=%s", version,
                     trigger.reason, trigger.value, trigger.threshold, json.dumps(trigger.evidence))
     return report
@@ -193,8 +193,6 @@ def _top(distribution: dict[str, float], k: int = 5) -> dict[str, float]:
 
 async def window_from_store(store, settings, labels_since: datetime | None):
     """(recent scored records, fresh (label, served record) pairs) from the store."""
-    from finsentry.streams.sinks.base import MAX_SEARCH_LIMIT, SearchQuery
-
     records = await store.search(SearchQuery(limit=min(settings.drift_window, MAX_SEARCH_LIMIT), sort="published_at"))
     pairs = []
     for label in await store.labels():

@@ -21,8 +21,15 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.models.classifier import load_artifact, load_tokenizer
+from finsentry.models.engine import load_model
+from finsentry.models.registry import read_card
+from finsentry.training.calibration import softmax
 from finsentry.training.data import MISSING, Example, examples_sha256, read_tfns, read_tfnt
+from finsentry.training.lineage import heldout_examples
+from finsentry.training.metrics import classification_report
+from finsentry.training.predict import logits_for
 
 log = logging.getLogger("finsentry.training.evaluate")
 
@@ -62,9 +69,6 @@ def golden_sets(data_dir: Path, analyst: Sequence[Example] = (), limit: int | No
 
 def heldout_set(parent_dir: Path, data_dir: Path | None) -> GoldenSet:
     """The parent's held-out split as a forgetting set (raises HeldoutUnavailable)."""
-    from finsentry.models.registry import read_card
-    from finsentry.training.lineage import heldout_examples
-
     version = read_card(parent_dir)["version"]
     return GoldenSet(f"heldout:{version}", heldout_examples(parent_dir, data_dir), role="forgetting")
 
@@ -72,12 +76,7 @@ def heldout_set(parent_dir: Path, data_dir: Path | None) -> GoldenSet:
 def _scorer(model_dir: Path, backend: str | None, batch_size: int, cache_dir: Path):
     """(card, texts → (sentiment logits, topic logits)): plain torch fp32 by default, or an
     engine backend by name (what a worker serves with)."""
-    from finsentry.models.classifier import load_artifact, load_tokenizer
-    from finsentry.training.predict import logits_for
-
     if backend:
-        from finsentry.models.engine import load_model
-
         loaded = load_model(model_dir, backend=backend, max_batch=64, cache_dir=cache_dir)
         return loaded.card, loaded.logits
     model, card = load_artifact(model_dir)
@@ -89,9 +88,6 @@ def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128
              cache_dir: Path = Path("var/model-cache")) -> dict[str, Any]:
     """Score the model (calibrated with its card's temperatures) on each set: torch fp32, or
     the named engine backend."""
-    from finsentry.training.calibration import softmax
-    from finsentry.training.metrics import classification_report
-
     card, score = _scorer(Path(model_dir), backend, batch_size, Path(cache_dir))
     report: dict[str, Any] = {
         "version": card.version, "parent": card.parent, "model_dir": str(model_dir), "backend": backend or "torch",

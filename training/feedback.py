@@ -11,9 +11,10 @@ import hashlib
 import logging
 from typing import Iterable
 
-from finsentry.models.labels import sentiment_index, topic_index
-from finsentry.models.textnorm import normalize
-from finsentry.streams.records import Label
+from finsentry.labels import sentiment_index, topic_index
+from finsentry.records import Label
+from finsentry.store import open_store
+from finsentry.textnorm import normalize
 from finsentry.training.data import MISSING, Example
 
 log = logging.getLogger("finsentry.training.feedback")
@@ -65,8 +66,6 @@ def split_feedback(labels: Iterable[Label], golden_share: float) -> tuple[list[E
 
 async def store_labels(settings) -> list[Label]:
     """Every analyst label in the configured store."""
-    from finsentry.streams.sinks import open_store
-
     store = open_store(settings.store, settings)
     async with store:
         return await store.labels()

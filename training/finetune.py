@@ -18,7 +18,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +27,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from finsentry.errors import FinsentryError
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.models.classifier import (
     ModelCard,
     MultiTaskClassifier,
@@ -34,55 +36,23 @@ from finsentry.models.classifier import (
     load_tokenizer,
     save_artifact,
 )
-from finsentry.models.encoders import DEFAULT_ENCODER, MPNET
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
-from finsentry.models.textnorm import normalize
+from finsentry.models.encoders import MPNET
+from finsentry.models.registry import artifact_sha256
+from finsentry.textnorm import normalize
 from finsentry.training.batching import grouped_batches
 from finsentry.training.calibration import fit_temperature, softmax
-from finsentry.training.data import MISSING, Example, examples_sha256, file_sha256, read_labelled, read_tfns, read_tfnt, stratified_split
+from finsentry.training.data import (
+    MISSING,
+    Example,
+    stratified_split,
+)
 from finsentry.training.metrics import classification_report
+from finsentry.training.model_card import write_model_card
 from finsentry.training.predict import logits_for
+from finsentry.training.recipe import TrainArguments, load_examples
 from finsentry.training.restyle import first_sentence, restyle
 
 log = logging.getLogger("finsentry.training")
-
-
-@dataclass
-class TrainArguments:
-    output_dir: Path
-    sentiment_files: list[Path] = field(default_factory=list)  # TFNS-format CSVs
-    topic_files: list[Path] = field(default_factory=list)  # TFNT-format CSVs
-    labelled_files: list[Path] = field(default_factory=list)  # CSV/JSONL: text + sentiment/topic
-    feedback: list[Example] = field(default_factory=list)  # analyst labels, already resolved to text
-    parent: Path | None = None  # start from this model directory instead of the base encoder
-    encoder: str = DEFAULT_ENCODER  # models.encoders name; all-mpnet-base-v2 for a teacher only
-    method: str = "full"  # full | lora
-    lora_r: int = 16
-    lora_alpha: int = 32
-    epochs: float = 5.0
-    max_steps: int = 0  # >0 caps the run (tests, smoke runs)
-    batch_size: int = 32
-    learning_rate: float = 8e-5
-    head_learning_rate: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_length: int = 128
-    dev_fraction: float = 0.1
-    seed: int = 13
-    bf16: str = "auto"  # auto | on | off: autocast where the hardware computes bf16 natively
-    threads: int = 0
-    version: str | None = None
-    teacher: Path | None = None  # distil from this model: soft labels for both heads on every example
-    distill_weight: float = 1.0
-    distill_temperature: float = 2.0
-    distill_heads: str = "both"  # both | missing: soft labels only for the head an example has no gold label for
-    style_augment: float = 0.0  # share of training examples given a news-style copy (training.restyle)
-    average_last: float = 0.0  # >0: ship the mean of the weights over this last share of the steps
-    average_every: int = 50  # steps between the snapshots averaged
-    teacher_online: bool = False  # score each batch with the teacher as it comes (short runs) instead of every text up front
-    shuffle_labels: bool = False  # deliberately broken run; the gate must reject it
-    resume: bool = True
-    progress: bool = True
 
 
 def seed_everything(seed: int) -> None:
@@ -102,28 +72,7 @@ def bf16_supported(device: str) -> bool:
     return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
 
 
-def load_examples(args: TrainArguments) -> tuple[list[Example], dict[str, str]]:
-    names = [Path(p).name for p in [*args.sentiment_files, *args.topic_files, *args.labelled_files]]
-    if len(set(names)) != len(names):  # the card records files by name
-        raise ValueError(f"training files must have distinct names: {names}")
-    examples: list[Example] = []
-    hashes: dict[str, str] = {}
-    for path in args.sentiment_files:
-        examples += read_tfns(path)
-        hashes[Path(path).name] = file_sha256(path)
-    for path in args.topic_files:
-        examples += read_tfnt(path)
-        hashes[Path(path).name] = file_sha256(path)
-    for path in args.labelled_files:
-        examples += read_labelled(path)
-        hashes[Path(path).name] = file_sha256(path)
-    if args.feedback:
-        examples += args.feedback
-        hashes["analyst_feedback"] = examples_sha256(args.feedback)
-    return examples, hashes
-
-
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(FinsentryError, ValueError):
     """The run directory's checkpoint was written by a run with other arguments or data."""
 
 
@@ -135,8 +84,6 @@ NOT_FINGERPRINTED = ("output_dir", "sentiment_files", "topic_files", "labelled_f
 def run_fingerprint(args: TrainArguments, hashes: dict[str, str]) -> str:
     """SHA-256 of what determines a run: its arguments, the hashes of its data in load order
     and the parent's and teacher's artifacts."""
-    from finsentry.models.registry import artifact_sha256
-
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items() if k not in NOT_FINGERPRINTED}
     models = {role: artifact_sha256(Path(path)) if path else None
               for role, path in (("parent", args.parent), ("teacher", args.teacher))}
@@ -521,8 +468,6 @@ def train_default(output_dir: Path = Path("runs/default"), data_dir: Path | None
        gives every example a soft label for the head its data set does not label (the
        topic set's 17k headlines teach sentiment, and vice versa).
     Then the held-out evaluation and the model card."""
-    from finsentry.training.model_card import write_model_card
-
     root = data_dir or Path(__file__).resolve().parent.parent / "data" / "tfn"
     files = dict(sentiment_files=[root / "tfns_sentiment_train.csv"], topic_files=[root / "tfnt_topic_train.csv"])
     teacher = train(TrainArguments(output_dir=Path(output_dir) / "teacher", encoder=MPNET, epochs=2,

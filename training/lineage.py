@@ -18,8 +18,10 @@ import random
 import shutil
 from pathlib import Path
 
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from finsentry.errors import FinsentryError
+from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.training.data import MISSING, Example, file_sha256, read_labelled, read_tfns, read_tfnt, stratified_split
+from finsentry.training.recipe import load_examples
 
 log = logging.getLogger("finsentry.training.lineage")
 
@@ -28,7 +30,7 @@ DATA_DIR = "data"  # beside the artifact: copies of the files it was trained on
 REPLAY_FILE = "replay.jsonl"
 
 
-class HeldoutUnavailable(Exception):
+class HeldoutUnavailable(FinsentryError):
     """The model's held-out split cannot be reproduced (missing or changed data)."""
 
 
@@ -47,8 +49,6 @@ def write_examples(examples: list[Example], path: Path) -> Path:
 
 def training_split(args) -> tuple[list[Example], list[Example]]:
     """(train, dev) of a TrainArguments, as training.finetune.train carves them."""
-    from finsentry.training.finetune import load_examples
-
     examples, _ = load_examples(args)
     return stratified_split(examples, args.dev_fraction, args.seed)
 

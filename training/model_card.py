@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from finsentry.models.backends import cpu_has_native_bf16
 from finsentry.models.classifier import ModelCard
+from finsentry.training.devslice import RECIPES, evaluate_model, render_recipes, slices
+from finsentry.training.evaluate import evaluate, golden_sets
 
 FLOORS = {("sentiment", "accuracy"): 0.89, ("sentiment", "macro_f1"): 0.85, ("topic", "accuracy"): 0.90}
 SERVED_BACKENDS = ("torch-bf16", "onnx")  # the faster backends `auto` may serve with
 
 
 def heldout_metrics(model_dir: Path, data_dir: Path, backend: str | None = None) -> dict:
-    from finsentry.training.evaluate import evaluate, golden_sets
-
     report = evaluate(model_dir, golden_sets(data_dir), backend=backend)
     return report
 
@@ -38,8 +39,6 @@ def record_backends(card: ModelCard, evaluations: dict[str, dict]) -> None:
 
 def write_model_card(model_dir: Path, data_dir: Path, run_report: dict | None = None,
                      backends=SERVED_BACKENDS, devslice: bool = True) -> Path:
-    from finsentry.models.backends import cpu_has_native_bf16
-
     card = ModelCard.read(model_dir)
     card.metrics["heldout"] = summary(heldout_metrics(model_dir, data_dir))
     if devslice:
@@ -55,16 +54,12 @@ def write_model_card(model_dir: Path, data_dir: Path, run_report: dict | None = 
 def devslice_metrics(model_dir: Path) -> dict:
     """The model on the out-of-style dev slice (data/devslice), shared sets left out: they
     are in `heldout` already."""
-    from finsentry.training.devslice import evaluate_model, slices
-
     parts = {k: v for k, v in slices().items() if k not in ("tfns-valid", "tfnt-test")}
     result = evaluate_model(model_dir, parts)
     return {k: v for k, v in result.items() if isinstance(v, dict) and "accuracy" in v}
 
 
 def _devslice_section(card: ModelCard) -> list[str]:
-    from finsentry.training.devslice import RECIPES, render_recipes
-
     lines = []
     measured = card.metrics.get("devslice")
     if measured:

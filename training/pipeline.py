@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from finsentry.errors import FinsentryError
 from finsentry.models.registry import Registry, Version
-from finsentry.streams.records import Label
+from finsentry.records import Label
 from finsentry.training.data import Example, read_labelled
 from finsentry.training.evaluate import Decision, GoldenSet, evaluate, gate, golden_sets, heldout_set
 from finsentry.training.feedback import split_feedback
@@ -42,7 +43,7 @@ class RunResult:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-class NothingToLearn(Exception):
+class NothingToLearn(FinsentryError):
     """Too few new labelled examples for a run to be worth it."""
 
 

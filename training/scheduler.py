@@ -25,8 +25,10 @@ from typing import Any, Callable, Iterator
 
 from croniter import croniter
 
+from finsentry.errors import FinsentryError
 from finsentry.models.registry import Registry
-from finsentry.streams import metrics
+from finsentry.store import open_store
+from finsentry.training import telemetry
 from finsentry.training.drift import DriftReport, check_drift, reference_profile, window_from_store
 from finsentry.training.pipeline import RunResult, retrain
 
@@ -39,7 +41,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Busy(Exception):
+class Busy(FinsentryError):
     """Another training run holds the lock."""
 
 
@@ -148,7 +150,7 @@ class Trainer:
         except Exception as exc:  # a failed run is reported and the service goes on
             log.exception("retrain failed trigger=%s", trigger)
             result = RunResult(trigger, "failed", reasons=[f"{type(exc).__name__}: {exc}"], evidence=evidence)
-        metrics.RETRAIN_RUNS.labels(trigger=trigger, result=result.result).inc()
+        telemetry.RETRAIN_RUNS.labels(trigger=trigger, result=result.result).inc()
         log.info("retrain finished %s", json.dumps(asdict(result), default=str))
         return result
 
@@ -186,8 +188,6 @@ async def run_service(settings, stop: asyncio.Event | None = None) -> None:
     import signal
 
     from prometheus_client import start_http_server
-
-    from finsentry.streams.sinks import open_store
 
     server, _thread = start_http_server(settings.trainer_metrics_port, addr=settings.trainer_metrics_host)
     stop = stop or asyncio.Event()

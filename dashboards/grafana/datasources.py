@@ -8,7 +8,7 @@ Grafana environment variables (provisioning files expand `${VAR}`), set in docke
 - FINSENTRY_ES_URL          (http://elasticsearch:9200)
 - FINSENTRY_ES_USERNAME, FINSENTRY_ES_PASSWORD  (a read-only Elasticsearch user is enough)
 
-The Elasticsearch indices are the store's (streams/sinks/es_schema.py): documents behind the
+The Elasticsearch indices are the store's (store/es_schema.py): documents behind the
 alias `<prefix>-docs` (time field published_at), alerts in `<prefix>-alerts`.
 """
 

@@ -2,15 +2,25 @@
 watched entity, and which headlines say it.
 
 Document panels query the store's Elasticsearch alias (field names from the index mapping
-in streams/sinks/es_schema.py); negative share comes from Prometheus, where the detector
+in store/es_schema.py); negative share comes from Prometheus, where the detector
 exports it per topic and per watched entity for its latest complete bucket.
 """
 
 from __future__ import annotations
 
 from finsentry.dashboards.grafana.datasources import ALERTS, DOCUMENTS, PROMETHEUS
-from finsentry.dashboards.grafana.model import (Annotation, Dashboard, EsMetric, EsQuery, Panel, PromQuery,
-                                                Variable, date_histogram, row, terms)
+from finsentry.dashboards.grafana.model import (
+    Annotation,
+    Dashboard,
+    EsMetric,
+    EsQuery,
+    Panel,
+    PromQuery,
+    Variable,
+    date_histogram,
+    row,
+    terms,
+)
 
 UID = "finsentry-market"
 

@@ -1,5 +1,5 @@
 """The "Pipeline health" dashboard, for operators: is the pipeline moving, how fast, what
-is failing, which model serves. Prometheus only; metric names from streams/metrics.py."""
+is failing, which model serves. Prometheus only; metric names from finsentry/metrics.py."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from finsentry.streams.records import Alert
-from finsentry.streams.sinks.base import AggregateQuery, SearchQuery, Store
+from finsentry.errors import FinsentryError
+from finsentry.records import Alert
+from finsentry.store.base import AggregateQuery, SearchQuery, Store
 
 Params = Mapping[str, str]
 
@@ -26,7 +27,7 @@ TEXT_PREVIEW_CHARS = 400
 SENTIMENTS = ("negative", "neutral", "positive")
 
 
-class BadRequest(ValueError):
+class BadRequest(FinsentryError, ValueError):
     """A query parameter is missing or malformed; the message says which and why."""
 
 

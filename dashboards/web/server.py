@@ -18,10 +18,10 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from finsentry import metrics
 from finsentry.dashboards.web import api
 from finsentry.settings import Settings
-from finsentry.streams import metrics
-from finsentry.streams.sinks.base import Store, StoreUnavailable
+from finsentry.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("finsentry.web")
 

@@ -25,13 +25,15 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from pydantic import ValidationError
 
-from finsentry.streams import metrics
-from finsentry.streams.alerting.observations import Tick, Watermark, fan_out, group_by_scope, parse_message
-from finsentry.streams.alerting.watermarks import SourceTracker, clock_key, is_clock_key, source_name
+from finsentry import metrics
+from finsentry.alerting.detector import Detector, DetectorConfig
+from finsentry.alerting.observations import Tick, Watermark, fan_out, group_by_scope, parse_message
+from finsentry.alerting.watermarks import SourceTracker, clock_key, is_clock_key, source_name
+from finsentry.models.explain import explain
+from finsentry.records import Alert, DeadLetter, ScoredDocument
+from finsentry.store.retry import put_alert_with_retry
 from finsentry.streams.consumer_lag import partitions_with_backlog
-from finsentry.streams.records import Alert, DeadLetter, ScoredDocument
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
-from finsentry.streams.sinks.retry import put_alert_with_retry
 
 log = logging.getLogger("finsentry.alerting")
 EXPLANATION_CACHE_DOCS = 4096
@@ -82,8 +84,6 @@ class BatchState(MutableMapping):
 
 
 def register(app: faust.App, rt: Runtime):
-    from finsentry.streams.alerting.detector import Detector, DetectorConfig
-
     state = app.Table("finsentry-detector-state", default=None, partitions=rt.settings.topic_partitions,
                       key_type=str, value_type=None)
     batch_state = BatchState(state)
@@ -232,8 +232,6 @@ class ExplanationCache:
 async def attach_explanations(rt: Runtime, alert: Alert, cache: ExplanationCache) -> None:
     """Word-level explanations for the evidence documents that lack one (off the loop)."""
     import asyncio
-
-    from finsentry.models.explain import explain
 
     loop = asyncio.get_running_loop()
     version = getattr(rt.engine, "version", None)

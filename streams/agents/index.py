@@ -14,10 +14,10 @@ import time
 import faust
 from pydantic import ValidationError
 
-from finsentry.streams import metrics
-from finsentry.streams.records import DeadLetter, ScoredDocument
+from finsentry import metrics
+from finsentry.records import DeadLetter, ScoredDocument
+from finsentry.store.retry import write_with_retry
 from finsentry.streams.runtime import Runtime, deliver
-from finsentry.streams.sinks.retry import write_with_retry
 
 log = logging.getLogger("finsentry.index")
 

@@ -7,10 +7,10 @@ import logging
 import faust
 from pydantic import ValidationError
 
-from finsentry.models.textnorm import model_input
-from finsentry.streams import metrics
-from finsentry.streams.records import DeadLetter, Label
+from finsentry import metrics
+from finsentry.records import DeadLetter, Label
 from finsentry.streams.runtime import Runtime, deliver
+from finsentry.textnorm import model_input
 
 log = logging.getLogger("finsentry.labels")
 

@@ -14,16 +14,16 @@ import logging
 
 import faust
 
-from finsentry.streams import metrics
-from finsentry.streams.records import ModelUpdate
+from finsentry import metrics
+from finsentry.kafka import aiokafka_security
+from finsentry.models.registry import Registry
+from finsentry.records import ModelUpdate
 from finsentry.streams.runtime import Runtime
 
 log = logging.getLogger("finsentry.models")
 
 
 async def apply_update(rt: Runtime, update: ModelUpdate) -> bool:
-    from finsentry.models.registry import Registry
-
     if rt.engine is not None and rt.engine.version == update.version:
         return False
     loop = asyncio.get_running_loop()
@@ -49,7 +49,7 @@ async def follow_updates(rt: Runtime, app: faust.App) -> None:
     await rt.topics.model_updates.maybe_declare()
     name = rt.topics.model_updates.get_topic_name()
     consumer = AIOKafkaConsumer(bootstrap_servers=rt.settings.broker_address, group_id=None,
-                                enable_auto_commit=False, **kafka_security(rt.settings))
+                                enable_auto_commit=False, **aiokafka_security(rt.settings))
     await consumer.start()
     try:
         partitions = None
@@ -77,8 +77,6 @@ async def follow_updates(rt: Runtime, app: faust.App) -> None:
 async def catch_up(rt: Runtime) -> None:
     """A promotion published while this worker was loading (before it followed the topic)
     is not lost: once following, compare with the registry and apply what it serves."""
-    from finsentry.models.registry import Registry
-
     if rt.settings.model_path:  # an explicitly configured model is not replaced by the registry
         return
     try:
@@ -88,21 +86,6 @@ async def catch_up(rt: Runtime) -> None:
         return
     if serving is not None and serving.name != rt.engine.version:
         await apply_update(rt, ModelUpdate(action="promote", version=serving.name))
-
-
-def kafka_security(settings) -> dict:
-    """aiokafka keyword arguments for SASL/TLS from settings (nothing for PLAINTEXT)."""
-    if settings.kafka_security_protocol == "PLAINTEXT":
-        return {}
-    import ssl
-
-    kwargs: dict = {"security_protocol": settings.kafka_security_protocol}
-    if "SSL" in settings.kafka_security_protocol:
-        kwargs["ssl_context"] = ssl.create_default_context(cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None)
-    if settings.kafka_security_protocol.startswith("SASL"):
-        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_username,
-                      sasl_plain_password=settings.kafka_password.get_secret_value() if settings.kafka_password else None)
-    return kwargs
 
 
 def register(app: faust.App, rt: Runtime):

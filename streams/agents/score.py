@@ -24,14 +24,14 @@ from typing import Sequence
 import faust
 from pydantic import ValidationError
 
+from finsentry import metrics
 from finsentry.models.entities import extractor
-from finsentry.models.textnorm import model_input
-from finsentry.streams import metrics
+from finsentry.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
 from finsentry.streams.consumer_lag import partitions_with_backlog
 from finsentry.streams.flow_control import FlowControl
 from finsentry.streams.input_order import InputOrder
-from finsentry.streams.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
 from finsentry.streams.runtime import Runtime, deliver, delivered
+from finsentry.textnorm import model_input
 
 log = logging.getLogger("finsentry.score")
 

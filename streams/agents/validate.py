@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import faust
 from pydantic_core import PydanticSerializationError
 
-from finsentry.streams import metrics
-from finsentry.streams.records import DeadLetter, ValidDocument, parse_document
+from finsentry import metrics
+from finsentry.records import DeadLetter, ValidDocument, parse_document
 from finsentry.streams.runtime import Runtime, deliver_all
 
 log = logging.getLogger("finsentry.validate")

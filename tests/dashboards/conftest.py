@@ -1,5 +1,5 @@
 """Fixtures of the dashboard tests: a real SQLite store filled with scored documents, and
-one worker process (dashboard_worker.py: create_app + the web dashboard on the embedded
+one worker process (dashboard_worker.py: build_worker_app, the web dashboard mounted, on the embedded
 broker, with the alert agents notifying a real Alertmanager) shared by the HTTP,
 Prometheus and browser tests."""
 
@@ -23,8 +23,8 @@ from finsentry.models.registry import SHIPPED_MODEL, read_card
 from finsentry.settings import Settings
 from finsentry.streams.broker import free_port
 from finsentry.streams.process import WorkerProcess, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks.sqlite import SqliteStore
+from finsentry.records import Document
+from finsentry.store.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
 MODEL_CACHE = HERE.parents[1] / "var" / "test-model-cache"
@@ -128,7 +128,7 @@ def episode_documents(phase: str) -> list[Document]:
 
 
 def publish(settings: Settings, docs: list[Document], raw: list[bytes] = ()) -> None:
-    from finsentry.streams.ingest.producer import DocumentProducer
+    from finsentry.ingest.producer import DocumentProducer
 
     with DocumentProducer(settings) as producer:
         for doc in docs:

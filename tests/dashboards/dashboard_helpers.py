@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from finsentry.streams.records import Alert, Evidence, ScoredDocument, Sentiment, Topic
 from system_deps import require_binary as require_tool  # noqa: F401  (the dashboard tests import it from here)
 
+from finsentry.records import Alert, Evidence, ScoredDocument, Sentiment, Topic
 
 # ---- scored documents and alerts the dashboard tests fill their stores with ----------------
 # A fixed historical end: the dashboards must anchor their windows at the data, not the clock.

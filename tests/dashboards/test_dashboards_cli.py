@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from typer.testing import CliRunner
 
-from finsentry.dashboards.cli import app
+from finsentry.cli.dashboards import app
 from finsentry.dashboards.grafana import build
 
 TOKEN = "glsa_test_token"

@@ -11,9 +11,10 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from finsentry import metrics
 from finsentry.dashboards.grafana import build, datasources, market, pipeline, queries
-from finsentry.streams import metrics
-from finsentry.streams.sinks.es_schema import ALERT_MAPPING, DOCUMENT_MAPPING
+from finsentry.store.es_schema import ALERT_MAPPING, DOCUMENT_MAPPING
+from finsentry.training import telemetry
 
 DASHBOARDS = build.dashboards()
 KNOWN_PANEL_TYPES = {"row", "timeseries", "table", "stat", "state-timeline", "barchart", "bargauge"}
@@ -121,7 +122,7 @@ def prometheus_metric_names(expr: str) -> set[str]:
 
 def exported_names() -> set[str]:
     names = set()
-    for value in vars(metrics).values():
+    for value in [*vars(metrics).values(), *vars(telemetry).values()]:
         if not isinstance(value, MetricWrapperBase):
             continue
         for family in value.describe():
@@ -130,7 +131,7 @@ def exported_names() -> set[str]:
     return names
 
 
-def test_every_prometheus_metric_a_panel_or_rule_reads_is_defined_in_streams_metrics():
+def test_every_prometheus_metric_a_panel_or_rule_reads_is_defined_in_the_metrics_modules():
     exported = exported_names()
     exprs = [t.target["expr"] for d in DASHBOARDS for t in queries.targets(d) if "expr" in t.target]
     rules_dir = Path(build.__file__).resolve().parents[1] / "prometheus" / "rules"
@@ -138,7 +139,7 @@ def test_every_prometheus_metric_a_panel_or_rule_reads_is_defined_in_streams_met
         exprs += [r["expr"] for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
     for expr in exprs:
         unknown = prometheus_metric_names(expr) - exported
-        assert not unknown, f"{unknown} in {expr!r} is not a metric of streams/metrics.py"
+        assert not unknown, f"{unknown} in {expr!r} is not a metric of finsentry/metrics.py or training/telemetry.py"
 
 
 @pytest.mark.parametrize("values, expected", [

@@ -1,7 +1,7 @@
 """Every Elasticsearch query of the "Market sentiment" dashboard — panels, template
 variables, annotations — rendered as Grafana sends it and run against osmem-server, an
 in-memory OpenSearch-compatible server that stands in for Elasticsearch here. The index is
-created and filled by the real ElasticsearchStore (streams/sinks/elasticsearch.py), so the
+created and filled by the real ElasticsearchStore (store/elasticsearch.py), so the
 dashboards read the mapping the pipeline writes."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dashboard_helpers import CORPUS_END, corpus, episode_alert
 
 from finsentry.dashboards.grafana import datasources, market, queries
 from finsentry.settings import Settings
-from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
+from finsentry.store.elasticsearch import ElasticsearchStore
 
 START, END = CORPUS_END - timedelta(hours=6), CORPUS_END + timedelta(minutes=1)
 PREFIX = "finsentry"

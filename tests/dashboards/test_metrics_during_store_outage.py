@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from dashboard_helpers import CORPUS_END
 
-from finsentry.streams.records import Document
+from finsentry.records import Document
 
 
 def lag(worker, topic: str) -> float:
@@ -28,7 +28,7 @@ def stored(worker) -> float:
 
 def publish(worker, n: int, start: int) -> set[str]:
     """Publish n documents; returns their ids."""
-    from finsentry.streams.ingest.producer import DocumentProducer
+    from finsentry.ingest.producer import DocumentProducer
 
     docs = [Document(source="wire-outage", title=f"Outage test headline {i}", text=f"Body {i}.",
                      published_at=CORPUS_END - timedelta(minutes=30) + timedelta(seconds=i)).with_defaults()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from dashboard_helpers import require_tool
 
 ROOT = Path(__file__).resolve().parents[2] / "dashboards"

@@ -26,8 +26,8 @@ from dashboard_helpers import CORPUS_END, require_tool
 from exporter_processes import FeedSite, push_one_document, start_exporters
 
 from finsentry.dashboards.grafana import build, market, queries
+from finsentry.records import Document
 from finsentry.streams.broker import free_port
-from finsentry.streams.records import Document
 
 PROMETHEUS_DIR = Path(build.__file__).resolve().parents[1] / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
@@ -76,7 +76,7 @@ class Prometheus:
 
 def keep_publishing(settings, stop: threading.Event) -> None:
     """A steady trickle through the pipeline, so rates and latency histograms have data."""
-    from finsentry.streams.ingest.producer import DocumentProducer
+    from finsentry.ingest.producer import DocumentProducer
 
     words = ["slumps", "beats", "holds"]
     with DocumentProducer(settings) as producer:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from system_deps import require_binary
 
 from finsentry.settings import Settings
-from system_deps import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -534,7 +534,6 @@ def test_the_supported_elasticsearch_servers_match_the_client_range():
     """docs name the servers; the client's major must be one every supported server accepts
     (`compatible-with=<client major>`): Elasticsearch N accepts N and N-1."""
     import tomllib
-
     from packaging.requirements import Requirement
 
     text = (ROOT / "docs/deployment.md").read_text()

@@ -13,15 +13,15 @@ import ast
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_FOLDERS = ["finsentry", "streams", "models", "training", "dashboards"]
+PACKAGE_FOLDERS = ["finsentry", "streams", "models", "training", "dashboards", "store", "ingest", "alerting"]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CONSTRAINTS = ROOT / "constraints.txt"
 # Extras installed only on demand (not by `make install`), so neither locked nor present.

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from finsentry.records import ScoredDocument, Sentiment, Topic
 from finsentry.settings import Settings
+from finsentry.store.elasticsearch import ElasticsearchStore
 from finsentry.streams.broker import free_port
-from finsentry.streams.records import ScoredDocument, Sentiment, Topic
-from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
 
 pytestmark = pytest.mark.slow
 

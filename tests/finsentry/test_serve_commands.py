@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from finsentry.ingest.producer import DocumentProducer
+from finsentry.records import Document
+from finsentry.store import ops as store_ops
 from finsentry.streams.broker import free_port, wait_for_port
-from finsentry.streams.ingest.producer import DocumentProducer
 from finsentry.streams.process import WorkerProcess, scrape_metrics, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks import ops as store_ops
 
 FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 

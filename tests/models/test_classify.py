@@ -7,9 +7,9 @@ import json
 from datetime import datetime, timezone
 
 from finsentry.models.classify import classify_stream
-from finsentry.models.textnorm import model_input
+from finsentry.records import ValidDocument
 from finsentry.streams.agents.score import score_documents
-from finsentry.streams.records import ValidDocument
+from finsentry.textnorm import model_input
 
 ALIASES = "ticker,name,aliases\nZBX,Zorblax Industries,Zorblax Industries;Zorblax\nAAPL,Apple Inc.,Apple\n"
 

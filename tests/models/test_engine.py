@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from finsentry.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
 from finsentry.models import backends as backends_mod
 from finsentry.models import engine as engine_mod
 from finsentry.models.backends import TorchBackend, cpu_has_native_bf16, cuda_available, cuda_backend
@@ -28,7 +29,6 @@ from finsentry.models.engine import (
     load_model,
     read_golden,
 )
-from finsentry.models.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS
 from finsentry.training.metrics import expected_calibration_error
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tfn"

@@ -88,7 +88,7 @@ def test_an_unwritable_list_is_a_clear_error(tmp_path, monkeypatch):
     """The shipped list inside an installed (read-only) package: no traceback, a way out."""
     from typer.testing import CliRunner
 
-    from finsentry.training.cli import app
+    from finsentry.cli.training import app
 
     listing, companies = tmp_path / "listing.csv", tmp_path / "companies.csv"
     listing.write_text(LISTING)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from finsentry.models.registry import Registry, RegistryError, artifact_sha256
-from finsentry.streams.records import ModelUpdate
+from finsentry.records import ModelUpdate
 
 
 def make_artifact(root: Path, version: str, parent: str | None = None, payload: bytes | None = None) -> Path:

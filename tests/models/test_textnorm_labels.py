@@ -1,12 +1,12 @@
 import re
 from pathlib import Path
 
+import pytest
+
+from finsentry.labels import SENTIMENT_LABELS, TFNS_TO_SENTIMENT, TOPIC_LABELS, sentiment_index, topic_index
 from finsentry.models.classifier import ModelCard
 from finsentry.models.engine import SHIPPED_MODEL
-from finsentry.models.labels import SENTIMENT_LABELS, TOPIC_LABELS, TFNS_TO_SENTIMENT, sentiment_index, topic_index
-from finsentry.models.textnorm import model_input, normalize
-
-import pytest
+from finsentry.textnorm import model_input, normalize
 
 SOURCES = Path(__file__).resolve().parents[2] / "data" / "tfn" / "SOURCES.md"
 

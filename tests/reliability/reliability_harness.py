@@ -19,14 +19,14 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from finsentry.streams.broker import EmbeddedBroker, free_port
-from finsentry.streams.ingest.producer import DocumentProducer, producer_config
-from finsentry.streams.process import WorkerProcess, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks import open_store
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from finsentry.ingest.producer import DocumentProducer, producer_config
+from finsentry.records import Document
 from finsentry.settings import Settings
+from finsentry.store import open_store
+from finsentry.streams.broker import EmbeddedBroker, free_port
+from finsentry.streams.process import WorkerProcess, settings_env
 
 # Distinctive values, so a leak is found by a plain substring search of a log.
 SECRETS = {

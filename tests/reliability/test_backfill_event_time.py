@@ -23,8 +23,8 @@ import pytest
 from kafka.partitioner.default import murmur2
 from reliability_harness import read_topic
 
+from finsentry.records import Document
 from finsentry.streams.demo import SAMPLE
-from finsentry.streams.records import Document
 
 pytestmark = pytest.mark.reliability
 

@@ -24,11 +24,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from finsentry.streams.agents.validate import validate_payload
-from finsentry.streams.records import Document, document_id
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reliability_harness import TopicReader, doc_id
+
+from finsentry.records import Document, document_id
+from finsentry.streams.agents.validate import validate_payload
 
 pytestmark = pytest.mark.reliability
 

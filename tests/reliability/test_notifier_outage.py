@@ -16,7 +16,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from finsentry.streams.broker import free_port
 from reliability_harness import (
     FAST_DETECTOR,
     Stories,
@@ -25,6 +24,8 @@ from reliability_harness import (
     spike,
     steady_stream,
 )
+
+from finsentry.streams.broker import free_port
 
 pytestmark = pytest.mark.reliability
 

@@ -25,11 +25,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from finsentry.streams.broker import free_port
 from reliability_harness import SECRETS
 from system_deps import require_binary
 
 from finsentry.settings import Settings
+from finsentry.streams.broker import free_port
 
 pytestmark = pytest.mark.reliability
 
@@ -217,8 +217,8 @@ def store_with_an_old_document(url: str, days_old: int) -> None:
     """Writes one scored document published `days_old` days ago (its own daily index)."""
     from datetime import datetime, timedelta, timezone
 
-    from finsentry.streams.records import ScoredDocument, Sentiment, Topic
-    from finsentry.streams.sinks import open_store
+    from finsentry.records import ScoredDocument, Sentiment, Topic
+    from finsentry.store import open_store
 
     when = datetime.now(timezone.utc) - timedelta(days=days_old)
     doc = ScoredDocument(id="old-story", source="wire", text="Bank shares slide on credit worries",
@@ -294,9 +294,10 @@ def kafka_tls_settings(tmp_path: Path, protocol: str) -> Settings:
 @pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT", "SSL"])
 def test_kafka_security_settings_reach_every_client(tmp_path, protocol):
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from finsentry.ingest.producer import producer_config
     from finsentry.streams.agents.model_updates import kafka_security
     from finsentry.streams.app import create_app
-    from finsentry.streams.ingest.producer import producer_config
 
     settings = kafka_tls_settings(tmp_path, protocol)
     sasl = protocol.startswith("SASL")
@@ -437,7 +438,7 @@ def tls_store_server(tmp_path):
 
 
 async def store_count(url: str, settings: Settings) -> int:
-    from finsentry.streams.sinks import open_store
+    from finsentry.store import open_store
 
     store = open_store(url, settings)
     await store.open()
@@ -448,7 +449,7 @@ async def store_count(url: str, settings: Settings) -> int:
 
 
 def test_elasticsearch_tls_and_credentials_reach_the_client(tls_store_server):
-    from finsentry.streams.sinks import StoreUnavailable
+    from finsentry.store import StoreUnavailable
 
     terminator, pki = tls_store_server
     url = f"https://127.0.0.1:{terminator.port}?compat=opensearch"

@@ -19,9 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from finsentry.streams.broker import free_port
 from osmem_server import OsmemServer
 from reliability_harness import Stories, doc_id, event_time_origin, steady_stream
+
+from finsentry.streams.broker import free_port
 
 pytestmark = pytest.mark.reliability
 

@@ -23,9 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from finsentry.streams.alerting.detector import Detector, DetectorConfig
-from finsentry.streams.alerting.observations import fan_out
-from finsentry.streams.records import ScoredDocument
 from reliability_harness import (
     FAST_DETECTOR,
     Stories,
@@ -35,6 +32,10 @@ from reliability_harness import (
     spike,
     steady_stream,
 )
+
+from finsentry.alerting.detector import Detector, DetectorConfig
+from finsentry.alerting.observations import fan_out
+from finsentry.records import ScoredDocument
 
 pytestmark = pytest.mark.reliability
 

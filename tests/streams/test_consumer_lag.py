@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from finsentry.streams import metrics
+from finsentry import metrics
 from finsentry.streams.consumer_lag import lag_by_topic, publish_lag
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from setuptools import find_packages
 
-from finsentry.models.textnorm import model_input
+from finsentry.alerting.config import DetectorConfig
+from finsentry.alerting.replay import replay
 from finsentry.settings import Settings
-from finsentry.streams.alerting.config import DetectorConfig
-from finsentry.streams.alerting.replay import replay
 from finsentry.streams.demo import SAMPLE, DemoOptions
+from finsentry.textnorm import model_input
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_sample_ships_in_the_wheel_with_its_attribution():
     tree = ast.parse((REPO / "setup.py").read_text())
     patterns = next(ast.literal_eval(node.value)[""] for node in ast.walk(tree)
                     if isinstance(node, ast.keyword) and node.arg == "package_data")
-    packages = {p.replace(".", "/") for p in find_packages(str(REPO / "streams"))}
+    packages = {p.replace(".", "/") for p in find_packages(str(REPO / "ingest"))}
     for shipped in (SAMPLE, attribution):
-        assert shipped.parent.relative_to(REPO / "streams").as_posix() in packages, shipped
+        assert shipped.parent.relative_to(REPO / "ingest").as_posix() in packages, shipped
         assert any(fnmatch.fnmatch(shipped.name, pattern) for pattern in patterns), shipped.name

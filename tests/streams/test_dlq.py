@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 
 import pytest
 
+from finsentry.ingest.producer import DocumentProducer, with_stable_id
+from finsentry.records import DeadLetter, Document
 from finsentry.settings import Settings
-from finsentry.streams.dlq import LetterFilter, plan_redrive, read_letters, select, NotRedrivable, Letter
-from finsentry.streams.ingest.producer import DocumentProducer, with_stable_id
+from finsentry.store import open_store
+from finsentry.streams.dlq import LetterFilter, NotRedrivable, plan_redrive, read_letters, select
 from finsentry.streams.process import WorkerProcess, settings_env
-from finsentry.streams.records import DeadLetter, Document
-from finsentry.streams.sinks import open_store
 
 FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 

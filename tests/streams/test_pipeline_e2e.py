@@ -17,12 +17,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from finsentry.ingest.producer import DocumentProducer
 from finsentry.models.engine import SHIPPED_MODEL
-from finsentry.streams.ingest.producer import DocumentProducer
+from finsentry.records import Document
+from finsentry.store import open_store
+from finsentry.store import ops as store_ops
 from finsentry.streams.process import WorkerProcess, settings_env
-from finsentry.streams.records import Document
-from finsentry.streams.sinks import open_store
-from finsentry.streams.sinks import ops as store_ops
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-from finsentry.streams.records import ScoredDocument, Sentiment, Topic
+from finsentry.records import ScoredDocument, Sentiment, Topic
+from finsentry.store import open_store
+from finsentry.store.base import SearchQuery
 from finsentry.streams.rescore import rescore
-from finsentry.streams.sinks import open_store
-from finsentry.streams.sinks.base import SearchQuery
 
 FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)

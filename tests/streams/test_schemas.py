@@ -9,8 +9,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from finsentry.records import Alert, DeadLetter, Document, Label, ModelUpdate, ScoredDocument, Sentiment, Topic
 from finsentry.streams import schemas
-from finsentry.streams.records import Alert, DeadLetter, Document, Label, ModelUpdate, ScoredDocument, Sentiment, Topic
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "schemas"

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from finsentry.streams.ingest.samples import build_demo
-from finsentry.streams.records import story_headline, story_key
+from finsentry.ingest.samples import build_demo
+from finsentry.records import story_headline, story_key
 
 HEADLINE = "Oil prices slump as OPEC talks collapse in Vienna"
 LONG = "Oil prices slump to a six month low as OPEC talks collapse in Vienna without any output deal"

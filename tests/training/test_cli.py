@@ -11,9 +11,9 @@ import pytest
 from training_helpers import read_topic, unique_prefix
 from typer.testing import CliRunner
 
+from finsentry.cli.training import app
+from finsentry.records import Label, ModelUpdate
 from finsentry.settings import get_settings
-from finsentry.streams.records import Label, ModelUpdate
-from finsentry.training.cli import app
 from finsentry.training.data import read_labelled, read_tfns, read_tfnt
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from finsentry.models.textnorm import normalize
+from finsentry.textnorm import normalize
 from finsentry.training import devslice
 from finsentry.training.data import MISSING, Example, read_tfns, read_tfnt, stratified_split
 from finsentry.training.finetune import add_to_average, distill_loss, masked_distill_loss, style_augmented

@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import REGISTRY
 from training_helpers import synthetic_records
 
-from finsentry.models.labels import TOPIC_LABELS
+from finsentry.labels import TOPIC_LABELS
 from finsentry.models.registry import Registry
-from finsentry.streams.records import Label
+from finsentry.records import Label
 from finsentry.training.drift import Profile, check_drift, psi
 from finsentry.training.pipeline import RunResult
 from finsentry.training.scheduler import Trainer
@@ -110,7 +110,7 @@ def _serving_registry(root: Path) -> Registry:
 
 @pytest.mark.parametrize("shifted", [False, True])
 async def test_trainer_checks_drift_from_the_store_and_retrains_on_it(training_settings, reference, tmp_path, shifted):
-    from finsentry.streams.sinks import open_store
+    from finsentry.store import open_store
 
     settings = training_settings(drift_check_interval_s=300)
     registry = _serving_registry(tmp_path)

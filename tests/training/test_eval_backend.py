@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from finsentry.cli.training import app
 from finsentry.models.backends import cuda_available
 from finsentry.models.engine import SHIPPED_MODEL
 from finsentry.settings import get_settings
-from finsentry.training.cli import app
 
 ONNX_CACHE = Path(__file__).resolve().parents[2] / "var" / "test-model-cache"  # exports reused across runs
 

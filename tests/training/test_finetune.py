@@ -14,9 +14,9 @@ import pytest
 import torch
 from training_helpers import TINY_TRAIN
 
+from finsentry.labels import SENTIMENT_LABELS
 from finsentry.models.classifier import MultiTaskClassifier, load_artifact
 from finsentry.models.engine import Engine
-from finsentry.models.labels import SENTIMENT_LABELS
 from finsentry.training import finetune
 from finsentry.training.finetune import CheckpointMismatch, TrainArguments, train
 from finsentry.training.lineage import training_split

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from finsentry.settings import Settings
-from finsentry.training.evaluate import GoldenSet, gate, render
 from finsentry.training.data import Example
+from finsentry.training.evaluate import GoldenSet, gate, render
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_render_shows_metrics_and_the_decision(settings):
 def test_render_shows_the_confusion_matrix_of_every_head():
     import numpy as np
 
-    from finsentry.models.labels import TOPIC_LABELS
+    from finsentry.labels import TOPIC_LABELS
     from finsentry.training.metrics import classification_report
 
     truth = np.arange(40) % len(TOPIC_LABELS)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from training_helpers import TINY_TRAIN, read_topic, sample_rows, tiny_settings, write_tiny_data
 
-from finsentry.models.labels import TOPIC_LABELS
+from finsentry.labels import TOPIC_LABELS
 from finsentry.models.registry import Registry
-from finsentry.streams.records import Label, ModelUpdate
+from finsentry.publish import ModelUpdatePublisher
+from finsentry.records import Label, ModelUpdate
 from finsentry.training.data import file_sha256, read_labelled, read_tfns, read_tfnt
 from finsentry.training.lineage import DATA_DIR, HELDOUT_FILE, REPLAY_FILE, heldout_examples, replay_pool
 from finsentry.training.pipeline import plan, retrain
-from finsentry.training.publish import ModelUpdatePublisher
 
 # The child run is 4 steps from its parent; on 120-example golden sets that moves metrics
 # by several points either way, so its comparisons get a wide tolerance — they are still

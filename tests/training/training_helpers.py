@@ -101,7 +101,7 @@ def synthetic_records(n: int, sentiment_mix: dict[str, float], topic_mix: dict[s
     confidences spread around `confidence` (a stand-in for a stream of real traffic)."""
     from datetime import datetime, timedelta, timezone
 
-    from finsentry.streams.records import ScoredDocument, Sentiment, Topic
+    from finsentry.records import ScoredDocument, Sentiment, Topic
 
     rng = random.Random(seed)
     start = start or datetime(2025, 3, 1, tzinfo=timezone.utc)

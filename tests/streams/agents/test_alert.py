@@ -3,14 +3,14 @@ import inspect
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
+from finsentry import metrics
+from finsentry.alerting.notifiers import AlertmanagerNotifier
+from finsentry.alerting.observations import Observation, ObservationGroup, Tick, parse_message
+from finsentry.alerting.outbox import Outbox
 from finsentry.models import explain as explain_module
-from finsentry.streams import metrics
-from finsentry.streams.alerting.notifiers import AlertmanagerNotifier
-from finsentry.streams.alerting.observations import Observation, ObservationGroup, Tick, Watermark, parse_message
-from finsentry.streams.alerting.outbox import Outbox
+from finsentry.records import Alert, Evidence, Label, ScoredDocument, Sentiment, Topic
+from finsentry.store.sqlite import SqliteStore
 from finsentry.streams.broker import free_port
-from finsentry.streams.records import Alert, Evidence, Label, ScoredDocument, Sentiment, Topic
-from finsentry.streams.sinks.sqlite import SqliteStore
 
 T0 = datetime(2026, 1, 5, 13, 0, tzinfo=timezone.utc)
 

@@ -1,10 +1,10 @@
 import asyncio
 from datetime import datetime, timezone
 
-from finsentry.streams.records import DeadLetter, ScoredDocument, Sentiment, Topic
-from finsentry.streams.sinks.base import Rejected, StoreUnavailable, UpsertResult
-from finsentry.streams.sinks.shape import ingest_to_stored_s
-from finsentry.streams.sinks.sqlite import SqliteStore
+from finsentry.records import DeadLetter, ScoredDocument, Sentiment, Topic
+from finsentry.store.base import Rejected, StoreUnavailable, UpsertResult
+from finsentry.store.shape import ingest_to_stored_s
+from finsentry.store.sqlite import SqliteStore
 
 
 def scored(i: int, text: str = "Oil falls") -> ScoredDocument:
@@ -73,7 +73,7 @@ async def test_a_mapping_conflict_on_elasticsearch_is_dead_lettered_with_the_sto
     standing in for Elasticsearch: its mapping, not an injected fault, refuses the record."""
     from osmem_server import OsmemServer
 
-    from finsentry.streams.sinks.elasticsearch import ElasticsearchStore
+    from finsentry.store.elasticsearch import ElasticsearchStore
 
     def with_rank(i: int, rank) -> ScoredDocument:
         return scored(i).model_copy(update={"meta": {"rank": rank}})

@@ -3,8 +3,8 @@ import json
 import time
 from datetime import datetime, timezone
 
-from finsentry.streams.alerting.dedup import NearDuplicateIndex
-from finsentry.streams.records import DeadLetter, ScoredDocument, ValidDocument
+from finsentry.alerting.dedup import NearDuplicateIndex
+from finsentry.records import DeadLetter, ScoredDocument, ValidDocument
 
 
 def valid(i: int, title: str, text: str) -> bytes:

@@ -1,6 +1,6 @@
 import json
 
-from finsentry.streams.records import DeadLetter, ValidDocument
+from finsentry.records import DeadLetter, ValidDocument
 
 
 async def test_good_document_goes_on_with_stable_id_and_ingest_time(harness):
