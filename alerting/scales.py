@@ -62,8 +62,9 @@ class Verdict:
 
 
 # --- state of the longer windows -----------------------------------------------------------
-def record_closed(history: dict[int, list[int]], recent: list[dict], index: int, bucket: Bucket,
-                  longest: int, keep: int) -> list[dict]:
+def record_closed(
+    history: dict[int, list[int]], recent: list[dict], index: int, bucket: Bucket, longest: int, keep: int
+) -> list[dict]:
     """A bucket closed: keep its counts and its evidence for the longer windows (the counts
     until `catch_up` has folded them into the reference). Returns the new `recent` list."""
     if bucket.n or bucket.dups:
@@ -83,14 +84,23 @@ def evidence_of_window(w: Window, buckets: Mapping[int, Bucket], recent: list[di
     return most_negative(pool, keep)
 
 
-def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket],
-               history: Mapping[int, list[int]], next_close: int, head: int, since: int | None = None) -> list[Window]:
+def windows_of(
+    short: int,
+    longer: tuple[int, ...],
+    buckets: Mapping[int, Bucket],
+    history: Mapping[int, list[int]],
+    next_close: int,
+    head: int,
+    since: int | None = None,
+) -> list[Window]:
     """The short window and each longer one, counts only (evidence on demand), in one pass
     over the kept buckets. `since`: the first bucket after an episode that has ended, so
     that the stories it already reported do not raise it again through a longer window."""
     floor = since if since is not None else None
-    out = [Window(first=head - size + 1 if floor is None else max(head - size + 1, floor), last=head)
-           for size in (short, *longer)]
+    out = [
+        Window(first=head - size + 1 if floor is None else max(head - size + 1, floor), last=head)
+        for size in (short, *longer)
+    ]
     for index, (n, neg, dups) in history.items():
         if index < next_close:
             for w in out[1:]:
@@ -105,8 +115,15 @@ def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket
     return out
 
 
-def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[int]], upto: int,
-             alpha: float, long_alpha: float, robust_after: int) -> int | None:
+def catch_up(
+    reference: Baseline,
+    cursor: int | None,
+    history: dict[int, list[int]],
+    upto: int,
+    alpha: float,
+    long_alpha: float,
+    robust_after: int,
+) -> int | None:
     """Fold the closed buckets before `upto` (those older than the longest window) into
     the reference baseline, in order, and forget their counts. The windows are judged
     against this reference, so a burst does not become its own baseline while it lasts.

@@ -36,9 +36,13 @@ from finsentry.settings import Settings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="runs per scenario (seeds 0..N-1)")
-    parser.add_argument("--only", nargs="*", choices=sorted(REALISTIC), help="streams at real rates to run (default: all)")
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(REALISTIC), help="streams at real rates to run (default: all)"
+    )
     parser.add_argument("--dense", action="store_true", help="also the dense scenarios (30 stories a minute; slow)")
-    parser.add_argument("--sweep", nargs="*", type=float, default=[], help="null-week false alarms at these z thresholds")
+    parser.add_argument(
+        "--sweep", nargs="*", type=float, default=[], help="null-week false alarms at these z thresholds"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each run and every false alert")
     args = parser.parse_args()
     settings = Settings()
@@ -50,9 +54,13 @@ def main() -> None:
     if args.verbose:
         for name, outcome in outcomes.items():
             for alert in outcome.false:
-                print(f"false in {name}: {alert.summary} episode_start={alert.episode_start.isoformat()}", file=sys.stderr)
+                print(
+                    f"false in {name}: {alert.summary} episode_start={alert.episode_start.isoformat()}", file=sys.stderr
+                )
     if args.sweep:
-        print("\n| z threshold | null-week false alarms | scope-weeks | per scope-week |\n| ---: | ---: | ---: | ---: |")
+        print(
+            "\n| z threshold | null-week false alarms | scope-weeks | per scope-week |\n| ---: | ---: | ---: | ---: |"
+        )
         for z in args.sweep:
             swept = dataclasses.replace(config, defaults=dataclasses.replace(config.defaults, z=z))
             _, null = rate_table(swept, REALISTIC, range(args.seeds), ["null_week"], settings)

@@ -43,15 +43,17 @@ def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, de
     now = time.time()
     out = []
     for doc, text, pred in zip(docs, inputs, preds):
-        out.append(ScoredDocument(
-            **doc.model_dump(),
-            sentiment=Sentiment(label=pred.sentiment, probabilities=pred.probabilities, score=pred.score),
-            topic=Topic(label=pred.topic, probability=pred.topic_probability),
-            entities=ext.extract(doc.title, doc.text),
-            model_version=pred.model_version,
-            scored_at=now,
-            dup_of=dedup.check(doc.id, text, doc.published_at.timestamp()) if dedup is not None else None,
-        ))
+        out.append(
+            ScoredDocument(
+                **doc.model_dump(),
+                sentiment=Sentiment(label=pred.sentiment, probabilities=pred.probabilities, score=pred.score),
+                topic=Topic(label=pred.topic, probability=pred.topic_probability),
+                entities=ext.extract(doc.title, doc.text),
+                model_version=pred.model_version,
+                scored_at=now,
+                dup_of=dedup.check(doc.id, text, doc.published_at.timestamp()) if dedup is not None else None,
+            )
+        )
     return out
 
 
@@ -63,13 +65,16 @@ def timed_score(*args) -> tuple[list[ScoredDocument], float]:
     return scored, time.perf_counter() - started
 
 
-async def score_batch(rt: Runtime, docs: list[ValidDocument]) -> tuple[list[ScoredDocument], list[tuple[ValidDocument, str]]]:
+async def score_batch(
+    rt: Runtime, docs: list[ValidDocument]
+) -> tuple[list[ScoredDocument], list[tuple[ValidDocument, str]]]:
     """Score in the executor. If the batch fails, find the culprit(s) one by one so a
     single poisonous document is dead-lettered instead of blocking its neighbours."""
     loop = asyncio.get_running_loop()
     try:
-        scored, seconds = await loop.run_in_executor(rt.executor, timed_score, rt.engine, docs,
-                                                     rt.settings.entity_aliases, rt.dedup)
+        scored, seconds = await loop.run_in_executor(
+            rt.executor, timed_score, rt.engine, docs, rt.settings.entity_aliases, rt.dedup
+        )
         metrics.BATCH_SIZE.observe(len(docs))
         metrics.INFERENCE_SECONDS.observe(seconds)
         return scored, []
@@ -102,7 +107,9 @@ def register(app: faust.App, rt: Runtime):
                     docs.append(ValidDocument.model_validate_json(payload))
                     flow.saw(event.message.partition, docs[-1].published_at.timestamp())
                 except ValidationError as exc:  # only a foreign producer writes bad data here
-                    dead.append(DeadLetter.of(payload, f"invalid record on docs.valid: {exc.errors()[0]['msg']}", "score"))
+                    dead.append(
+                        DeadLetter.of(payload, f"invalid record on docs.valid: {exc.errors()[0]['msg']}", "score")
+                    )
             scored, failed = await score_batch(rt, docs) if docs else ([], [])
             dead += [DeadLetter.of(d.model_dump_json(), reason, "score") for d, reason in failed]
             for record in scored:
@@ -126,8 +133,9 @@ def register(app: faust.App, rt: Runtime):
         except Exception as exc:  # noqa: BLE001 - a rebalance or broker hiccup: fail open
             log.info("flow control: offsets not measured (%s); every partition it paused is resumed", exc)
             try:
-                consumer.resume_partitions([tp for tp in consumer.assignment()
-                                            if tp.topic == valid_topic and tp.partition in flow.paused])
+                consumer.resume_partitions(
+                    [tp for tp in consumer.assignment() if tp.topic == valid_topic and tp.partition in flow.paused]
+                )
             except Exception:  # noqa: BLE001 - not assigned now: nothing of ours is paused
                 pass
             flow.paused.clear()
@@ -136,8 +144,12 @@ def register(app: faust.App, rt: Runtime):
         pause, resume = flow.decide(waiting)
         if pause:
             consumer.pause_partitions([held[p] for p in pause if p in held])
-            log.info("flow control: paused %s partitions %s (more than %gs of event time ahead)",
-                     valid_topic, sorted(pause), rt.settings.flow_max_skew_s)
+            log.info(
+                "flow control: paused %s partitions %s (more than %gs of event time ahead)",
+                valid_topic,
+                sorted(pause),
+                rt.settings.flow_max_skew_s,
+            )
         if resume:
             consumer.resume_partitions([held[p] for p in resume if p in held])
             log.info("flow control: resumed %s partitions %s", valid_topic, sorted(resume))

@@ -32,10 +32,29 @@ from finsentry.streams.runtime import Runtime
 from finsentry.training import telemetry
 from finsentry.worker import build_worker_app
 
-NEGATIVE = {"slump", "slumps", "plunge", "plunges", "misses", "lawsuit", "downgrade", "cuts", "recall", "recalls", "falls"}
+NEGATIVE = {
+    "slump",
+    "slumps",
+    "plunge",
+    "plunges",
+    "misses",
+    "lawsuit",
+    "downgrade",
+    "cuts",
+    "recall",
+    "recalls",
+    "falls",
+}
 POSITIVE = {"beats", "surges", "upgrade", "record", "growth", "jumps", "climbs", "raises"}
-TOPIC_WORDS = {"earnings": "Earnings", "quarterly": "Earnings", "oil": "Energy / Oil", "fed": "Fed / Central Banks",
-               "merger": "M&A / Investments", "acquire": "M&A / Investments", "inflation": "Macro"}
+TOPIC_WORDS = {
+    "earnings": "Earnings",
+    "quarterly": "Earnings",
+    "oil": "Energy / Oil",
+    "fed": "Fed / Central Banks",
+    "merger": "M&A / Investments",
+    "acquire": "M&A / Investments",
+    "inflation": "Macro",
+}
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -51,13 +70,25 @@ class WordListEngine:
             words = set(_WORD.findall(text.lower()))
             neg, pos = len(words & NEGATIVE), len(words & POSITIVE)
             label = "negative" if neg > pos else "positive" if pos > neg else "neutral"
-            p = {"negative": 0.8, "neutral": 0.1, "positive": 0.1} if label == "negative" else \
-                {"negative": 0.1, "neutral": 0.1, "positive": 0.8} if label == "positive" else \
-                {"negative": 0.15, "neutral": 0.7, "positive": 0.15}
+            p = (
+                {"negative": 0.8, "neutral": 0.1, "positive": 0.1}
+                if label == "negative"
+                else {"negative": 0.1, "neutral": 0.1, "positive": 0.8}
+                if label == "positive"
+                else {"negative": 0.15, "neutral": 0.7, "positive": 0.15}
+            )
             topic = next((TOPIC_WORDS[w] for w in sorted(words) if w in TOPIC_WORDS), "General News / Opinion")
             assert topic in TOPIC_LABELS
-            out.append(Prediction(sentiment=label, probabilities=p, score=p["positive"] - p["negative"],
-                                  topic=topic, topic_probability=0.9, model_version=self.version))
+            out.append(
+                Prediction(
+                    sentiment=label,
+                    probabilities=p,
+                    score=p["positive"] - p["negative"],
+                    topic=topic,
+                    topic_probability=0.9,
+                    model_version=self.version,
+                )
+            )
         return out
 
 

@@ -28,12 +28,14 @@ FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 # (5 event minutes) on a loaded machine, records arrive "late" and the episode can be
 # missed, which is the detector doing its job on an out-of-order replay, not the page.
 SPEED = 60
-PAGE_READY = ("document.body.dataset.loaded === 'true'"
-              " && Number(document.getElementById('chart-sentiment').dataset.points) > 0"
-              " && Number(document.getElementById('chart-negative').dataset.points) > 0"
-              " && Array.from(document.querySelectorAll('#alerts .alert-scope'))"
-              ".some(e => e.textContent === 'topic: Energy / Oil')"
-              " && Number(document.getElementById('chart-negative').dataset.alertMarkers) > 0")
+PAGE_READY = (
+    "document.body.dataset.loaded === 'true'"
+    " && Number(document.getElementById('chart-sentiment').dataset.points) > 0"
+    " && Number(document.getElementById('chart-negative').dataset.points) > 0"
+    " && Array.from(document.querySelectorAll('#alerts .alert-scope'))"
+    ".some(e => e.textContent === 'topic: Energy / Oil')"
+    " && Number(document.getElementById('chart-negative').dataset.alertMarkers) > 0"
+)
 
 
 def wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -52,8 +54,13 @@ def demo(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "FINSENTRY_WEB_TOKEN"}
     with open(log_path, "wb") as log:
         command = ["demo", "--speed", str(SPEED), "--web-port", str(port)]
-        proc = subprocess.Popen(FINSENTRY + command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                env={**env, "FINSENTRY_BACKEND": "torch"})
+        proc = subprocess.Popen(
+            FINSENTRY + command,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**env, "FINSENTRY_BACKEND": "torch"},
+        )
         try:
             wait_for_line(log_path, f"dashboard http://127.0.0.1:{port}/", proc, timeout=300)
             yield proc, f"http://127.0.0.1:{port}/", log_path

@@ -38,8 +38,13 @@ def scrape_config_for(worker_port: int) -> dict:
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(p) for p in RULE_FILES]
     config.pop("alerting")
-    config["scrape_configs"] = [{"job_name": "finsentry-worker", "metrics_path": "/metrics",
-                                 "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]}]
+    config["scrape_configs"] = [
+        {
+            "job_name": "finsentry-worker",
+            "metrics_path": "/metrics",
+            "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+        }
+    ]
     return config
 
 
@@ -67,9 +72,14 @@ def keep_publishing(settings, stop: threading.Event) -> None:
     with DocumentProducer(settings) as producer:
         i = 0
         while not stop.is_set():
-            producer.publish(Document(source="wire-trickle", title=f"Oil price update {i} {words[i % 3]}",
-                                      text=f"Oil market {words[i % 3]} in session {i}.",
-                                      published_at=CORPUS_END - timedelta(minutes=10) + timedelta(seconds=i)))
+            producer.publish(
+                Document(
+                    source="wire-trickle",
+                    title=f"Oil price update {i} {words[i % 3]}",
+                    text=f"Oil market {words[i % 3]} in session {i}.",
+                    published_at=CORPUS_END - timedelta(minutes=10) + timedelta(seconds=i),
+                )
+            )
             producer.flush()
             i += 1
             stop.wait(0.2)
@@ -82,9 +92,17 @@ def prometheus(dashboard_worker, tmp_path_factory):
     (root / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(dashboard_worker.port)))
     port = free_port()
     log = open(root / "prometheus.log", "wb")
-    proc = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     stop = threading.Event()
     publisher = threading.Thread(target=keep_publishing, args=(dashboard_worker.settings, stop), daemon=True)
     publisher.start()
@@ -96,14 +114,17 @@ def prometheus(dashboard_worker, tmp_path_factory):
         while time.monotonic() < deadline:
             assert proc.poll() is None, (root / "prometheus.log").read_text()
             try:
-                if (prom.finite("finsentry:ingest_to_stored_seconds:histogram_quantile_5m")
-                        and prom.finite("deriv(finsentry:consumer_lag_messages:sum[1m])")):
+                if prom.finite("finsentry:ingest_to_stored_seconds:histogram_quantile_5m") and prom.finite(
+                    "deriv(finsentry:consumer_lag_messages:sum[1m])"
+                ):
                     break
             except OSError:
                 pass
             time.sleep(0.5)
         else:
-            raise TimeoutError(f"no data in Prometheus:\n{(root / 'prometheus.log').read_text()}\n{dashboard_worker.tail()}")
+            raise TimeoutError(
+                f"no data in Prometheus:\n{(root / 'prometheus.log').read_text()}\n{dashboard_worker.tail()}"
+            )
         yield prom
     finally:
         stop.set()
@@ -117,8 +138,11 @@ def panel_exprs() -> list[tuple[str, str]]:
     out = []
     for dashboard in build.dashboards():
         topics = queries.Selection([queries.ALL], ["Earnings", "Macro", "Energy / Oil", EPISODE_TOPIC])
-        selections = {"topic": topics, "entity": queries.Selection([queries.ALL], list(WATCHED)),
-                      "source": queries.Selection([queries.ALL])}
+        selections = {
+            "topic": topics,
+            "entity": queries.Selection([queries.ALL], list(WATCHED)),
+            "source": queries.Selection([queries.ALL]),
+        }
         for item in queries.targets(dashboard):
             if "expr" in item.target:
                 target = queries.interpolated_target(item, dashboard, selections, rate_interval="30s", range_="1h")
@@ -136,8 +160,10 @@ def test_every_prometheus_panel_query_returns_data(prometheus, expr):
 
 
 # The share panels with one value chosen show only that value, and with "All" every one.
-SHARE_PANELS = [("Negative share per topic", "topic", [CALM_TOPIC, EPISODE_TOPIC], EPISODE_TOPIC),
-                ("Negative share per watched entity", "entity", list(WATCHED), WATCHED[1])]
+SHARE_PANELS = [
+    ("Negative share per topic", "topic", [CALM_TOPIC, EPISODE_TOPIC], EPISODE_TOPIC),
+    ("Negative share per watched entity", "entity", list(WATCHED), WATCHED[1]),
+]
 
 
 @pytest.mark.parametrize("panel, variable, options, chosen", SHARE_PANELS, ids=[p[0] for p in SHARE_PANELS])
@@ -165,8 +191,9 @@ def test_alerting_series_come_from_the_running_detector_and_outbox(prometheus, d
 
 def promtool_findings(exposition: str) -> str:
     """What `promtool check metrics` says about an exposition (empty when it finds nothing)."""
-    proc = subprocess.run([require_tool("promtool"), "check", "metrics"], input=exposition,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [require_tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60
+    )
     return (proc.stdout + proc.stderr).strip() or ("" if proc.returncode == 0 else f"exit {proc.returncode}")
 
 
@@ -178,8 +205,9 @@ def test_the_worker_metrics_follow_the_prometheus_naming_conventions(dashboard_w
 
 def test_promtool_check_metrics_reports_a_badly_named_metric():
     # The check above on a counter without _total and in milliseconds: it does find problems.
-    findings = promtool_findings("# HELP x_latency_milliseconds x\n# TYPE x_latency_milliseconds counter\n"
-                                 "x_latency_milliseconds 1\n")
+    findings = promtool_findings(
+        "# HELP x_latency_milliseconds x\n# TYPE x_latency_milliseconds counter\nx_latency_milliseconds 1\n"
+    )
     assert "_total" in findings and "seconds" in findings
 
 
@@ -229,8 +257,8 @@ def alert_signals(expr: str) -> list[str]:
 
 def test_signal_extraction():
     assert alert_signals("a:b > 500\n  and deriv(a:b[10m]) > 0") == ["a:b", "deriv(a:b[10m])"]
-    assert alert_signals('(sum(increase(x[5m])) or vector(0)) == 0') == ["(sum(increase(x[5m])) or vector(0))"]
-    assert alert_signals('r > 0.6 unless on (topic) v < 30') == ["r", "v"]
+    assert alert_signals("(sum(increase(x[5m])) or vector(0)) == 0") == ["(sum(increase(x[5m])) or vector(0))"]
+    assert alert_signals("r > 0.6 unless on (topic) v < 30") == ["r", "v"]
     assert alert_signals('up{job=~"f-.*"} == 0') == ['up{job=~"f-.*"}']
 
 
@@ -248,11 +276,14 @@ def test_every_alert_rule_runs_and_its_signals_have_data(prometheus, rule):
     prometheus.query(rule["expr"])  # valid and evaluable; firing is promtool's unit tests' job
     signals = alert_signals(rule["expr"])
     assert signals
-    external = {signal: exporter for signal in signals for series, exporter in EXTERNAL_SERIES.items()
-                if series in signal}
+    external = {
+        signal: exporter for signal in signals for series, exporter in EXTERNAL_SERIES.items() if series in signal
+    }
     for signal in signals:
         if signal not in external:
             assert prometheus.finite(signal), f"{rule['alert']}: {signal} has no data"
     if external:
-        pytest.skip(f"{', '.join(external)} comes from {', '.join(set(external.values()))}, a container image "
-                    "that cannot run here; promtool's unit tests cover the rule")
+        pytest.skip(
+            f"{', '.join(external)} comes from {', '.join(set(external.values()))}, a container image "
+            "that cannot run here; promtool's unit tests cover the rule"
+        )

@@ -51,8 +51,11 @@ def test_sample_ships_in_the_wheel_with_its_attribution():
     attribution = SAMPLE.parent / "SOURCES.md"
     assert "MIT" in attribution.read_text() and "data/tfn/SOURCES.md" in attribution.read_text()
     tree = ast.parse((REPO / "setup.py").read_text())
-    patterns = next(ast.literal_eval(node.value)[""] for node in ast.walk(tree)
-                    if isinstance(node, ast.keyword) and node.arg == "package_data")
+    patterns = next(
+        ast.literal_eval(node.value)[""]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == "package_data"
+    )
     packages = {p.replace(".", "/") for p in find_packages(str(REPO / "ingest"))}
     for shipped in (SAMPLE, attribution):
         assert shipped.parent.relative_to(REPO / "ingest").as_posix() in packages, shipped

@@ -28,16 +28,28 @@ from finsentry.training.pipeline import decide, plan
 pytestmark = pytest.mark.slow
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data" / "tfn"
-HEADLINES = ["Oil slumps as OPEC+ signals higher output", "Apple beats earnings estimates, raises dividend",
-             "Fed holds rates steady, signals patience", "Tesla recalls vehicles over steering defect",
-             "Gold climbs to record as dollar weakens", "Nvidia shares jump on AI chip demand"]
+HEADLINES = [
+    "Oil slumps as OPEC+ signals higher output",
+    "Apple beats earnings estimates, raises dividend",
+    "Fed holds rates steady, signals patience",
+    "Tesla recalls vehicles over steering defect",
+    "Gold climbs to record as dollar weakens",
+    "Nvidia shares jump on AI chip demand",
+]
 
 
 def documents(phase: str, n: int) -> list[Document]:
     base = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
-    return [Document(source="wire", title=f"{HEADLINES[i % len(HEADLINES)]} ({phase} {i})",
-                     text=f"{HEADLINES[i % len(HEADLINES)]}. Story {phase}-{i}.", url=f"https://example.test/{phase}/{i}",
-                     published_at=base + timedelta(seconds=i)).with_defaults() for i in range(n)]
+    return [
+        Document(
+            source="wire",
+            title=f"{HEADLINES[i % len(HEADLINES)]} ({phase} {i})",
+            text=f"{HEADLINES[i % len(HEADLINES)]}. Story {phase}-{i}.",
+            url=f"https://example.test/{phase}/{i}",
+            published_at=base + timedelta(seconds=i),
+        ).with_defaults()
+        for i in range(n)
+    ]
 
 
 def stored(settings) -> dict[str, dict]:
@@ -57,42 +69,76 @@ def train_child(settings, registry: Registry, labels: list[Label], tiny_data: Pa
     examples of the parent's held-out split instead of all 2,653."""
     parent = registry.serving()
     feedback, analyst_golden = split_feedback(labels, settings.feedback_golden_share)
-    args = plan(settings, parent, feedback, root / "run", "m-child", max_steps=4,
-                **{**TINY_TRAIN, "learning_rate": 2e-5, "head_learning_rate": 2e-4})
+    args = plan(
+        settings,
+        parent,
+        feedback,
+        root / "run",
+        "m-child",
+        max_steps=4,
+        **{**TINY_TRAIN, "learning_rate": 2e-5, "head_learning_rate": 2e-4},
+    )
     report = train(args)
     artifact = Path(report["artifact"])
     save_lineage(args, artifact, report)
     sets = golden_sets(tiny_data, analyst_golden) + [
-        GoldenSet(f"heldout:{parent.name}", heldout_examples(parent.path, REPO_DATA)[:150], role="forgetting")]
+        GoldenSet(f"heldout:{parent.name}", heldout_examples(parent.path, REPO_DATA)[:150], role="forgetting")
+    ]
     candidate, current = evaluate(artifact, sets), evaluate(parent.path, sets)
     return decide(registry, artifact, report, candidate, current, None, settings, reason="analyst feedback")
 
 
 def test_worker_swaps_to_the_promoted_child_and_back_storing_every_document_once(
-        broker, training_settings, tiny_data, fresh_sentiment_rows, tmp_path):
+    broker, training_settings, tiny_data, fresh_sentiment_rows, tmp_path
+):
     # The shipped model is part of the repository: its absence is a broken checkout, not a reason to skip.
     assert (SHIPPED_MODEL / "card.json").exists(), f"the shipped model is missing from {SHIPPED_MODEL}"
     prefix = f"swap-{uuid.uuid4().hex[:8]}."
     settings = training_settings(
-        broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
-        train_data_dir=REPO_DATA, train_replay_fraction=0.005, train_min_new_examples=10,
-        gate_tolerance=0.05, gate_max_forgetting=0.05, gate_max_ece_increase=0.1, gate_min_examples=50,
-        gate_min_sentiment_accuracy=0.80, gate_min_sentiment_macro_f1=0.75, gate_min_topic_accuracy=0.75,
-        web_port=0, backend="torch")
+        broker=broker.url,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=f"finsentry-{prefix}",
+        train_data_dir=REPO_DATA,
+        train_replay_fraction=0.005,
+        train_min_new_examples=10,
+        gate_tolerance=0.05,
+        gate_max_forgetting=0.05,
+        gate_max_ece_increase=0.1,
+        gate_min_examples=50,
+        gate_min_sentiment_accuracy=0.80,
+        gate_min_sentiment_macro_f1=0.75,
+        gate_min_topic_accuracy=0.75,
+        web_port=0,
+        backend="torch",
+    )
     from finsentry.streams.broker import free_port
 
     settings = settings.model_copy(update={"web_port": free_port()})
     registry = Registry(settings.registry_dir, publisher=ModelUpdatePublisher(settings))
     shipped = read_card(SHIPPED_MODEL)["version"]
     names = {"0": "negative", "1": "positive", "2": "neutral"}
-    labels = [Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"])
-              for i, r in enumerate(fresh_sentiment_rows)]
+    labels = [
+        Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"])
+        for i, r in enumerate(fresh_sentiment_rows)
+    ]
 
-    env = settings_env(broker=settings.broker, broker_embedded=True, topic_prefix=prefix, app_id=settings.app_id,
-                       store=settings.store, web_port=settings.web_port, data_dir=settings.data_dir,
-                       outbox_path=tmp_path / "outbox.db", registry_dir=settings.registry_dir,
-                       model_cache_dir=Path("var/test-model-cache").resolve(), backend="torch",
-                       inference_threads=1, broker_session_timeout_s=6, broker_heartbeat_s=0.5)
+    env = settings_env(
+        broker=settings.broker,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=settings.app_id,
+        store=settings.store,
+        web_port=settings.web_port,
+        data_dir=settings.data_dir,
+        outbox_path=tmp_path / "outbox.db",
+        registry_dir=settings.registry_dir,
+        model_cache_dir=Path("var/test-model-cache").resolve(),
+        backend="torch",
+        inference_threads=1,
+        broker_session_timeout_s=6,
+        broker_heartbeat_s=0.5,
+    )
     before, during, after, back = (documents(p, 20) for p in ("before", "during", "after", "back"))
     # Workers follow model-updates from its end, so the topic exists before they start, as
     # the production stack's topic-init makes sure.
