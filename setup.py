@@ -25,7 +25,23 @@ for name, folder in ROOTS.items():
 setup(
     packages=packages,
     package_dir=ROOTS,
-    package_data={"": ["*.json", "*.safetensors", "*.md", "*.jsonl", "*.jsonl.gz", "*.js", "*.html",
-                       "*.css", "*.yml", "*.yaml", "*.txt", "*.csv", "LICENSE*", "*.ico"]},
+    package_data={
+        "": [
+            "*.json",
+            "*.safetensors",
+            "*.md",
+            "*.jsonl",
+            "*.jsonl.gz",
+            "*.js",
+            "*.html",
+            "*.css",
+            "*.yml",
+            "*.yaml",
+            "*.txt",
+            "*.csv",
+            "LICENSE*",
+            "*.ico",
+        ]
+    },
     include_package_data=True,
 )

@@ -33,8 +33,12 @@ def document_mark(doc_id: str) -> str:
 
 def evidence_of(obs: Observation) -> dict:
     return {
-        "id": obs.doc_id, "title": (obs.title or "")[:_TITLE_CHARS] or None, "url": obs.url,
-        "source": obs.source, "score": obs.score, "published_at": obs.published_at.isoformat(),
+        "id": obs.doc_id,
+        "title": (obs.title or "")[:_TITLE_CHARS] or None,
+        "url": obs.url,
+        "source": obs.source,
+        "score": obs.score,
+        "published_at": obs.published_at.isoformat(),
         "explanation": [list(pair) for pair in obs.explanation] if obs.explanation else None,
     }
 

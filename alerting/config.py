@@ -33,10 +33,16 @@ class Thresholds:
 
 # Override names as written in the settings string → Thresholds field and type.
 _NAMES: dict[str, tuple[str, type]] = {
-    "z": ("z", float), "critical": ("z_critical", float), "rearm": ("z_rearm", float),
-    "min": ("min_count", int), "min_negative": ("min_negatives", int), "support": ("z_support", float),
+    "z": ("z", float),
+    "critical": ("z_critical", float),
+    "rearm": ("z_rearm", float),
+    "min": ("min_count", int),
+    "min_negative": ("min_negatives", int),
+    "support": ("z_support", float),
     "increase": ("min_share_increase", float),
-    "cusum_k": ("cusum_k", float), "cusum_h": ("cusum_h", float), "cooldown": ("cooldown_s", float),
+    "cusum_k": ("cusum_k", float),
+    "cusum_h": ("cusum_h", float),
+    "cooldown": ("cooldown_s", float),
 }
 
 
@@ -62,26 +68,38 @@ class DetectorConfig:
         if self.window_buckets < 1:
             raise ValueError(f"alert_window_buckets must be at least 1, got {self.window_buckets}")
         if any(size <= self.window_buckets for size in self.longer_windows):
-            raise ValueError(f"alert_longer_windows_buckets must each be longer than alert_window_buckets "
-                             f"({self.window_buckets}), got {list(self.longer_windows)}")
+            raise ValueError(
+                f"alert_longer_windows_buckets must each be longer than alert_window_buckets "
+                f"({self.window_buckets}), got {list(self.longer_windows)}"
+            )
         if self.halflife_buckets <= 0 or self.drift_halflife_buckets <= 0:
             raise ValueError("alert_baseline_halflife_buckets and alert_drift_halflife_buckets must be positive")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DetectorConfig":
         defaults = Thresholds(
-            z=settings.alert_z_threshold, z_critical=settings.alert_z_critical, z_rearm=settings.alert_z_rearm,
-            min_count=settings.alert_min_count, min_negatives=settings.alert_min_negatives,
-            z_support=settings.alert_z_support, min_share_increase=settings.alert_min_share_increase,
-            cusum_k=settings.alert_cusum_k, cusum_h=settings.alert_cusum_h, cooldown_s=float(settings.alert_cooldown_s),
+            z=settings.alert_z_threshold,
+            z_critical=settings.alert_z_critical,
+            z_rearm=settings.alert_z_rearm,
+            min_count=settings.alert_min_count,
+            min_negatives=settings.alert_min_negatives,
+            z_support=settings.alert_z_support,
+            min_share_increase=settings.alert_min_share_increase,
+            cusum_k=settings.alert_cusum_k,
+            cusum_h=settings.alert_cusum_h,
+            cooldown_s=float(settings.alert_cooldown_s),
         )
         return cls(
-            bucket_s=settings.alert_bucket_s, lateness_s=settings.alert_lateness_s,
+            bucket_s=settings.alert_bucket_s,
+            lateness_s=settings.alert_lateness_s,
             window_buckets=settings.alert_window_buckets,
-            longer_windows=parse_windows(settings.alert_longer_windows_buckets), halflife_buckets=settings.alert_baseline_halflife_buckets,
+            longer_windows=parse_windows(settings.alert_longer_windows_buckets),
+            halflife_buckets=settings.alert_baseline_halflife_buckets,
             drift_halflife_buckets=settings.alert_drift_halflife_buckets,
-            min_baseline_buckets=settings.alert_min_baseline_buckets, evidence_docs=settings.alert_evidence_docs,
-            watched_entities=tuple(settings.parsed_watched_entities()), defaults=defaults,
+            min_baseline_buckets=settings.alert_min_baseline_buckets,
+            evidence_docs=settings.alert_evidence_docs,
+            watched_entities=tuple(settings.parsed_watched_entities()),
+            defaults=defaults,
             overrides=parse_overrides(settings.alert_scope_overrides, defaults),
         )
 
@@ -124,13 +142,17 @@ def parse_overrides(text: str, defaults: Thresholds) -> dict[tuple[str, str | No
                 continue
             name, sep, value = item.partition("=")
             if not sep or name.strip() not in _NAMES:
-                raise ValueError(f"alert_scope_overrides entry {entry!r}: unknown setting {item!r}; "
-                                 f"use off or one of {', '.join(_NAMES)}")
+                raise ValueError(
+                    f"alert_scope_overrides entry {entry!r}: unknown setting {item!r}; "
+                    f"use off or one of {', '.join(_NAMES)}"
+                )
             attr, kind = _NAMES[name.strip()]
             try:
                 changes[attr] = kind(value.strip())
             except ValueError:
-                raise ValueError(f"alert_scope_overrides entry {entry!r}: {name.strip()} must be a number, got {value.strip()!r}") from None
+                raise ValueError(
+                    f"alert_scope_overrides entry {entry!r}: {name.strip()} must be a number, got {value.strip()!r}"
+                ) from None
     # A keyed entry starts from its scope-wide entry, which starts from the defaults.
     out: dict[tuple[str, str | None], Thresholds] = {}
     for (scope, key), changes in sorted(parsed.items(), key=lambda item: item[0][1] is not None):
@@ -143,5 +165,6 @@ def _canonical_topic(key: str, entry: str) -> str:
     for label in TOPIC_LABELS:
         if label.casefold() == key.casefold():
             return label
-    raise ValueError(f"alert_scope_overrides entry {entry!r}: unknown topic {key!r}; topics are {', '.join(TOPIC_LABELS)}")
-
+    raise ValueError(
+        f"alert_scope_overrides entry {entry!r}: unknown topic {key!r}; topics are {', '.join(TOPIC_LABELS)}"
+    )

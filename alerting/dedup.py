@@ -53,7 +53,7 @@ def words_and_anchors(text: str) -> tuple[list[str], frozenset[str]]:
 def shingles(words: list[str], size: int) -> set[bytes]:
     if len(words) < size:
         return {" ".join(words).encode()} if words else set()
-    return {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)}
+    return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
 
 
 @dataclass
@@ -72,9 +72,16 @@ class NearDuplicateIndex:
     Not thread-safe; one per worker (the score agent calls it on the event loop).
     """
 
-    def __init__(self, threshold: float = 0.8, horizon_s: float = 6 * 3600, num_perm: int = 128,
-                 shingle_words: int = 2, min_containment_shingles: int = 6, max_stories: int = 200_000,
-                 seed: int = 1):
+    def __init__(
+        self,
+        threshold: float = 0.8,
+        horizon_s: float = 6 * 3600,
+        num_perm: int = 128,
+        shingle_words: int = 2,
+        min_containment_shingles: int = 6,
+        max_stories: int = 200_000,
+        seed: int = 1,
+    ):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         if horizon_s <= 0:
@@ -98,8 +105,13 @@ class NearDuplicateIndex:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NearDuplicateIndex":
-        return cls(settings.dedup_threshold, settings.dedup_horizon_s, num_perm=settings.dedup_num_perm,
-                   shingle_words=settings.dedup_shingle_words, max_stories=settings.dedup_max_stories)
+        return cls(
+            settings.dedup_threshold,
+            settings.dedup_horizon_s,
+            num_perm=settings.dedup_num_perm,
+            shingle_words=settings.dedup_shingle_words,
+            max_stories=settings.dedup_max_stories,
+        )
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -180,4 +192,3 @@ class NearDuplicateIndex:
         self._lsh.remove(doc_id)
         if self._by_digest.get(story.digest) == doc_id:
             del self._by_digest[story.digest]
-

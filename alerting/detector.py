@@ -107,17 +107,27 @@ class ScopeState:
 
     def dump(self) -> dict:
         return {
-            "v": STATE_VERSION, "scope": self.scope, "key": self.key, "watermark": self.watermark,
-            "next_close": self.next_close, "buckets": {str(i): b.dump() for i, b in sorted(self.buckets.items())},
-            "baseline": self.baseline.dump(), "cusum": self.cusum.dump(),
+            "v": STATE_VERSION,
+            "scope": self.scope,
+            "key": self.key,
+            "watermark": self.watermark,
+            "next_close": self.next_close,
+            "buckets": {str(i): b.dump() for i, b in sorted(self.buckets.items())},
+            "baseline": self.baseline.dump(),
+            "cusum": self.cusum.dump(),
             "episode": None if self.episode is None else dict(self.episode.__dict__),
-            "model_version": self.model_version, "partition": self.partition, "late": self.late,
-            "chunks": dict(self.chunks), "next_chunk": self.next_chunk,
+            "model_version": self.model_version,
+            "partition": self.partition,
+            "late": self.late,
+            "chunks": dict(self.chunks),
+            "next_chunk": self.next_chunk,
             # Read by the clock without loading the whole state:
             "due": min([*self.chunks.values(), *(o.published_at.timestamp() for o in self.pending)], default=None),
             "settled": self.settled,
-            "history": {str(i): list(c) for i, c in sorted(self.history.items())}, "recent": list(self.recent),
-            "reference": self.reference.dump(), "reference_next": self.reference_next,
+            "history": {str(i): list(c) for i, c in sorted(self.history.items())},
+            "recent": list(self.recent),
+            "reference": self.reference.dump(),
+            "reference_next": self.reference_next,
             "reported_until": self.reported_until,
         }
 
@@ -127,8 +137,9 @@ class ScopeState:
         scope in one jump gives the same state as bucket by bucket, so it may wait."""
         if self.episode is not None and self.episode.firing:
             return False
-        return self.next_close is None or not any(i >= self.next_close and (b.n or b.dups)
-                                                  for i, b in self.buckets.items())
+        return self.next_close is None or not any(
+            i >= self.next_close and (b.n or b.dups) for i, b in self.buckets.items()
+        )
 
     @classmethod
     def load(cls, raw: dict | None, scope: str, key: str) -> "ScopeState":
@@ -145,15 +156,25 @@ class ScopeState:
             raise ValueError(f"detector state of {scope}:{key} has version {raw.get('v')!r}, expected {STATE_VERSION}")
         episode = raw.get("episode")
         return cls(
-            scope=raw["scope"], key=raw["key"], watermark=raw["watermark"], next_close=raw["next_close"],
+            scope=raw["scope"],
+            key=raw["key"],
+            watermark=raw["watermark"],
+            next_close=raw["next_close"],
             buckets={int(i): Bucket.load(b) for i, b in raw["buckets"].items()},
-            baseline=Baseline.load(raw["baseline"]), cusum=Cusum.load(raw["cusum"]),
-            episode=None if episode is None else Episode(**{**episode, "peak": dict(episode["peak"]),
-                                                            "evidence": list(episode["evidence"])}),
-            model_version=raw.get("model_version"), partition=raw.get("partition", 0),
-            chunks=dict(raw.get("chunks", {})), next_chunk=raw.get("next_chunk", 0), late=raw.get("late", 0),
-            history={int(i): list(c) for i, c in raw["history"].items()}, recent=list(raw["recent"]),
-            reference=Baseline.load(raw["reference"]), reference_next=raw["reference_next"],
+            baseline=Baseline.load(raw["baseline"]),
+            cusum=Cusum.load(raw["cusum"]),
+            episode=None
+            if episode is None
+            else Episode(**{**episode, "peak": dict(episode["peak"]), "evidence": list(episode["evidence"])}),
+            model_version=raw.get("model_version"),
+            partition=raw.get("partition", 0),
+            chunks=dict(raw.get("chunks", {})),
+            next_chunk=raw.get("next_chunk", 0),
+            late=raw.get("late", 0),
+            history={int(i): list(c) for i, c in raw["history"].items()},
+            recent=list(raw["recent"]),
+            reference=Baseline.load(raw["reference"]),
+            reference_next=raw["reference_next"],
             reported_until=raw["reported_until"],
         )
 
@@ -164,8 +185,16 @@ def _from_version_1(raw: dict) -> dict:
     base = dict(raw["baseline"])
     base.setdefault("share_stories", base["stories"])
     base.setdefault("share_negatives", base["negatives"])
-    return {**raw, "v": 2, "baseline": base, "history": {}, "recent": [], "reference": dict(base),
-            "reference_next": raw["next_close"], "reported_until": None}
+    return {
+        **raw,
+        "v": 2,
+        "baseline": base,
+        "history": {},
+        "recent": [],
+        "reference": dict(base),
+        "reference_next": raw["next_close"],
+        "reported_until": None,
+    }
 
 
 def _from_version_2(raw: dict) -> dict:
@@ -295,13 +324,18 @@ class Detector:
         settled moves on (settled ones catch up in one jump when they next hear something)."""
         width = self.config.bucket_s
         keys = set(self._pending.get(partition, ())) | {
-            k for k, s in b.scopes.items() if s.partition == partition and (s.pending or s.chunks)}
+            k for k, s in b.scopes.items() if s.partition == partition and (s.pending or s.chunks)
+        }
         if old is None or bucket_index(low, width) > bucket_index(old, width):
             for key in list(self.state):
                 if key in b.scopes or not is_scope_key(key):
                     continue
                 raw = self.state.get(key)
-                if raw and raw.get("partition", 0) == partition and (raw.get("due") is not None or not raw.get("settled", False)):
+                if (
+                    raw
+                    and raw.get("partition", 0) == partition
+                    and (raw.get("due") is not None or not raw.get("settled", False))
+                ):
                     keys.add(key)
             keys |= {k for k, s in b.scopes.items() if s.partition == partition and not s.settled}
         for key in sorted(keys):
@@ -399,8 +433,10 @@ class Detector:
                 self._store_chunk(chunk, partitions[chunk], observations)
 
     def _store_chunk(self, chunk: str, partition: int, observations: list[Observation]) -> None:
-        self.state[chunk] = {"partition": partition,
-                             "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations]}
+        self.state[chunk] = {
+            "partition": partition,
+            "obs": [o.model_dump(mode="json", exclude_none=True) for o in observations],
+        }
 
     def _apply(self, s: ScopeState, obs: Observation, emitted: bool = False) -> list[Alert]:
         """One observation, due by the clock, into its scope's state."""
@@ -414,8 +450,15 @@ class Detector:
             s.late += 1
             if self.record_metrics:
                 metrics.LATE_RECORDS.labels(scope=s.scope).inc()
-            log.info("late record scope=%s key=%s doc=%s published_at=%s clock=%s late_total=%d", s.scope, s.key,
-                     obs.doc_id, obs.published_at.isoformat(), _utc(s.watermark).isoformat(), s.late)
+            log.info(
+                "late record scope=%s key=%s doc=%s published_at=%s clock=%s late_total=%d",
+                s.scope,
+                s.key,
+                obs.doc_id,
+                obs.published_at.isoformat(),
+                _utc(s.watermark).isoformat(),
+                s.late,
+            )
             return []
         if s.next_close is None:
             s.next_close = index
@@ -486,12 +529,21 @@ class Detector:
             if closed.n >= 3:
                 base.observe_dispersion(z_score(closed.neg, closed.n, base, dispersion=1.0) ** 2, self._alpha)
         if ready and th.cusum_h > 0 and not surge:  # a surge's buckets are not a drift
-            s.cusum.step(index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion)
+            s.cusum.step(
+                index, bucket.n, bucket.neg, bucket.dups, base.long_share, th.cusum_k, th.cusum_h, base.dispersion
+            )
             alerts += self._test_cusum(s, th, index)
-        base.fold(bucket.n, bucket.neg, self._alpha, self._long_alpha, robust=ready,
-                  weight=base.episode_weight(bucket.n) if surge else 1.0)
-        s.recent = scales.record_closed(s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs,
-                                        in_episode=surge)
+        base.fold(
+            bucket.n,
+            bucket.neg,
+            self._alpha,
+            self._long_alpha,
+            robust=ready,
+            weight=base.episode_weight(bucket.n) if surge else 1.0,
+        )
+        s.recent = scales.record_closed(
+            s.history, s.recent, index, bucket, cfg.longest_window, cfg.evidence_docs, in_episode=surge
+        )
         s.next_close = index + 1
         # The reference follows the closed buckets, not the tests: the state is then the same
         # however often the windows were tested (one observation at a time or a batch).
@@ -526,8 +578,9 @@ class Detector:
         if not hot:
             return []
         severity = "critical" if v.z >= th.z_critical else "warning"
-        return [self._open(s, th, "z", severity, self._peak(s, v), self._evidence(s, v.window),
-                           start_bucket=v.window.last)]
+        return [
+            self._open(s, th, "z", severity, self._peak(s, v), self._evidence(s, v.window), start_bucket=v.window.last)
+        ]
 
     def _test_cusum(self, s: ScopeState, th: Thresholds, index: int) -> list[Alert]:
         c, base = s.cusum, s.baseline
@@ -535,9 +588,16 @@ class Detector:
             return []
         if c.negatives / c.stories - base.long_share < th.cusum_k:
             return []
-        run = {"first": c.start, "last": index, "share": c.negatives / c.stories, "baseline": base.long_share,
-               "statistic": c.value, "n": c.stories, "baseline_volume": base.volume * (index - c.start + 1),
-               "dups": c.duplicates}
+        run = {
+            "first": c.start,
+            "last": index,
+            "share": c.negatives / c.stories,
+            "baseline": base.long_share,
+            "statistic": c.value,
+            "n": c.stories,
+            "baseline_volume": base.volume * (index - c.start + 1),
+            "dups": c.duplicates,
+        }
         ep = s.episode
         if ep is not None and ep.firing:
             if ep.method == "cusum":
@@ -569,8 +629,16 @@ class Detector:
         return [self._emit(s, "resolved")]
 
     # --- episodes --------------------------------------------------------------------------
-    def _open(self, s: ScopeState, th: Thresholds, method: str, severity: str, peak: dict,
-              evidence: list[dict], start_bucket: int) -> Alert:
+    def _open(
+        self,
+        s: ScopeState,
+        th: Thresholds,
+        method: str,
+        severity: str,
+        peak: dict,
+        evidence: list[dict],
+        start_bucket: int,
+    ) -> Alert:
         ep = s.episode
         if ep is not None and ep.ended is not None and s.watermark < ep.ended + th.cooldown_s:
             # Within the cooldown: the same episode flares up again.
@@ -580,8 +648,15 @@ class Detector:
             change = "reopened"
         else:
             start = start_bucket * float(self.config.bucket_s)
-            ep = Episode(id=Alert.make_id(s.scope, s.key, _utc(start)), start=start, method=method,
-                         severity=severity, update=-1, peak=peak, evidence=list(evidence))
+            ep = Episode(
+                id=Alert.make_id(s.scope, s.key, _utc(start)),
+                start=start,
+                method=method,
+                severity=severity,
+                update=-1,
+                peak=peak,
+                evidence=list(evidence),
+            )
             s.episode = ep
             change = "opened"
             if self.record_metrics:
@@ -599,13 +674,28 @@ class Detector:
         ep.updated = max(ep.updated, s.watermark)
         p = ep.peak
         return Alert(
-            id=ep.id, scope=s.scope, key=s.key, severity=ep.severity, status=ep.status, change=change,
-            update=ep.update, episode_start=_utc(ep.start), ended_at=None if ep.ended is None else _utc(ep.ended),
-            window_start=_utc(p["first"] * float(cfg.bucket_s)), window_end=_utc((p["last"] + 1) * float(cfg.bucket_s)),
-            negative_share=p["share"], baseline=p["baseline"], statistic=p["statistic"], method=ep.method,
-            volume=p["n"], baseline_volume=p["baseline_volume"], duplicates=p["dups"],
+            id=ep.id,
+            scope=s.scope,
+            key=s.key,
+            severity=ep.severity,
+            status=ep.status,
+            change=change,
+            update=ep.update,
+            episode_start=_utc(ep.start),
+            ended_at=None if ep.ended is None else _utc(ep.ended),
+            window_start=_utc(p["first"] * float(cfg.bucket_s)),
+            window_end=_utc((p["last"] + 1) * float(cfg.bucket_s)),
+            negative_share=p["share"],
+            baseline=p["baseline"],
+            statistic=p["statistic"],
+            method=ep.method,
+            volume=p["n"],
+            baseline_volume=p["baseline_volume"],
+            duplicates=p["dups"],
             time_scale_s=p["scale"] * cfg.bucket_s if "scale" in p else None,
-            model_version=s.model_version, updated_at=_utc(ep.updated), late_records=s.late,
+            model_version=s.model_version,
+            updated_at=_utc(ep.updated),
+            late_records=s.late,
             evidence=[Evidence(**e) for e in ep.evidence],
         )
 
@@ -623,9 +713,15 @@ class Detector:
     def _catch_up_reference(self, s: ScopeState) -> None:
         """Fold the closed buckets that left the longest window into the reference baseline."""
         if s.next_close is not None:
-            s.reference_next = scales.catch_up(s.reference, s.reference_next, s.history,
-                                               s.next_close - self.config.longest_window, self._alpha,
-                                               self._long_alpha, self.config.min_baseline_buckets)
+            s.reference_next = scales.catch_up(
+                s.reference,
+                s.reference_next,
+                s.history,
+                s.next_close - self.config.longest_window,
+                self._alpha,
+                self._long_alpha,
+                self.config.min_baseline_buckets,
+            )
         # The spread of shares is learned on the running baseline (only it sees closed windows).
         s.reference.disp_sum, s.reference.disp_weight = s.baseline.disp_sum, s.baseline.disp_weight
 
@@ -638,8 +734,9 @@ class Detector:
         head = bucket_index(s.watermark, cfg.bucket_s)
         # Stories an ended episode reported do not raise it again through a longer window.
         since = s.reported_until if s.episode is None or not s.episode.firing else None
-        windows = scales.windows_of(cfg.window_buckets, cfg.longer_windows, s.buckets, s.history, s.next_close,
-                                    head, since)
+        windows = scales.windows_of(
+            cfg.window_buckets, cfg.longer_windows, s.buckets, s.history, s.next_close, head, since
+        )
         return [scales.judge(w, base, th, cfg.window_buckets) for w in windows]
 
     def _evidence(self, s: ScopeState, w: Window) -> list[dict]:
@@ -647,9 +744,19 @@ class Detector:
 
     def _peak(self, s: ScopeState, v: scales.Verdict) -> dict:
         w = v.window
-        return {"first": w.first, "last": w.last, "share": w.share, "baseline": v.p0,
-                "statistic": v.z, "n": w.n, "baseline_volume": v.volume * w.buckets, "dups": w.dups,
-                "scale": v.scale, "z_share": v.z_share, "z_rate": v.z_rate}
+        return {
+            "first": w.first,
+            "last": w.last,
+            "share": w.share,
+            "baseline": v.p0,
+            "statistic": v.z,
+            "n": w.n,
+            "baseline_volume": v.volume * w.buckets,
+            "dups": w.dups,
+            "scale": v.scale,
+            "z_share": v.z_share,
+            "z_rate": v.z_rate,
+        }
 
     def _export(self, s: ScopeState, bucket: Bucket) -> None:
         if not self.record_metrics or bucket.n == 0:

@@ -62,9 +62,11 @@ def describe(alert: Alert) -> str:
         test = "CUSUM (slow drift)"
     else:
         test = "window test" + (f" at the {alert.time_scale_s // 60}-minute scale" if alert.time_scale_s else "")
-    text = (f"{alert.volume} distinct stories in {window}, {alert.negative_share:.0%} negative "
-            f"against a baseline of {alert.baseline:.0%} (about {alert.baseline_volume:.0f} stories expected); "
-            f"{test} statistic {alert.statistic:.1f}.")
+    text = (
+        f"{alert.volume} distinct stories in {window}, {alert.negative_share:.0%} negative "
+        f"against a baseline of {alert.baseline:.0%} (about {alert.baseline_volume:.0f} stories expected); "
+        f"{test} statistic {alert.statistic:.1f}."
+    )
     if alert.duplicates:
         text += f" {alert.duplicates} near-duplicate copies were counted once."
     if alert.status == "resolved" and alert.ended_at is not None:
@@ -88,9 +90,12 @@ class AlertmanagerNotifier:
         labels = {"alertname": ALERTNAME, "scope": alert.scope, "key": alert.key, "severity": alert.severity}
         link = self.dashboard_url
         annotations = {
-            "summary": alert.summary, "description": describe(alert),
-            "evidence": "\n".join(evidence_lines(alert)), "dashboard": link,
-            "alert_id": alert.id, "model_version": alert.model_version or "",
+            "summary": alert.summary,
+            "description": describe(alert),
+            "evidence": "\n".join(evidence_lines(alert)),
+            "dashboard": link,
+            "alert_id": alert.id,
+            "model_version": alert.model_version or "",
         }
         item: dict = {"labels": labels, "annotations": annotations, "startsAt": _iso(alert.episode_start)}
         if link:
@@ -101,16 +106,24 @@ class AlertmanagerNotifier:
         if alert.severity == "critical":
             # Severity is a label, so an escalated episode is a second Alertmanager alert:
             # resolve the warning one so the episode is not shown twice.
-            items.append({"labels": {**labels, "severity": "warning"}, "annotations": annotations,
-                          "startsAt": _iso(alert.episode_start), "endsAt": _iso(alert.updated_at)})
+            items.append(
+                {
+                    "labels": {**labels, "severity": "warning"},
+                    "annotations": annotations,
+                    "startsAt": _iso(alert.episode_start),
+                    "endsAt": _iso(alert.updated_at),
+                }
+            )
         return items
 
     def test_payload(self, alert: Alert) -> list[dict]:
         """`payload`, labelled test="true" and ending by itself a few minutes later, so a
         route can tell it apart and nothing pages until Alertmanager's resolve_timeout."""
         ends = _iso(alert.updated_at + TEST_ALERT_LIFETIME)
-        return [{**item, "labels": {**item["labels"], "test": "true"}, "endsAt": item.get("endsAt", ends)}
-                for item in self.payload(alert)]
+        return [
+            {**item, "labels": {**item["labels"], "test": "true"}, "endsAt": item.get("endsAt", ends)}
+            for item in self.payload(alert)
+        ]
 
     async def send(self, alert: Alert) -> None:
         await self._post(self.payload(alert))
@@ -140,7 +153,9 @@ class AppriseNotifier:
 
         self._apprise = apprise.Apprise()
         if not self._apprise.add(url):
-            raise ValueError(f"not a valid Apprise URL (scheme {url.split('://', 1)[0]!r}); see the Apprise wiki for URL formats")
+            raise ValueError(
+                f"not a valid Apprise URL (scheme {url.split('://', 1)[0]!r}); see the Apprise wiki for URL formats"
+            )
         # The URL may hold a token: the name shows only its scheme and a short digest.
         scheme = url.split("://", 1)[0]
         self.name = f"apprise:{scheme}:{hashlib.sha256(url.encode()).hexdigest()[:10]}"
@@ -166,8 +181,13 @@ class AppriseNotifier:
         import apprise
 
         title, body = self.message(alert)
-        kind = (apprise.NotifyType.SUCCESS if alert.status == "resolved"
-                else apprise.NotifyType.FAILURE if alert.severity == "critical" else apprise.NotifyType.WARNING)
+        kind = (
+            apprise.NotifyType.SUCCESS
+            if alert.status == "resolved"
+            else apprise.NotifyType.FAILURE
+            if alert.severity == "critical"
+            else apprise.NotifyType.WARNING
+        )
         try:
             result = await self._apprise.async_notify(body=body, title=title, notify_type=kind)
         except Exception as exc:  # a plugin error is a delivery failure, retried like one

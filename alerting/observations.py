@@ -56,13 +56,21 @@ def state_key(scope: str, key: str) -> str:
 def fan_out(record: ScoredDocument) -> list[Observation]:
     """One observation for the global scope, one for the topic, one per distinct entity."""
     common = dict(
-        doc_id=record.id, published_at=record.published_at,
-        negative=record.sentiment.label == "negative", score=record.sentiment.score,
-        title=record.title, url=record.url, source=record.source,
-        model_version=record.model_version, dup_of=record.dup_of, explanation=record.explanation,
+        doc_id=record.id,
+        published_at=record.published_at,
+        negative=record.sentiment.label == "negative",
+        score=record.sentiment.score,
+        title=record.title,
+        url=record.url,
+        source=record.source,
+        model_version=record.model_version,
+        dup_of=record.dup_of,
+        explanation=record.explanation,
     )
-    out = [Observation(scope="global", key=GLOBAL_KEY, **common),
-           Observation(scope="topic", key=record.topic.label, **common)]
+    out = [
+        Observation(scope="global", key=GLOBAL_KEY, **common),
+        Observation(scope="topic", key=record.topic.label, **common),
+    ]
     seen: set[str] = set()
     for entity in record.entities:
         name = entity.strip()
@@ -74,12 +82,14 @@ def fan_out(record: ScoredDocument) -> list[Observation]:
 
 class ObservationGroup(BaseModel):
     """The observations of one scope from one batch of scored documents, in order."""
+
     key: str  # "scope:key"
     observations: list[Observation]
 
 
 class Tick(BaseModel):
     """Moves the clock of a quiet scope (see the detect agent's timer)."""
+
     tick: float  # event time, epoch seconds
     key: str  # "scope:key"
 
@@ -87,6 +97,7 @@ class Tick(BaseModel):
 class Watermark(BaseModel):
     """How far one source partition has delivered, sent to every observations partition
     after the observations it covers (see watermarks.py)."""
+
     watermark: float | None  # newest event time delivered from the source (None: nothing yet)
     source: str  # "scored:<partition>"
     partition: int = 0  # the observations partition this copy is for

@@ -52,8 +52,15 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, state, next_attempt, 
 
 
 class Outbox:
-    def __init__(self, path: Path | str, notifiers: Sequence[Notifier], max_per_minute: int = 30,
-                 retry_min_s: float = 1.0, retry_max_s: float = 300.0, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        path: Path | str,
+        notifiers: Sequence[Notifier],
+        max_per_minute: int = 30,
+        retry_min_s: float = 1.0,
+        retry_max_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ):
         if max_per_minute < 1:
             raise ValueError(f"notify_max_per_minute must be at least 1, got {max_per_minute}")
         names = [n.name for n in notifiers]
@@ -73,13 +80,18 @@ class Outbox:
 
     @classmethod
     def from_settings(cls, settings: Settings, notifiers: Sequence[Notifier] | None = None) -> "Outbox":
-        return cls(settings.outbox_path, notifiers if notifiers is not None else notifiers_from_settings(settings),
-                   max_per_minute=settings.notify_max_per_minute, retry_min_s=settings.notify_retry_min_s,
-                   retry_max_s=settings.notify_retry_max_s)
+        return cls(
+            settings.outbox_path,
+            notifiers if notifiers is not None else notifiers_from_settings(settings),
+            max_per_minute=settings.notify_max_per_minute,
+            retry_min_s=settings.notify_retry_min_s,
+            retry_max_s=settings.notify_retry_max_s,
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the database; rows left pending by an earlier process become due at once."""
+
         def _open(conn: None) -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -90,12 +102,19 @@ class Outbox:
             self._conn = conn
 
         await self._run(_open)
-        orphans = await self._run(lambda conn: conn.execute(
-            "SELECT notifier, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY notifier").fetchall())
+        orphans = await self._run(
+            lambda conn: conn.execute(
+                "SELECT notifier, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY notifier"
+            ).fetchall()
+        )
         for name, count in orphans:
             if name not in self.notifiers:
-                log.warning("outbox holds %d pending notification(s) for notifier %s, which is not configured;"
-                            " they wait until it is", count, name)
+                log.warning(
+                    "outbox holds %d pending notification(s) for notifier %s, which is not configured;"
+                    " they wait until it is",
+                    count,
+                    name,
+                )
         await self._refresh_gauge()
 
     async def start(self) -> None:
@@ -140,15 +159,29 @@ class Outbox:
                 for name in wanted:
                     newer = conn.execute(
                         "SELECT 1 FROM outbox WHERE notifier = ? AND alert_id = ? AND update_no > ? LIMIT 1",
-                        (name, alert.id, alert.update)).fetchone()
+                        (name, alert.id, alert.update),
+                    ).fetchone()
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO outbox (notifier, alert_id, status, update_no, payload, state, next_attempt, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (name, alert.id, alert.status, alert.update, payload, "superseded" if newer else "pending", now, now))
+                        (
+                            name,
+                            alert.id,
+                            alert.status,
+                            alert.update,
+                            payload,
+                            "superseded" if newer else "pending",
+                            now,
+                            now,
+                        ),
+                    )
                     if cur.rowcount and not newer:
                         added += 1
-                        conn.execute("UPDATE outbox SET state = 'superseded' WHERE notifier = ? AND alert_id = ?"
-                                     " AND update_no < ? AND state = 'pending'", (name, alert.id, alert.update))
+                        conn.execute(
+                            "UPDATE outbox SET state = 'superseded' WHERE notifier = ? AND alert_id = ?"
+                            " AND update_no < ? AND state = 'pending'",
+                            (name, alert.id, alert.update),
+                        )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -171,9 +204,12 @@ class Outbox:
 
     async def rows(self) -> list[dict]:
         """Every row, oldest first (for inspection and tests)."""
+
         def _rows(conn: sqlite3.Connection) -> list[dict]:
-            cur = conn.execute("SELECT seq, notifier, alert_id, status, update_no, state, attempts, sent_at, last_error"
-                               " FROM outbox ORDER BY seq")
+            cur = conn.execute(
+                "SELECT seq, notifier, alert_id, status, update_no, state, attempts, sent_at, last_error"
+                " FROM outbox ORDER BY seq"
+            )
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
 
@@ -230,16 +266,23 @@ class Outbox:
             await self._mark(seq, "rejected", attempts + 1, str(exc))
         except Exception as exc:  # transient by default: the receiver may come back
             metrics.NOTIFICATIONS.labels(notifier=name, result="failed").inc()
-            delay = min(self.retry_max_s, self.retry_min_s * 2 ** attempts)
-            log.warning("notification failed notifier=%s seq=%s attempt=%d retry_in=%.1fs: %s",
-                        name, seq, attempts + 1, delay, exc)
+            delay = min(self.retry_max_s, self.retry_min_s * 2**attempts)
+            log.warning(
+                "notification failed notifier=%s seq=%s attempt=%d retry_in=%.1fs: %s",
+                name,
+                seq,
+                attempts + 1,
+                delay,
+                exc,
+            )
             await self._retry_later(seq, attempts + 1, delay, f"{type(exc).__name__}: {exc}")
         else:
             metrics.NOTIFICATIONS.labels(notifier=name, result="sent").inc()
             self._sent_at[name].append(time.monotonic())
             await self._mark(seq, "sent", attempts + 1, None)
-            log.info("notification sent notifier=%s alert=%s update=%s status=%s",
-                     name, alert.id, alert.update, alert.status)
+            log.info(
+                "notification sent notifier=%s alert=%s update=%s status=%s", name, alert.id, alert.update, alert.status
+            )
         await self._refresh_gauge()
         return True
 
@@ -255,26 +298,39 @@ class Outbox:
 
     async def _next_due(self, name: str) -> tuple[int, int, str] | None:
         now = self.clock()
-        return await self._run(lambda conn: conn.execute(
-            "SELECT seq, attempts, payload FROM outbox WHERE notifier = ? AND state = 'pending' AND next_attempt <= ?"
-            " ORDER BY seq LIMIT 1", (name, now)).fetchone())
+        return await self._run(
+            lambda conn: conn.execute(
+                "SELECT seq, attempts, payload FROM outbox WHERE notifier = ? AND state = 'pending' AND next_attempt <= ?"
+                " ORDER BY seq LIMIT 1",
+                (name, now),
+            ).fetchone()
+        )
 
     async def _seconds_to_next(self, name: str) -> float | None:
-        row = await self._run(lambda conn: conn.execute(
-            "SELECT MIN(next_attempt) FROM outbox WHERE notifier = ? AND state = 'pending'", (name,)).fetchone())
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT MIN(next_attempt) FROM outbox WHERE notifier = ? AND state = 'pending'", (name,)
+            ).fetchone()
+        )
         return None if row[0] is None else max(0.0, row[0] - self.clock())
 
     async def _mark(self, seq: int, state: str, attempts: int, error: str | None) -> None:
         now = self.clock()
-        await self._run(lambda conn: conn.execute(
-            "UPDATE outbox SET state = ?, attempts = ?, sent_at = ?, last_error = ? WHERE seq = ?",
-            (state, attempts, now if state == "sent" else None, error, seq)))
+        await self._run(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET state = ?, attempts = ?, sent_at = ?, last_error = ? WHERE seq = ?",
+                (state, attempts, now if state == "sent" else None, error, seq),
+            )
+        )
 
     async def _retry_later(self, seq: int, attempts: int, delay: float, error: str) -> None:
         due = self.clock() + delay
-        await self._run(lambda conn: conn.execute(
-            "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ?",
-            (attempts, due, error[:500], seq)))
+        await self._run(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ?",
+                (attempts, due, error[:500], seq),
+            )
+        )
 
     async def _refresh_gauge(self) -> None:
         metrics.OUTBOX_PENDING.set(await self.pending())

@@ -58,8 +58,11 @@ def to_scored(record: dict[str, Any]) -> tuple[ScoredDocument, bool]:
     fields = {
         **{k: v for k, v in record.items() if k in ScoredDocument.model_fields},
         "id": record.get("id") or document_id(source, record.get("url"), record.get("title"), text),
-        "source": source, "text": text, "sentiment": sentiment,
-        "topic": {"probability": 1.0, **topic}, "model_version": record.get("model_version") or "unknown",
+        "source": source,
+        "text": text,
+        "sentiment": sentiment,
+        "topic": {"probability": 1.0, **topic},
+        "model_version": record.get("model_version") or "unknown",
         "entities": record.get("entities") or [],
     }
     try:
@@ -71,9 +74,13 @@ def to_scored(record: dict[str, Any]) -> tuple[ScoredDocument, bool]:
     return doc.model_copy(update={"ingested_at": stamp, "scored_at": stamp}), "dup_of" in record
 
 
-def replay_events(records: Iterable[dict | ScoredDocument], config: DetectorConfig,
-                  dedup: NearDuplicateIndex | None = None, on_error: ErrorHandler | None = None,
-                  state: dict[str, dict] | None = None) -> Iterator[Alert]:
+def replay_events(
+    records: Iterable[dict | ScoredDocument],
+    config: DetectorConfig,
+    dedup: NearDuplicateIndex | None = None,
+    on_error: ErrorHandler | None = None,
+    state: dict[str, dict] | None = None,
+) -> Iterator[Alert]:
     """Every alert update in the order the detector emits them."""
     dedup = dedup if dedup is not None else NearDuplicateIndex()
     detector = Detector(config, state if state is not None else {}, record_metrics=False)
@@ -95,8 +102,12 @@ def replay_events(records: Iterable[dict | ScoredDocument], config: DetectorConf
             yield from detector.observe(obs)
 
 
-def replay(records: Iterable[dict | ScoredDocument], config: DetectorConfig,
-           dedup: NearDuplicateIndex | None = None, on_error: ErrorHandler | None = None) -> list[Alert]:
+def replay(
+    records: Iterable[dict | ScoredDocument],
+    config: DetectorConfig,
+    dedup: NearDuplicateIndex | None = None,
+    on_error: ErrorHandler | None = None,
+) -> list[Alert]:
     """One alert per episode — its latest update — in the order the episodes opened."""
     latest: dict[str, Alert] = {}
     for alert in replay_events(records, config, dedup, on_error):
@@ -106,10 +117,12 @@ def replay(records: Iterable[dict | ScoredDocument], config: DetectorConfig,
 
 def by_event_time(records: Iterable[dict]) -> list[dict]:
     """Records sorted by published_at (stable; unparseable times first, reported later)."""
+
     def key(record: dict) -> float:
         try:
             value = datetime.fromisoformat(str(record.get("published_at")))
             return value.timestamp() if value.tzinfo else float("-inf")
         except (ValueError, AttributeError):
             return float("-inf")
+
     return sorted(records, key=key)

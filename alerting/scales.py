@@ -62,8 +62,15 @@ class Verdict:
 
 
 # --- state of the longer windows -----------------------------------------------------------
-def record_closed(history: dict[int, list[int]], recent: list[dict], index: int, bucket: Bucket,
-                  longest: int, keep: int, in_episode: bool = False) -> list[dict]:
+def record_closed(
+    history: dict[int, list[int]],
+    recent: list[dict],
+    index: int,
+    bucket: Bucket,
+    longest: int,
+    keep: int,
+    in_episode: bool = False,
+) -> list[dict]:
     """A bucket closed: keep its counts, whether a surge's episode covers it, and its
     evidence for the longer windows (the counts until `catch_up` has folded them into the
     reference). Returns the new `recent` list."""
@@ -92,14 +99,23 @@ def evidence_of_window(w: Window, buckets: Mapping[int, Bucket], recent: list[di
     return most_negative(pool, keep)
 
 
-def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket],
-               history: Mapping[int, list[int]], next_close: int, head: int, since: int | None = None) -> list[Window]:
+def windows_of(
+    short: int,
+    longer: tuple[int, ...],
+    buckets: Mapping[int, Bucket],
+    history: Mapping[int, list[int]],
+    next_close: int,
+    head: int,
+    since: int | None = None,
+) -> list[Window]:
     """The short window and each longer one, counts only (evidence on demand), in one pass
     over the kept buckets. `since`: the first bucket after an episode that has ended, so
     that the stories it already reported do not raise it again through a longer window."""
     floor = since if since is not None else None
-    out = [Window(first=head - size + 1 if floor is None else max(head - size + 1, floor), last=head)
-           for size in (short, *longer)]
+    out = [
+        Window(first=head - size + 1 if floor is None else max(head - size + 1, floor), last=head)
+        for size in (short, *longer)
+    ]
     for index, (n, neg, dups, _) in history.items():
         if index < next_close:
             for w in out[1:]:
@@ -114,8 +130,15 @@ def windows_of(short: int, longer: tuple[int, ...], buckets: Mapping[int, Bucket
     return out
 
 
-def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[int]], upto: int,
-             alpha: float, long_alpha: float, robust_after: int) -> int | None:
+def catch_up(
+    reference: Baseline,
+    cursor: int | None,
+    history: dict[int, list[int]],
+    upto: int,
+    alpha: float,
+    long_alpha: float,
+    robust_after: int,
+) -> int | None:
     """Fold the closed buckets before `upto` (those older than the longest window) into
     the reference baseline, in order, and forget their counts. The windows are judged
     against this reference, so a burst does not become its own baseline while it lasts.
@@ -131,8 +154,14 @@ def catch_up(reference: Baseline, cursor: int | None, history: dict[int, list[in
             if index > cursor:
                 reference.fold_empty(index - cursor, alpha, long_alpha)
             n, neg, _, in_episode = history[index]
-            reference.fold(n, neg, alpha, long_alpha, robust=reference.buckets >= robust_after,
-                           weight=reference.episode_weight(n) if in_episode else 1.0)
+            reference.fold(
+                n,
+                neg,
+                alpha,
+                long_alpha,
+                robust=reference.buckets >= robust_after,
+                weight=reference.episode_weight(n) if in_episode else 1.0,
+            )
             cursor = index + 1
         del history[index]
     if upto > cursor:

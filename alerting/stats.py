@@ -224,9 +224,17 @@ def beta_binomial_sf(k: float, n: float, mean: float, concentration: float) -> f
     if k <= n * mean:
         return 0.5  # not in the upper tail: no surprise (and the sum would be long)
     a, b = mean * concentration, (1.0 - mean) * concentration
-    log_term = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-                + math.lgamma(k + a) + math.lgamma(n - k + b) - math.lgamma(n + a + b)
-                - math.lgamma(a) - math.lgamma(b) + math.lgamma(a + b))
+    log_term = (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + math.lgamma(k + a)
+        + math.lgamma(n - k + b)
+        - math.lgamma(n + a + b)
+        - math.lgamma(a)
+        - math.lgamma(b)
+        + math.lgamma(a + b)
+    )
     return _tail_sum(log_term, k, n, lambda j: (n - j) / (j + 1) * (j + a) / (n - j - 1 + b))
 
 
@@ -240,8 +248,9 @@ def negative_binomial_sf(k: float, mean: float, shape: float) -> float:
     if k <= mean:
         return 0.5  # not in the upper tail: no surprise (and the sum would be long)
     q = mean / (mean + shape)
-    log_term = (math.lgamma(shape + k) - math.lgamma(shape) - math.lgamma(k + 1)
-                + k * math.log(q) + shape * math.log1p(-q))
+    log_term = (
+        math.lgamma(shape + k) - math.lgamma(shape) - math.lgamma(k + 1) + k * math.log(q) + shape * math.log1p(-q)
+    )
     return _tail_sum(log_term, k, None, lambda j: (shape + j) / (j + 1) * q)
 
 

@@ -134,8 +134,9 @@ class SourceTracker:
 
     def reports(self, backlog: set[int]) -> list[tuple[str, float | None, bool]]:
         """(source, watermark, idle) for every partition held."""
-        return [(source_name(p), src.watermark, self.idle(p, p in backlog))
-                for p, src in sorted(self.partitions.items())]
+        return [
+            (source_name(p), src.watermark, self.idle(p, p in backlog)) for p, src in sorted(self.partitions.items())
+        ]
 
 
 def source_name(partition: int) -> str:

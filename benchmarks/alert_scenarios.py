@@ -50,8 +50,12 @@ class Event:
     @property
     def target(self) -> bool:
         """At least 8 distinct negative stories, 30 points above the usual share."""
-        return (self.negatives is not None and self.increase is not None
-                and self.negatives >= TARGET_NEGATIVES and self.increase >= TARGET_INCREASE - 1e-9)
+        return (
+            self.negatives is not None
+            and self.increase is not None
+            and self.negatives >= TARGET_NEGATIVES
+            and self.increase >= TARGET_INCREASE - 1e-9
+        )
 
 
 @dataclass
@@ -83,8 +87,16 @@ class StreamBuilder:
         text = " ".join(words)
         return text[0].upper() + text[1:]
 
-    def add(self, minute: float, topic: str, negative: bool, entities: tuple[str, ...] = (),
-            title: str | None = None, source: str | None = None, positive: bool | None = None) -> dict:
+    def add(
+        self,
+        minute: float,
+        topic: str,
+        negative: bool,
+        entities: tuple[str, ...] = (),
+        title: str | None = None,
+        source: str | None = None,
+        positive: bool | None = None,
+    ) -> dict:
         rng = self.rng
         if negative:
             label, score = "negative", -rng.uniform(0.4, 0.95)
@@ -95,19 +107,28 @@ class StreamBuilder:
         title = title or self.headline(entities[0] if entities else None)
         number = len(self.records)
         record = {
-            "id": f"s{number:07d}", "published_at": self.at(minute).isoformat(), "title": title, "text": title,
+            "id": f"s{number:07d}",
+            "published_at": self.at(minute).isoformat(),
+            "title": title,
+            "text": title,
             "source": source or rng.choice(["wire-a", "wire-b", "desk", "tweets"]),
             "url": f"https://news.example/{number}",
             "sentiment": {"label": label, "probabilities": {}, "score": round(score, 4)},
-            "topic": {"label": topic, "probability": 0.9}, "entities": list(entities),
+            "topic": {"label": topic, "probability": 0.9},
+            "entities": list(entities),
             "model_version": "synthetic",
         }
         self.records.append(record)
         return record
 
-    def background(self, minutes: float, per_minute: Callable[[float], float] | float = 30.0,
-                   negative_shift: Callable[[float, str], float] | None = None,
-                   entities: dict[str, float] | None = None, start_minute: float = 0.0) -> None:
+    def background(
+        self,
+        minutes: float,
+        per_minute: Callable[[float], float] | float = 30.0,
+        negative_shift: Callable[[float, str], float] | None = None,
+        entities: dict[str, float] | None = None,
+        start_minute: float = 0.0,
+    ) -> None:
         """Poisson arrivals over [start, start+minutes); optional entity mentions per minute."""
         rate = per_minute if callable(per_minute) else (lambda _m, r=per_minute: r)
         topics, weights = list(TOPIC_WEIGHTS), list(TOPIC_WEIGHTS.values())
@@ -121,17 +142,31 @@ class StreamBuilder:
                     topic = self.rng.choice(["Company / Product News", "Stock Movement", "Earnings"])
                     self.add(m + self.rng.random(), topic, self.rng.random() < 0.25, (entity,))
 
-    def burst(self, start_minute: float, minutes: float, per_minute: float, topic: str,
-              negative_share: float = 1.0, entities: tuple[str, ...] = ()) -> None:
+    def burst(
+        self,
+        start_minute: float,
+        minutes: float,
+        per_minute: float,
+        topic: str,
+        negative_share: float = 1.0,
+        entities: tuple[str, ...] = (),
+    ) -> None:
         for m in range(int(start_minute), int(start_minute + minutes)):
             for _ in range(self._poisson(per_minute)):
                 self.add(m + self.rng.random(), topic, self.rng.random() < negative_share, entities)
 
-    def syndicate(self, minute: float, copies: int, spread_minutes: float, topic: str,
-                  entities: tuple[str, ...] = ()) -> None:
+    def syndicate(
+        self, minute: float, copies: int, spread_minutes: float, topic: str, entities: tuple[str, ...] = ()
+    ) -> None:
         story = self.add(minute, topic, True, entities)["title"]
-        edits = [lambda t: "BREAKING: " + t, lambda t: t + " - Reuters", lambda t: t + " https://t.co/abc123",
-                 lambda t: t + " (wire-b)", lambda t: "Markets: " + t + " via @desk", lambda t: t]
+        edits = [
+            lambda t: "BREAKING: " + t,
+            lambda t: t + " - Reuters",
+            lambda t: t + " https://t.co/abc123",
+            lambda t: t + " (wire-b)",
+            lambda t: "Markets: " + t + " via @desk",
+            lambda t: t,
+        ]
         for i in range(copies - 1):
             at = minute + self.rng.uniform(0, spread_minutes)
             self.add(at, topic, True, entities, title=edits[i % len(edits)](story), source=f"outlet-{i % 17}")
@@ -161,8 +196,13 @@ def topic_spike(seed: int, extra_per_minute: float = 12.0, name: str = "topic sp
     b.background(150)
     b.burst(90, 10, extra_per_minute, "Energy / Oil")
     s, e = _window(b, 90, 100)
-    return Scenario(name, f"30 stories/min; Energy / Oil gets {extra_per_minute:g} more, negative, per minute for 10 min",
-                    b.sorted_records(), [Event("topic", "Energy / Oil", s, e)], [Event("global", "all", s, e)])
+    return Scenario(
+        name,
+        f"30 stories/min; Energy / Oil gets {extra_per_minute:g} more, negative, per minute for 10 min",
+        b.sorted_records(),
+        [Event("topic", "Energy / Oil", s, e)],
+        [Event("global", "all", s, e)],
+    )
 
 
 def entity_spike(seed: int) -> Scenario:
@@ -170,9 +210,13 @@ def entity_spike(seed: int) -> Scenario:
     b.background(150, entities={"ACME": 0.5})
     b.burst(90, 8, 10, "Company / Product News", entities=("ACME",))
     s, e = _window(b, 90, 98)
-    return Scenario("entity spike", "ACME mentioned 0.5/min; then 10 negative stories/min for 8 min",
-                    b.sorted_records(), [Event("entity", "ACME", s, e)],
-                    [Event("topic", "Company / Product News", s, e), Event("global", "all", s, e)])
+    return Scenario(
+        "entity spike",
+        "ACME mentioned 0.5/min; then 10 negative stories/min for 8 min",
+        b.sorted_records(),
+        [Event("entity", "ACME", s, e)],
+        [Event("topic", "Company / Product News", s, e), Event("global", "all", s, e)],
+    )
 
 
 def steady_noise(seed: int) -> Scenario:
@@ -187,16 +231,18 @@ def low_volume_night(seed: int) -> Scenario:
     for minute in range(30, 8 * 60, 45):  # a few negative tweets at once, now and then
         for _ in range(3):
             b.add(minute + b.rng.random(), "Markets", True)
-    return Scenario("low-volume night", "8 h of 0.5 stories/min with bursts of 3 negative tweets",
-                    b.sorted_records())
+    return Scenario("low-volume night", "8 h of 0.5 stories/min with bursts of 3 negative tweets", b.sorted_records())
 
 
 def syndicated_copies(seed: int) -> Scenario:
     b = StreamBuilder(seed)
     b.background(150)
     b.syndicate(90, 50, 5, "Energy / Oil", ("XOM",))
-    return Scenario("50 syndicated copies", "one negative story re-published 50 times in 5 min (prefixes, tags, links)",
-                    b.sorted_records())
+    return Scenario(
+        "50 syndicated copies",
+        "one negative story re-published 50 times in 5 min (prefixes, tags, links)",
+        b.sorted_records(),
+    )
 
 
 def slow_drift(seed: int) -> Scenario:
@@ -210,8 +256,13 @@ def slow_drift(seed: int) -> Scenario:
 
     b.background(ramp_start + ramp + 60, per_minute=40, negative_shift=shift)
     s, e = _window(b, ramp_start, ramp_start + ramp + 60)
-    return Scenario("slow drift", "Macro (3 stories/min) drifts from 35% to 65% negative over 3 h, then stays",
-                    b.sorted_records(), [Event("topic", "Macro", s, e)], [Event("global", "all", s, e)])
+    return Scenario(
+        "slow drift",
+        "Macro (3 stories/min) drifts from 35% to 65% negative over 3 h, then stays",
+        b.sorted_records(),
+        [Event("topic", "Macro", s, e)],
+        [Event("global", "all", s, e)],
+    )
 
 
 def diurnal_volume(seed: int) -> Scenario:
@@ -231,24 +282,27 @@ def bursty_shares(seed: int) -> Scenario:
         return jitter[block]
 
     b.background(6 * 60, negative_shift=shift)
-    return Scenario("overdispersed noise", "6 h; each topic's share wanders ±0.06 every 10 min (no event)",
-                    b.sorted_records())
+    return Scenario(
+        "overdispersed noise", "6 h; each topic's share wanders ±0.06 every 10 min (no event)", b.sorted_records()
+    )
 
 
 def positive_surge(seed: int) -> Scenario:
     b = StreamBuilder(seed)
     b.background(150)
     b.burst(90, 10, 20, "Earnings", negative_share=0.0)
-    return Scenario("positive surge", "Earnings gets 20 more stories/min for 10 min, all positive or neutral",
-                    b.sorted_records())
+    return Scenario(
+        "positive surge", "Earnings gets 20 more stories/min for 10 min, all positive or neutral", b.sorted_records()
+    )
 
 
 def neutral_volume_surge(seed: int) -> Scenario:
     b = StreamBuilder(seed)
     b.background(150)
     b.burst(90, 20, 25, "Earnings", negative_share=TOPIC_NEGATIVE["Earnings"])
-    return Scenario("volume surge, usual share", "Earnings volume ×6 for 20 min at its usual negative share",
-                    b.sorted_records())
+    return Scenario(
+        "volume surge, usual share", "Earnings volume ×6 for 20 min at its usual negative share", b.sorted_records()
+    )
 
 
 def two_spikes(seed: int) -> Scenario:
@@ -256,10 +310,17 @@ def two_spikes(seed: int) -> Scenario:
     b.background(300)
     b.burst(90, 8, 12, "Legal / Regulation")
     b.burst(220, 8, 12, "Legal / Regulation")
-    events = [Event("topic", "Legal / Regulation", *_window(b, 90, 98)),
-              Event("topic", "Legal / Regulation", *_window(b, 220, 228))]
-    return Scenario("two spikes, 2 h apart", "two separate episodes on one topic: two alerts",
-                    b.sorted_records(), events, [Event("global", "all", e.start, e.end) for e in events])
+    events = [
+        Event("topic", "Legal / Regulation", *_window(b, 90, 98)),
+        Event("topic", "Legal / Regulation", *_window(b, 220, 228)),
+    ]
+    return Scenario(
+        "two spikes, 2 h apart",
+        "two separate episodes on one topic: two alerts",
+        b.sorted_records(),
+        events,
+        [Event("global", "all", e.start, e.end) for e in events],
+    )
 
 
 def flapping_spike(seed: int) -> Scenario:
@@ -268,8 +329,13 @@ def flapping_spike(seed: int) -> Scenario:
     b.burst(90, 6, 12, "Financials")
     b.burst(101, 6, 12, "Financials")  # a five-minute lull inside one episode
     s, e = _window(b, 90, 107)
-    return Scenario("spike with a lull", "one episode with a 5-minute pause: still one alert",
-                    b.sorted_records(), [Event("topic", "Financials", s, e)], [Event("global", "all", s, e)])
+    return Scenario(
+        "spike with a lull",
+        "one episode with a 5-minute pause: still one alert",
+        b.sorted_records(),
+        [Event("topic", "Financials", s, e)],
+        [Event("global", "all", s, e)],
+    )
 
 
 SCENARIOS: dict[str, Callable[[int], Scenario]] = {
@@ -314,8 +380,12 @@ class Outcome:
         self.false += other.false
 
 
-def run(scenario: Scenario, config: DetectorConfig, dedup: NearDuplicateIndex | None = None,
-        grace: timedelta = timedelta(minutes=30)) -> tuple[Outcome, list[Alert]]:
+def run(
+    scenario: Scenario,
+    config: DetectorConfig,
+    dedup: NearDuplicateIndex | None = None,
+    grace: timedelta = timedelta(minutes=30),
+) -> tuple[Outcome, list[Alert]]:
     """Replay a scenario and match its alerts (one per episode) against the labels.
 
     An alert matches an event of the same scope and key when its episode overlaps the
@@ -328,15 +398,22 @@ def run(scenario: Scenario, config: DetectorConfig, dedup: NearDuplicateIndex | 
     for alert in replay_events(scenario.records, config, dedup):
         first_seen.setdefault(alert.id, alert.updated_at)
         final[alert.id] = alert
-    out = Outcome(events=len(scenario.expected), scope_weeks=scenario.scope_weeks,
-                  target_events=sum(e.target for e in scenario.expected))
+    out = Outcome(
+        events=len(scenario.expected),
+        scope_weeks=scenario.scope_weeks,
+        target_events=sum(e.target for e in scenario.expected),
+    )
     matched: set[int] = set()
     end_of_data = max(datetime.fromisoformat(r["published_at"]) for r in scenario.records)
     for alert in final.values():
         start, end = alert.episode_start, alert.ended_at or end_of_data
 
         def overlaps(event: Event) -> bool:
-            return (event.scope, event.key) == (alert.scope, alert.key) and start <= event.end + grace and end >= event.start
+            return (
+                (event.scope, event.key) == (alert.scope, alert.key)
+                and start <= event.end + grace
+                and end >= event.start
+            )
 
         hits = [i for i, event in enumerate(scenario.expected) if overlaps(event)]
         if hits:
@@ -358,8 +435,14 @@ def run(scenario: Scenario, config: DetectorConfig, dedup: NearDuplicateIndex | 
     return out, list(final.values())
 
 
-def _runs(name: str, registry: dict[str, Callable[[int], Scenario]], seeds: range, config: DetectorConfig,
-          settings: Settings, progress: Callable[[str], None] | None) -> tuple[str, Outcome]:
+def _runs(
+    name: str,
+    registry: dict[str, Callable[[int], Scenario]],
+    seeds: range,
+    config: DetectorConfig,
+    settings: Settings,
+    progress: Callable[[str], None] | None,
+) -> tuple[str, Outcome]:
     """One scenario over the seeds: its description and the summed outcome."""
     outcome, description = Outcome(), name
     for seed in seeds:
@@ -368,14 +451,21 @@ def _runs(name: str, registry: dict[str, Callable[[int], Scenario]], seeds: rang
         result, _ = run(scenario, config, NearDuplicateIndex.from_settings(settings))
         outcome.add(result)
         if progress:
-            progress(f"{name} seed={seed}: events={result.events} detected={result.detected} "
-                     f"alerts={result.alerts} false={len(result.false)}")
+            progress(
+                f"{name} seed={seed}: events={result.events} detected={result.detected} "
+                f"alerts={result.alerts} false={len(result.false)}"
+            )
     return description, outcome
 
 
-def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | None = None,
-          progress: Callable[[str], None] | None = None, settings: Settings | None = None,
-          registry: dict[str, Callable[[int], Scenario]] | None = None) -> tuple[str, Outcome]:
+def table(
+    config: DetectorConfig,
+    seeds: range = range(5),
+    names: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
+    registry: dict[str, Callable[[int], Scenario]] | None = None,
+) -> tuple[str, Outcome]:
     """The precision/recall table (markdown) over every scenario and seed, and the total.
 
     Each run gets a fresh near-duplicate index configured like the worker's, from
@@ -383,8 +473,10 @@ def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | No
     """
     settings = settings if settings is not None else Settings()
     registry = registry if registry is not None else SCENARIOS
-    rows = ["| scenario | runs | events | detected | recall | alerts | false or repeated | precision | median delay (buckets) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| scenario | runs | events | detected | recall | alerts | false or repeated | precision | median delay (buckets) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     total = Outcome()
     for name in names or list(registry):
         description, outcome = _runs(name, registry, seeds, config, settings, progress)
@@ -394,28 +486,47 @@ def table(config: DetectorConfig, seeds: range = range(5), names: list[str] | No
     return "\n".join(rows), total
 
 
-def rate_table(config: DetectorConfig, registry: dict[str, Callable[[int], Scenario]], seeds: range = range(5),
-               names: list[str] | None = None, settings: Settings | None = None,
-               progress: Callable[[str], None] | None = None) -> tuple[str, dict[str, Outcome]]:
+def rate_table(
+    config: DetectorConfig,
+    registry: dict[str, Callable[[int], Scenario]],
+    seeds: range = range(5),
+    names: list[str] | None = None,
+    settings: Settings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[str, dict[str, Outcome]]:
     """The table of the streams at real rates: recall on all events and on the target
     events (>= 8 negatives, +30 points), precision, median delay in minutes of event time,
     false alarms per scope and week."""
     settings = settings if settings is not None else Settings()
-    rows = ["| scenario | runs | events | recall | target events | target recall | alerts | false | precision "
-            "| median delay (min) | scope-weeks | false per scope-week |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| scenario | runs | events | recall | target events | target recall | alerts | false | precision "
+        "| median delay (min) | scope-weeks | false per scope-week |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     outcomes: dict[str, Outcome] = {}
     for name in names or list(registry):
         description, outcome = _runs(name, registry, seeds, config, settings, progress)
         outcomes[name] = outcome
         o = outcome
         minutes = [d * config.bucket_s / 60 for d in o.delays_buckets]
-        rows.append(" | ".join([
-            f"| {description}", str(len(seeds)), str(o.events), f"{o.detected / o.events:.2f}" if o.events else "–",
-            str(o.target_events), f"{o.target_detected / o.target_events:.2f}" if o.target_events else "–",
-            str(o.alerts), str(len(o.false)), f"{o.true_alerts / o.alerts:.2f}" if o.alerts else "–",
-            f"{statistics.median(minutes):.1f}" if minutes else "–", f"{o.scope_weeks:.1f}",
-            f"{len(o.false) / o.scope_weeks:.2f} |" if o.scope_weeks else "– |"]))
+        rows.append(
+            " | ".join(
+                [
+                    f"| {description}",
+                    str(len(seeds)),
+                    str(o.events),
+                    f"{o.detected / o.events:.2f}" if o.events else "–",
+                    str(o.target_events),
+                    f"{o.target_detected / o.target_events:.2f}" if o.target_events else "–",
+                    str(o.alerts),
+                    str(len(o.false)),
+                    f"{o.true_alerts / o.alerts:.2f}" if o.alerts else "–",
+                    f"{statistics.median(minutes):.1f}" if minutes else "–",
+                    f"{o.scope_weeks:.1f}",
+                    f"{len(o.false) / o.scope_weeks:.2f} |" if o.scope_weeks else "– |",
+                ]
+            )
+        )
     return "\n".join(rows), outcomes
 
 

@@ -35,7 +35,10 @@ TARGET_ACCURACY_POINTS = 0.5  # largest accuracy change of either head, in point
 def held_out(n: int, seed: int = 0) -> list[dict]:
     rows = []
     with open(DATA / "tfns_sentiment_valid.csv", newline="", encoding="utf-8") as fh:
-        rows += [{"text": r["text"], "sentiment": SENTIMENT_LABELS[TFNS_TO_SENTIMENT[int(r["label"])]]} for r in csv.DictReader(fh)]
+        rows += [
+            {"text": r["text"], "sentiment": SENTIMENT_LABELS[TFNS_TO_SENTIMENT[int(r["label"])]]}
+            for r in csv.DictReader(fh)
+        ]
     with open(DATA / "tfnt_topic_test.csv", newline="", encoding="utf-8") as fh:
         rows += [{"text": r["text"], "topic": TOPIC_LABELS[int(r["label"])]} for r in csv.DictReader(fh)]
     random.Random(seed).shuffle(rows)
@@ -54,8 +57,13 @@ def accuracy(rows: list[dict], sentiment: list[str], topic: list[str]) -> dict:
 def naive(model, tokenizer, texts: list[str]) -> tuple[list[str], list[str]]:
     sentiment, topic = [], []
     for i in range(0, len(texts), 32):
-        enc = tokenizer([normalize(t) for t in texts[i:i + 32]], padding="max_length", truncation=True,
-                        max_length=128, return_tensors="pt")
+        enc = tokenizer(
+            [normalize(t) for t in texts[i : i + 32]],
+            padding="max_length",
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+        )
         s, t = model(enc["input_ids"], enc["attention_mask"])
         sentiment += [SENTIMENT_LABELS[j] for j in s.argmax(1).tolist()]
         topic += [TOPIC_LABELS[j] for j in t.argmax(1).tolist()]
@@ -95,9 +103,11 @@ def main() -> None:
     print(f"{len(texts)} held-out texts, {torch.get_num_threads()} threads, model {card.version}")
     print(f"{'backend':<12}{'docs/s':>10}{'× naive':>10}{'sent acc':>10}{'topic acc':>11}{'Δacc pts':>10}")
     for name, r in results.items():
-        delta = 100 * (np.mean([r['sentiment'], r['topic']]) - np.mean([base_acc['sentiment'], base_acc['topic']]))
-        print(f"{name:<12}{r['docs_per_s']:>10.0f}{r['docs_per_s'] / base_rate:>10.2f}"
-              f"{r['sentiment']:>10.4f}{r['topic']:>11.4f}{delta:>+10.2f}")
+        delta = 100 * (np.mean([r["sentiment"], r["topic"]]) - np.mean([base_acc["sentiment"], base_acc["topic"]]))
+        print(
+            f"{name:<12}{r['docs_per_s']:>10.0f}{r['docs_per_s'] / base_rate:>10.2f}"
+            f"{r['sentiment']:>10.4f}{r['topic']:>11.4f}{delta:>+10.2f}"
+        )
     print(json.dumps({k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()}))
 
     golden = [g["text"] for g in read_golden(args.model)]
@@ -105,10 +115,14 @@ def main() -> None:
     best = max((n for n in results if n != "naive"), key=lambda n: verdict(results[n], results["naive"])[:2])
     for label, name in (("auto", auto), ("best", best)):
         passed, speedup, points = verdict(results[name], results["naive"])
-        print(f"target ≥{TARGET_SPEEDUP:g}× naive at accuracy within {TARGET_ACCURACY_POINTS} point: "
-              f"{'PASS' if passed else 'FAIL'} ({label}: {name}, {speedup:.2f}× naive, "
-              f"largest accuracy change {points:+.2f} pt)")
-    print(f"load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs: a busy machine makes every rate lower")
+        print(
+            f"target ≥{TARGET_SPEEDUP:g}× naive at accuracy within {TARGET_ACCURACY_POINTS} point: "
+            f"{'PASS' if passed else 'FAIL'} ({label}: {name}, {speedup:.2f}× naive, "
+            f"largest accuracy change {points:+.2f} pt)"
+        )
+    print(
+        f"load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs: a busy machine makes every rate lower"
+    )
 
 
 def verdict(result: dict, naive_result: dict) -> tuple[bool, float, float]:

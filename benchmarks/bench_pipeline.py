@@ -63,13 +63,15 @@ def texts(n: int) -> list[str]:
     return (out * (n // len(out) + 1))[:n]
 
 
-
-
 def wait_stored(worker: WorkerProcess, settings: Settings, total: int, timeout: float) -> None:
     """Poll with a cheap COUNT: exporting every document each second would take CPU from
     the worker being measured."""
-    worker.wait_for(lambda: asyncio.run(store_ops.count(settings.store, settings)) >= total, timeout,
-                    interval=1.0, what=f"{total} documents stored")
+    worker.wait_for(
+        lambda: asyncio.run(store_ops.count(settings.store, settings)) >= total,
+        timeout,
+        interval=1.0,
+        what=f"{total} documents stored",
+    )
 
 
 async def stored_stats(settings: Settings, ids: set[str]) -> tuple[int, float, list[float], list[float]]:
@@ -141,8 +143,12 @@ def publish(settings: Settings, docs: list[Document], rate: float | None, **prod
 
 def make_docs(batch: list[str], tag: str) -> list[Document]:
     base = datetime.now(timezone.utc) - timedelta(hours=1)
-    return [Document(source="bench", title=None, text=f"{t} [{tag}{i}]", url=None,
-                     published_at=base + timedelta(milliseconds=i)) for i, t in enumerate(batch)]
+    return [
+        Document(
+            source="bench", title=None, text=f"{t} [{tag}{i}]", url=None, published_at=base + timedelta(milliseconds=i)
+        )
+        for i, t in enumerate(batch)
+    ]
 
 
 NULL_WORKER = Path(__file__).resolve().parent / "null_worker.py"
@@ -153,14 +159,19 @@ def engine_rate_of(backend: str, corpus: list[str]) -> tuple[float, str]:
     per stream, so it sorts by length no further ahead than the worker's batches do."""
     defaults = Settings(_env_file=None)
     streams, _ = defaults.inference_plan
-    engine = Engine.load(backend=backend, cache_dir=Path("var/model-cache"), max_batch=defaults.max_batch,
-                         threads=defaults.inference_threads, streams=streams)
+    engine = Engine.load(
+        backend=backend,
+        cache_dir=Path("var/model-cache"),
+        max_batch=defaults.max_batch,
+        threads=defaults.inference_threads,
+        streams=streams,
+    )
     inputs = [model_input(None, t) for t in corpus]
     chunk = defaults.max_batch * streams
     engine.predict(inputs[:chunk])
     start = time.perf_counter()
     for i in range(0, len(inputs), chunk):
-        engine.predict(inputs[i:i + chunk])
+        engine.predict(inputs[i : i + chunk])
     return len(inputs) / (time.perf_counter() - start), engine.backend_name
 
 
@@ -168,9 +179,23 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen:
     """py-spy sampling every thread of the worker (native frames off: Python stacks name the
     stages), until stopped with SIGINT."""
     beside = Path(sys.executable).with_name("py-spy")  # installed in this environment, else on PATH
-    return subprocess.Popen([str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid), "--format", "speedscope", "--rate", "200",
-                             "--output", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            str(beside) if beside.exists() else "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "speedscope",
+            "--rate",
+            "200",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def stop_profiler(proc: subprocess.Popen) -> None:
@@ -187,12 +212,19 @@ def stop_profiler(proc: subprocess.Popen) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=6000)
-    parser.add_argument("--engine", choices=("model", "null"), default="model",
-                        help="model: the real engine; null: benchmarks/null_worker.py's instant one")
+    parser.add_argument(
+        "--engine",
+        choices=("model", "null"),
+        default="model",
+        help="model: the real engine; null: benchmarks/null_worker.py's instant one",
+    )
     parser.add_argument("--backend", default="auto", help="the model's backend (--engine model)")
     parser.add_argument("--profile", type=Path, help="write a py-spy speedscope profile of the worker's peak here")
-    parser.add_argument("--ingest-batch-size", type=int,
-                        help="the publisher's kafka-python batch_size (0: one record per batch, as before batching)")
+    parser.add_argument(
+        "--ingest-batch-size",
+        type=int,
+        help="the publisher's kafka-python batch_size (0: one record per batch, as before batching)",
+    )
     args = parser.parse_args()
     overrides = {} if args.ingest_batch_size is None else {"batch_size": args.ingest_batch_size}
     null = args.engine == "null"
@@ -203,13 +235,29 @@ def main() -> None:
     with EmbeddedBroker(log_file=work / "broker.log") as broker:
         prefix = f"bench-{uuid.uuid4().hex[:6]}."
         port = free_port()
-        settings = Settings(_env_file=None, broker=broker.url, broker_embedded=True, topic_prefix=prefix,
-                            store=f"sqlite:///{work / 'store.db'}", web_port=port, data_dir=work,
-                            outbox_path=work / "outbox.db")
-        env = settings_env(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"bench-{prefix}",
-                           store=settings.store, web_port=port, data_dir=work, outbox_path=work / "outbox.db",
-                           registry_dir=work / "registry", log_level="WARNING",
-                           backend=None if null else backend)
+        settings = Settings(
+            _env_file=None,
+            broker=broker.url,
+            broker_embedded=True,
+            topic_prefix=prefix,
+            store=f"sqlite:///{work / 'store.db'}",
+            web_port=port,
+            data_dir=work,
+            outbox_path=work / "outbox.db",
+        )
+        env = settings_env(
+            broker=broker.url,
+            broker_embedded=True,
+            topic_prefix=prefix,
+            app_id=f"bench-{prefix}",
+            store=settings.store,
+            web_port=port,
+            data_dir=work,
+            outbox_path=work / "outbox.db",
+            registry_dir=work / "registry",
+            log_level="WARNING",
+            backend=None if null else backend,
+        )
         command = [sys.executable, str(NULL_WORKER)] if null else None
         with WorkerProcess(env, work / "worker.log", port, command=command) as worker:
             # Warm the path (topic creation, group join, first batches) before measuring.
@@ -232,8 +280,10 @@ def main() -> None:
             after = worker.metrics()
             worker_cores, broker_cores = worker_cpu / (t_done - t0), broker_cpu / (t_done - t0)
             _, last, _, when = asyncio.run(stored_stats(settings, ids))
-            delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in
-                     ("finsentry_batch_size_sum", "finsentry_batch_size_count", "finsentry_inference_seconds_sum")}
+            delta = {
+                k: after.get(k, 0.0) - before.get(k, 0.0)
+                for k in ("finsentry_batch_size_sum", "finsentry_batch_size_count", "finsentry_inference_seconds_sum")
+            }
             mean_batch = delta["finsentry_batch_size_sum"] / max(1.0, delta["finsentry_batch_size_count"])
             model_busy = delta["finsentry_inference_seconds_sum"] / (last - t0)
             end_to_end_rate = len(ids) / (last - t0)
@@ -252,30 +302,56 @@ def main() -> None:
 
     ratio = pipeline_rate / engine_rate
     worker_ms, broker_ms = worker_cpu * 1000 / len(ids), broker_cpu * 1000 / len(ids)
-    print(f"engine {args.engine}, backend {backend}; {len(corpus)} documents; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"engine {args.engine}, backend {backend}; {len(corpus)} documents; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     if not null:
         print(f"raw engine          {engine_rate:8.0f} docs/s")
-    print(f"pipeline, drain     {pipeline_rate:8.0f} docs/s" + ("" if null else f"   ratio {ratio:.2f} (target ≥ 0.90)"))
+    print(
+        f"pipeline, drain     {pipeline_rate:8.0f} docs/s" + ("" if null else f"   ratio {ratio:.2f} (target ≥ 0.90)")
+    )
     print(f"pipeline, incl. publishing {end_to_end_rate:5.0f} docs/s (publisher on the same cores)")
-    print(f"CPU per document    worker {worker_ms:.3f} ms, broker {broker_ms:.3f} ms "
-          f"(publish to last stored; the broker's includes taking the publisher's records)")
-    print(f"during the peak      mean batch {mean_batch:.1f}; model running {model_busy:.0%} of the time; "
-          f"worker {worker_cores:.2f} cores, broker {broker_cores:.2f} cores (of {os.cpu_count()})")
+    print(
+        f"CPU per document    worker {worker_ms:.3f} ms, broker {broker_ms:.3f} ms "
+        f"(publish to last stored; the broker's includes taking the publisher's records)"
+    )
+    print(
+        f"during the peak      mean batch {mean_batch:.1f}; model running {model_busy:.0%} of the time; "
+        f"worker {worker_cores:.2f} cores, broker {broker_cores:.2f} cores (of {os.cpu_count()})"
+    )
     if not null:
-        print(f"at half of peak     {half:8.0f} docs/s   p50 {percentile(lat, .5) * 1000:.0f} ms  "
-              f"p99 {percentile(lat, .99) * 1000:.0f} ms (budget p99 < 2000 ms)")
+        print(
+            f"at half of peak     {half:8.0f} docs/s   p50 {percentile(lat, 0.5) * 1000:.0f} ms  "
+            f"p99 {percentile(lat, 0.99) * 1000:.0f} ms (budget p99 < 2000 ms)"
+        )
     print(f"worker RSS          {memory:8.0f} MB (budget < 1024 MB)")
-    summary = {"engine": args.engine, "documents": len(ids), "ingest_batch_size": args.ingest_batch_size, "pipeline_docs_per_s": round(pipeline_rate, 1),
-               "end_to_end_docs_per_s": round(end_to_end_rate, 1),
-               "worker_cpu_ms_per_doc": round(worker_ms, 3), "broker_cpu_ms_per_doc": round(broker_ms, 3),
-               "worker_rss_mb": round(memory, 1), "backend": backend, "mean_batch": round(mean_batch, 1),
-               "model_busy": round(model_busy, 3), "worker_cores": round(worker_cores, 2),
-               "broker_cores": round(broker_cores, 2), "loadavg_1m": round(os.getloadavg()[0], 2)}
+    summary = {
+        "engine": args.engine,
+        "documents": len(ids),
+        "ingest_batch_size": args.ingest_batch_size,
+        "pipeline_docs_per_s": round(pipeline_rate, 1),
+        "end_to_end_docs_per_s": round(end_to_end_rate, 1),
+        "worker_cpu_ms_per_doc": round(worker_ms, 3),
+        "broker_cpu_ms_per_doc": round(broker_ms, 3),
+        "worker_rss_mb": round(memory, 1),
+        "backend": backend,
+        "mean_batch": round(mean_batch, 1),
+        "model_busy": round(model_busy, 3),
+        "worker_cores": round(worker_cores, 2),
+        "broker_cores": round(broker_cores, 2),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
     if not null:
-        summary.update({"engine_docs_per_s": round(engine_rate, 1), "ratio": round(ratio, 3),
-                        "half_load_docs_per_s": round(half, 1), "p50_ms": round(percentile(lat, .5) * 1000, 1),
-                        "p99_ms": round(percentile(lat, .99) * 1000, 1)})
+        summary.update(
+            {
+                "engine_docs_per_s": round(engine_rate, 1),
+                "ratio": round(ratio, 3),
+                "half_load_docs_per_s": round(half, 1),
+                "p50_ms": round(percentile(lat, 0.5) * 1000, 1),
+                "p99_ms": round(percentile(lat, 0.99) * 1000, 1),
+            }
+        )
     print(json.dumps(summary))
     sys.exit(0)
 

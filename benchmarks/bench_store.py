@@ -28,8 +28,10 @@ from finsentry.settings import Settings
 from finsentry.store import open_store
 
 TOPICS = ["Earnings", "Energy | Oil", "Fed / Central Banks", "Macro", "M&A | Investments"]
-WORDS = ("shares bank profit warning outlook guidance rally slump merger deal oil crude rates "
-         "inflation dividend buyback downgrade upgrade lawsuit recall").split()
+WORDS = (
+    "shares bank profit warning outlook guidance rally slump merger deal oil crude rates "
+    "inflation dividend buyback downgrade upgrade lawsuit recall"
+).split()
 
 
 def records(n: int, seed: int = 7) -> list[ScoredDocument]:
@@ -38,14 +40,21 @@ def records(n: int, seed: int = 7) -> list[ScoredDocument]:
     out = []
     for i in range(n):
         label = rng.choice(["negative", "neutral", "positive"])
-        p = {"negative": .1, "neutral": .1, "positive": .1, label: .8}
-        out.append(ScoredDocument(
-            id=f"bench-{i:07d}", source=f"outlet-{i % 17}", title=" ".join(rng.choices(WORDS, k=8)).capitalize(),
-            text=" ".join(rng.choices(WORDS, k=60)), published_at=start + timedelta(seconds=i * 60),
-            sentiment=Sentiment(label=label, probabilities=p, score=p["positive"] - p["negative"]),
-            topic=Topic(label=rng.choice(TOPICS), probability=.9),
-            entities=rng.sample(["AAPL", "MSFT", "XOM", "JPM", "TSLA"], k=rng.randint(0, 2)),
-            model_version="bench", explanation=[("word", 0.1)]))
+        p = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: 0.8}
+        out.append(
+            ScoredDocument(
+                id=f"bench-{i:07d}",
+                source=f"outlet-{i % 17}",
+                title=" ".join(rng.choices(WORDS, k=8)).capitalize(),
+                text=" ".join(rng.choices(WORDS, k=60)),
+                published_at=start + timedelta(seconds=i * 60),
+                sentiment=Sentiment(label=label, probabilities=p, score=p["positive"] - p["negative"]),
+                topic=Topic(label=rng.choice(TOPICS), probability=0.9),
+                entities=rng.sample(["AAPL", "MSFT", "XOM", "JPM", "TSLA"], k=rng.randint(0, 2)),
+                model_version="bench",
+                explanation=[("word", 0.1)],
+            )
+        )
     return out
 
 
@@ -54,7 +63,7 @@ async def write(url: str, settings: Settings, docs: list[ScoredDocument], batch:
     async with open_store(url, settings) as store:
         started = time.perf_counter()
         for i in range(0, len(docs), batch):
-            result = await store.upsert_many(docs[i:i + batch])
+            result = await store.upsert_many(docs[i : i + batch])
             if result.rejected:
                 raise SystemExit(f"{url}: store rejected {result.rejected[0]}")
         await store.refresh()  # counted: the writes are searchable when the clock stops
@@ -66,8 +75,10 @@ async def write(url: str, settings: Settings, docs: list[ScoredDocument], batch:
 
 
 def report(name: str, bulk: float, single: float, batch: int) -> None:
-    print(f"{name:<14} bulk({batch})={bulk:9.0f} docs/s   per-document={single:8.0f} docs/s   "
-          f"ratio bulk/per-document={bulk / single:6.1f}x")
+    print(
+        f"{name:<14} bulk({batch})={bulk:9.0f} docs/s   per-document={single:8.0f} docs/s   "
+        f"ratio bulk/per-document={bulk / single:6.1f}x"
+    )
 
 
 def backends(work: Path):

@@ -40,9 +40,13 @@ TRAPS = ("syndicated_60", "negative_night")  # streams where any alert is a fals
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="runs per scenario (seeds 0..N-1)")
-    parser.add_argument("--only", nargs="*", choices=sorted(REALISTIC), help="streams at real rates to run (default: all)")
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(REALISTIC), help="streams at real rates to run (default: all)"
+    )
     parser.add_argument("--dense", action="store_true", help="also the dense scenarios (30 stories a minute; slow)")
-    parser.add_argument("--sweep", nargs="*", type=float, default=[], help="null-week false alarms at these z thresholds")
+    parser.add_argument(
+        "--sweep", nargs="*", type=float, default=[], help="null-week false alarms at these z thresholds"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each run and every false alert")
     args = parser.parse_args()
     settings = Settings()
@@ -54,12 +58,16 @@ def main() -> None:
     if args.verbose:
         for name, outcome in outcomes.items():
             for alert in outcome.false:
-                print(f"false in {name}: {alert.summary} episode_start={alert.episode_start.isoformat()}", file=sys.stderr)
+                print(
+                    f"false in {name}: {alert.summary} episode_start={alert.episode_start.isoformat()}", file=sys.stderr
+                )
     if args.sweep:
         # The other side of the trade: target recall and trap alerts of the streams run above.
         events = [name for name in outcomes if name != "null_week"]
-        print("\n| z threshold | null-week false alarms | scope-weeks | per scope-week "
-              f"| target recall ({', '.join(events) or 'none run'}) | alerts on traps |\n| ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "\n| z threshold | null-week false alarms | scope-weeks | per scope-week "
+            f"| target recall ({', '.join(events) or 'none run'}) | alerts on traps |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
+        )
         for z in args.sweep:
             swept = dataclasses.replace(config, defaults=dataclasses.replace(config.defaults, z=z))
             _, runs = rate_table(swept, REALISTIC, range(args.seeds), ["null_week", *events], settings)
@@ -67,7 +75,9 @@ def main() -> None:
             found, targets = sum(runs[n].target_detected for n in events), sum(runs[n].target_events for n in events)
             traps = sum(len(runs[n].false) for n in events if n in TRAPS)
             recall = f"{found}/{targets}" if targets else "–"
-            print(f"| {z:g} | {len(o.false)} | {o.scope_weeks:.0f} | {len(o.false) / o.scope_weeks:.3f} | {recall} | {traps} |")
+            print(
+                f"| {z:g} | {len(o.false)} | {o.scope_weeks:.0f} | {len(o.false) / o.scope_weeks:.3f} | {recall} | {traps} |"
+            )
     if args.dense:
         dense, _ = table(config, range(args.seeds), None, progress, settings, SCENARIOS)
         print("\n" + dense)

@@ -110,8 +110,12 @@ def end_offsets(address: str, topic: str) -> dict[TopicPartition, int]:
 
 def positions(address: str, topic: str) -> dict[str, tuple[int, int]]:
     """Document id → (partition, offset) of its last record on a topic."""
-    consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, consumer_timeout_ms=3000,
-                             max_partition_fetch_bytes=8 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address,
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
@@ -139,8 +143,11 @@ class KillSnapshot:
             uncommitted[name] = sum(end - committed.get(tp, 0) for tp, end in ends.items())
         stored = stored_ids(db)
         scored_topic = topic_of("docs.scored")
-        held = {doc_id for doc_id, (partition, offset) in positions(address, scored_topic).items()
-                if doc_id in stored and offset >= committed.get(TopicPartition(scored_topic, partition), 0)}
+        held = {
+            doc_id
+            for doc_id, (partition, offset) in positions(address, scored_topic).items()
+            if doc_id in stored and offset >= committed.get(TopicPartition(scored_topic, partition), 0)
+        }
         return cls(stored=stored, unacknowledged_stored=held, uncommitted=uncommitted)
 
 
@@ -171,6 +178,7 @@ def all_committed(address: str, group: str, topic_of) -> dict[str, int]:
 
 # --- the drill as a command -------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
@@ -197,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     docs_file.write_text("".join(d.model_dump_json() + "\n" for d in sample_documents(args.documents)))
     ids = {d.id for d in sample_documents(args.documents)}
     with EmbeddedBroker(log_file=work / "broker.log") as broker:
-        values = dict(broker=broker.url, broker_embedded=True, store=f"sqlite:///{db}", data_dir=work / "data",
-                      outbox_path=work / "outbox.db", web_port=free_port())
+        values = dict(
+            broker=broker.url,
+            broker_embedded=True,
+            store=f"sqlite:///{db}",
+            data_dir=work / "data",
+            outbox_path=work / "outbox.db",
+            web_port=free_port(),
+        )
         settings = Settings(_env_file=None, **values)
         env = settings_env(**values)
         workers = []
@@ -211,14 +225,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             first = start()
             install_upsert_log(db)
-            subprocess.run([sys.executable, "-m", "finsentry.cli", "ingest", str(docs_file), "--no-progress"],
-                           env={**os.environ, **env}, cwd=work, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "finsentry.cli", "ingest", str(docs_file), "--no-progress"],
+                env={**os.environ, **env},
+                cwd=work,
+                check=True,
+            )
             while stored_count(db) < args.kill_at:
                 time.sleep(0.2)
             first.kill()
             at_kill = settled_snapshot(broker.address, settings.app_id, settings.topic, db)
-            print(f"killed with {len(at_kill.stored)} stored, {len(at_kill.unacknowledged_stored)} of them not yet "
-                  f"acknowledged; uncommitted records: {at_kill.uncommitted}", flush=True)
+            print(
+                f"killed with {len(at_kill.stored)} stored, {len(at_kill.unacknowledged_stored)} of them not yet "
+                f"acknowledged; uncommitted records: {at_kill.uncommitted}",
+                flush=True,
+            )
             started = time.monotonic()
             second = start()
             deadline, last, last_change = started + args.timeout, -1, time.monotonic()
@@ -233,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
             counted = upserts(db)
             stored = stored_ids(db)
             result = {
-                "documents": len(ids), "stored": len(stored & ids), "missing": len(ids - stored),
-                "upserts": sum(counted.values()), "stored_at_kill": len(at_kill.stored),
+                "documents": len(ids),
+                "stored": len(stored & ids),
+                "missing": len(ids - stored),
+                "upserts": sum(counted.values()),
+                "stored_at_kill": len(at_kill.stored),
                 "unacknowledged_at_kill": len(at_kill.unacknowledged_stored),
                 "redelivered": sum(counted[i] >= 2 for i in at_kill.unacknowledged_stored),
                 "uncommitted_after": all_committed(broker.address, settings.app_id, settings.topic),
@@ -243,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(json.dumps(result))
             ok = result["missing"] == 0 and not any(result["uncommitted_after"].values())
-            print("PASS: every document stored, every offset committed" if ok else
-                  f"FAIL: see {work} (worker logs, store.db)")
+            print(
+                "PASS: every document stored, every offset committed"
+                if ok
+                else f"FAIL: see {work} (worker logs, store.db)"
+            )
             return 0 if ok else 1
         finally:
             for worker in workers:

@@ -28,8 +28,12 @@ from datetime import datetime, timedelta
 from alert_scenarios import Event, Scenario, StreamBuilder
 
 SECTORS = {  # six topics, as in the labelled stream: weight of the feed, usual negative share
-    "Markets": (0.30, 0.15), "Company / Product News": (0.20, 0.12), "Earnings": (0.15, 0.14),
-    "Macro": (0.15, 0.18), "Energy / Oil": (0.10, 0.16), "Financials": (0.10, 0.17),
+    "Markets": (0.30, 0.15),
+    "Company / Product News": (0.20, 0.12),
+    "Earnings": (0.15, 0.14),
+    "Macro": (0.15, 0.18),
+    "Energy / Oil": (0.10, 0.16),
+    "Financials": (0.10, 0.17),
 }
 COMPANY_TOPICS = ["Company / Product News", "Earnings", "Stock Movement"]
 PER_DAY = 1440.0
@@ -51,8 +55,9 @@ class NewsStream(StreamBuilder):
         self.follow_up, self.syndicated = follow_up, syndicated
         self._drift: dict[tuple[int, str], float] = {}
 
-    def story(self, minute: float, topic: str, negative: bool, entities: tuple[str, ...] = (),
-              clustered: bool = True) -> None:
+    def story(
+        self, minute: float, topic: str, negative: bool, entities: tuple[str, ...] = (), clustered: bool = True
+    ) -> None:
         original = self.add(minute, topic, negative, entities)
         original["dup_of"] = None
         if self.rng.random() < self.syndicated:
@@ -79,8 +84,15 @@ class NewsStream(StreamBuilder):
                 topic = self.rng.choices(names, weights)[0]
                 self.story(m + self.rng.random(), topic, self.rng.random() < self.share(topic, SECTORS[topic][1], m))
 
-    def company(self, name: str, start: float, minutes: float, per_minute: float, share: float = 0.22,
-                news_day: float | None = None) -> None:
+    def company(
+        self,
+        name: str,
+        start: float,
+        minutes: float,
+        per_minute: float,
+        share: float = 0.22,
+        news_day: float | None = None,
+    ) -> None:
         """A company's stories at its rate (following the trading day), with one news day:
         an hour at ten times its rate (at least ten stories), at its usual share."""
         for m in range(int(start), int(start + minutes)):
@@ -90,8 +102,9 @@ class NewsStream(StreamBuilder):
             for _ in range(self._poisson(rate)):
                 self.story(m + self.rng.random(), self.rng.choice(COMPANY_TOPICS), self.rng.random() < share, (name,))
 
-    def negative_burst(self, start: float, minutes: float, negatives: int, share: float, topic: str,
-                       entities: tuple[str, ...] = ()) -> None:
+    def negative_burst(
+        self, start: float, minutes: float, negatives: int, share: float, topic: str, entities: tuple[str, ...] = ()
+    ) -> None:
         """Exactly `negatives` distinct negative stories and enough others for `share`,
         spread uniformly over the span (no syndication, no follow-ups: counted exactly)."""
         others = round(negatives * (1.0 - share) / share)
@@ -126,10 +139,17 @@ def company_burst(rate: str):
         share = b.rng.uniform(0.22 + 0.30, 0.95)
         b.negative_burst(start, minutes, negatives, share, "Company / Product News", ("ACME",))
         event = Event("entity", "ACME", b.at(start), b.at(start + minutes), negatives=negatives, increase=share - 0.22)
-        side = [Event("topic", t, event.start, event.end) for t in COMPANY_TOPICS] + [Event("global", "all", event.start, event.end)]
-        return _scenario(f"company burst, base {rate}",
-                         f"ACME at {rate} (22 % negative) gets 8-30 negative stories in 10-60 min at 52-95 % negative",
-                         b, [event], side)
+        side = [Event("topic", t, event.start, event.end) for t in COMPANY_TOPICS] + [
+            Event("global", "all", event.start, event.end)
+        ]
+        return _scenario(
+            f"company burst, base {rate}",
+            f"ACME at {rate} (22 % negative) gets 8-30 negative stories in 10-60 min at 52-95 % negative",
+            b,
+            [event],
+            side,
+        )
+
     return build
 
 
@@ -140,11 +160,22 @@ def sector_surge(per_minute: float):
         start, minutes = 6 * 60 + b.rng.uniform(0, 30), b.rng.uniform(15, 30)
         negatives = max(8, round(per_minute * minutes * 0.65))
         b.negative_burst(start, minutes, negatives, 0.65, "Energy / Oil")
-        event = Event("topic", "Energy / Oil", b.at(start), b.at(start + minutes), negatives=negatives,
-                      increase=0.65 - SECTORS["Energy / Oil"][1])
-        return _scenario(f"sector surge, {per_minute:g}/min",
-                         f"9 stories/min over six topics; Energy / Oil gets {per_minute:g} more a minute for 15-30 min, 65 % negative",
-                         b, [event], [Event("global", "all", event.start, event.end)])
+        event = Event(
+            "topic",
+            "Energy / Oil",
+            b.at(start),
+            b.at(start + minutes),
+            negatives=negatives,
+            increase=0.65 - SECTORS["Energy / Oil"][1],
+        )
+        return _scenario(
+            f"sector surge, {per_minute:g}/min",
+            f"9 stories/min over six topics; Energy / Oil gets {per_minute:g} more a minute for 15-30 min, 65 % negative",
+            b,
+            [event],
+            [Event("global", "all", event.start, event.end)],
+        )
+
     return build
 
 
@@ -152,8 +183,12 @@ def syndicated_60(seed: int) -> Scenario:
     b = StreamBuilder(seed)
     b.background(180, per_minute=3.0)
     b.syndicate(120, 60, 10, "Energy / Oil", ("XOM",))
-    return Scenario("one story syndicated 60 times", "3 stories/min; one negative story copied 60 times in 10 min",
-                    b.sorted_records(), scope_weeks=scope_weeks(b.records))
+    return Scenario(
+        "one story syndicated 60 times",
+        "3 stories/min; one negative story copied 60 times in 10 min",
+        b.sorted_records(),
+        scope_weeks=scope_weeks(b.records),
+    )
 
 
 def negative_night(seed: int) -> Scenario:
@@ -163,8 +198,11 @@ def negative_night(seed: int) -> Scenario:
         topic = b.rng.choice(list(SECTORS))
         for _ in range(b.rng.randint(3, 4)):
             b.add(minute + b.rng.random() * 3, topic, True)["dup_of"] = None
-    return _scenario("low-volume night, negative clusters",
-                     "night at about 1.4 stories/min; every 40 min 3-4 negative headlines at once on one topic", b)
+    return _scenario(
+        "low-volume night, negative clusters",
+        "night at about 1.4 stories/min; every 40 min 3-4 negative headlines at once on one topic",
+        b,
+    )
 
 
 def null_week(seed: int, days: int = 7) -> Scenario:
@@ -173,8 +211,12 @@ def null_week(seed: int, days: int = 7) -> Scenario:
     for i, (rate, per_minute) in enumerate(sorted(COMPANY_RATES.items()) * 3):
         news_day = b.rng.randrange(days) * 1440 + b.rng.uniform(9 * 60, 16 * 60)
         b.company(f"CO{i:02d}", 0, days * 1440, per_minute, share=b.rng.uniform(0.12, 0.3), news_day=news_day)
-    return _scenario("null week", "7 days, 6/min on average over six topics following the trading day, 12 companies "
-                     "from 3/day to 5/h each with one news day; follow-ups, syndication, wandering shares", b)
+    return _scenario(
+        "null week",
+        "7 days, 6/min on average over six topics following the trading day, 12 companies "
+        "from 3/day to 5/h each with one news day; follow-ups, syndication, wandering shares",
+        b,
+    )
 
 
 REALISTIC = {

@@ -21,9 +21,14 @@ from finsentry.models.engine import Prediction
 
 def _prediction(sentiment: str, topic: str) -> Prediction:
     probabilities = {label: (0.8 if label == sentiment else 0.1) for label in SENTIMENT_LABELS}
-    return Prediction(sentiment=sentiment, probabilities=probabilities,
-                      score=probabilities["positive"] - probabilities["negative"],
-                      topic=topic, topic_probability=0.9, model_version=NullEngine.version)
+    return Prediction(
+        sentiment=sentiment,
+        probabilities=probabilities,
+        score=probabilities["positive"] - probabilities["negative"],
+        topic=topic,
+        topic_probability=0.9,
+        model_version=NullEngine.version,
+    )
 
 
 class NullEngine:

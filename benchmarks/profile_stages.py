@@ -19,8 +19,10 @@ from pathlib import Path
 # (stage, rule); a rule is (text in the file path, function names or None for any).
 RULES: list[tuple[str, tuple[str, frozenset | None]]] = [
     ("model (the null engine)", ("null_worker.py", frozenset({"predict"}))),
-    ("JSON / pydantic decode", ("", frozenset({"model_validate_json", "model_validate", "parse_document",
-                                               "parse_message", "loads"}))),
+    (
+        "JSON / pydantic decode",
+        ("", frozenset({"model_validate_json", "model_validate", "parse_document", "parse_message", "loads"})),
+    ),
     ("JSON / pydantic decode", ("json/decoder.py", None)),
     ("JSON / pydantic build + encode", ("", frozenset({"model_dump_json", "model_dump", "model_copy", "dumps"}))),
     ("JSON / pydantic build + encode", ("json/encoder.py", None)),

@@ -51,8 +51,16 @@ P99_BUDGET_S = 2.0
 CHECKS = (("RSS < 1 GB", "rss_below_budget"), ("RSS flat", "rss_flat"), ("p99 < 2 s", "p99_below_budget"))
 
 COMPANIES = ["Apple", "Microsoft", "Exxon", "JPMorgan", "Tesla", "Pfizer", "Boeing", "Walmart", "Nvidia", "Shell"]
-EVENTS = ["beats earnings estimates", "cuts full-year guidance", "faces regulatory probe", "announces buyback",
-          "misses revenue forecast", "raises dividend", "recalls products", "wins large contract"]
+EVENTS = [
+    "beats earnings estimates",
+    "cuts full-year guidance",
+    "faces regulatory probe",
+    "announces buyback",
+    "misses revenue forecast",
+    "raises dividend",
+    "recalls products",
+    "wins large contract",
+]
 
 
 def corpus() -> list[str]:
@@ -66,8 +74,6 @@ def corpus() -> list[str]:
     if texts:
         return texts
     return [f"{c} {e} as markets weigh the outlook" for c in COMPANIES for e in EVENTS]
-
-
 
 
 @dataclass
@@ -116,12 +122,22 @@ class Feed:
     def next(self) -> Document:
         text = self.texts[self.n % len(self.texts)]
         self.n += 1
-        return Document(source=f"soak-{self.phase}", kind="news", title=None, text=f"{text} [{self.phase}-{self.n}]",
-                        published_at=datetime.now(timezone.utc))
+        return Document(
+            source=f"soak-{self.phase}",
+            kind="news",
+            title=None,
+            text=f"{text} [{self.phase}-{self.n}]",
+            published_at=datetime.now(timezone.utc),
+        )
 
 
-def publish(producer: DocumentProducer, feed: Feed, count: int | None = None, rate: float | None = None,
-            duration_s: float | None = None) -> tuple[int, float]:
+def publish(
+    producer: DocumentProducer,
+    feed: Feed,
+    count: int | None = None,
+    rate: float | None = None,
+    duration_s: float | None = None,
+) -> tuple[int, float]:
     """Publish `count` documents (or for `duration_s` at `rate`); returns (published, start)."""
     start = time.time()
     sent = 0
@@ -173,20 +189,36 @@ def verdict(peak: float | None, rate: float, soak_lat: list[float], samples: lis
         "rss_flat": last <= max(first * RSS_GROWTH_RATIO, first + RSS_GROWTH_FLOOR_MB),
         "p99_below_budget": p99 < P99_BUDGET_S,
         "p99_measured_at_half_peak": at_half_peak,
-        "rss_first_third_mb": round(first, 1), "rss_last_third_mb": round(last, 1), "rss_max_mb": round(max_rss, 1),
+        "rss_first_third_mb": round(first, 1),
+        "rss_last_third_mb": round(last, 1),
+        "rss_max_mb": round(max_rss, 1),
     }
 
 
-def report(peak: float | None, rate: float, duration_s: float, documents: int, throughput: float,
-           latencies: list[float], latencies_by_third: list[list[float]], samples: list[Sample], result: dict) -> dict:
+def report(
+    peak: float | None,
+    rate: float,
+    duration_s: float,
+    documents: int,
+    throughput: float,
+    latencies: list[float],
+    latencies_by_third: list[list[float]],
+    samples: list[Sample],
+    result: dict,
+) -> dict:
     """The JSON object printed as the last line: every number of the run, the verdict and
     whether every budget was met."""
     return {
-        "peak_docs_per_s": None if peak is None else round(peak, 1), "rate_docs_per_s": round(rate, 1),
-        "duration_s": duration_s, "documents": documents, "stored_docs_per_s": round(throughput, 1),
-        "p50_ms": round(percentile(latencies, .5) * 1000, 1), "p99_ms": round(percentile(latencies, .99) * 1000, 1),
-        "p99_ms_by_third": [round(percentile(part, .99) * 1000, 1) for part in latencies_by_third],
-        "rss_mb": [[round(s.t, 1), round(s.rss_mb, 1)] for s in samples], **result,
+        "peak_docs_per_s": None if peak is None else round(peak, 1),
+        "rate_docs_per_s": round(rate, 1),
+        "duration_s": duration_s,
+        "documents": documents,
+        "stored_docs_per_s": round(throughput, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "p99_ms_by_third": [round(percentile(part, 0.99) * 1000, 1) for part in latencies_by_third],
+        "rss_mb": [[round(s.t, 1), round(s.rss_mb, 1)] for s in samples],
+        **result,
         "pass": all(result[key] for _, key in CHECKS),
     }
 
@@ -194,7 +226,9 @@ def report(peak: float | None, rate: float, duration_s: float, documents: int, t
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=300.0, help="Seconds of steady load (default 300).")
-    parser.add_argument("--rate", type=float, default=None, help="Docs/s of the soak (default: half the measured peak).")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="Docs/s of the soak (default: half the measured peak)."
+    )
     parser.add_argument("--peak-docs", type=int, default=1500, help="Documents of the peak measurement.")
     parser.add_argument("--warm-docs", type=int, default=100, help="Documents of the warm-up.")
     parser.add_argument("--sample-every", type=float, default=5.0, help="Seconds between RSS samples.")
@@ -207,10 +241,20 @@ def main() -> int:
     with EmbeddedBroker(log_file=work / "broker.log") as broker:
         prefix = f"soak-{uuid.uuid4().hex[:6]}."
         port = free_port()
-        values = dict(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"soak-{prefix}",
-                      store=f"sqlite:///{work / 'store.db'}", web_port=port, data_dir=work / "data",
-                      outbox_path=work / "outbox.db", registry_dir=work / "registry", backend=args.backend,
-                      model_cache_dir=Path("var/model-cache").resolve(), log_level="WARNING")
+        values = dict(
+            broker=broker.url,
+            broker_embedded=True,
+            topic_prefix=prefix,
+            app_id=f"soak-{prefix}",
+            store=f"sqlite:///{work / 'store.db'}",
+            web_port=port,
+            data_dir=work / "data",
+            outbox_path=work / "outbox.db",
+            registry_dir=work / "registry",
+            backend=args.backend,
+            model_cache_dir=Path("var/model-cache").resolve(),
+            log_level="WARNING",
+        )
         settings = Settings(_env_file=None, **values)
         with WorkerProcess(settings_env(**values), work / "worker.log", port) as worker:
             producer = DocumentProducer(settings)
@@ -226,8 +270,10 @@ def main() -> int:
                     print(f"peak: {n} documents, {peak:.1f} docs/s", flush=True)
                 rate = args.rate or peak / 2
 
-                print(f"soak: {rate:.1f} docs/s for {args.duration:.0f}s, sampling every {args.sample_every:.0f}s",
-                      flush=True)
+                print(
+                    f"soak: {rate:.1f} docs/s for {args.duration:.0f}s, sampling every {args.sample_every:.0f}s",
+                    flush=True,
+                )
                 sampler = Sampler(worker, args.sample_every).start()
                 n, start = publish(producer, Feed(texts, "soak"), rate=rate, duration_s=args.duration)
                 published_for = time.time() - start
@@ -239,7 +285,7 @@ def main() -> int:
     latencies = [ingest_to_stored_s(d) for d in docs]
     by_ingest = sorted(docs, key=lambda d: float(d["ingested_at"]))
     third = max(1, len(by_ingest) // 3)
-    parts = [by_ingest[:third], by_ingest[third:2 * third], by_ingest[2 * third:]]
+    parts = [by_ingest[:third], by_ingest[third : 2 * third], by_ingest[2 * third :]]
     latencies_by_third = [[ingest_to_stored_s(d) for d in part] for part in parts]
     throughput = n / (max(stored_epoch(d) for d in docs) - start)
     result = verdict(peak, rate, latencies, samples)
@@ -251,16 +297,26 @@ def main() -> int:
         print(f"{s.t:7.0f} {s.rss_mb:9.1f} {s.stored:8.0f} {speed}")
         previous = s
     print(f"\npublished {n} documents in {published_for:.0f}s ({n / published_for:.1f} docs/s asked {rate:.1f})")
-    print(f"stored throughput   {throughput:8.1f} docs/s" + (f"   (peak {peak:.1f}, ratio {throughput / peak:.2f})" if peak else ""))
-    print(f"latency p50/p99     {percentile(latencies, .5) * 1000:6.0f} / {percentile(latencies, .99) * 1000:6.0f} ms"
-          f"   (budget p99 < {P99_BUDGET_S * 1000:.0f} ms)")
+    print(
+        f"stored throughput   {throughput:8.1f} docs/s"
+        + (f"   (peak {peak:.1f}, ratio {throughput / peak:.2f})" if peak else "")
+    )
+    print(
+        f"latency p50/p99     {percentile(latencies, 0.5) * 1000:6.0f} / {percentile(latencies, 0.99) * 1000:6.0f} ms"
+        f"   (budget p99 < {P99_BUDGET_S * 1000:.0f} ms)"
+    )
     for name, lat in zip(("first", "middle", "last"), latencies_by_third):
-        print(f"  {name:6} third     {percentile(lat, .5) * 1000:6.0f} / {percentile(lat, .99) * 1000:6.0f} ms")
-    print(f"worker RSS          first third {result['rss_first_third_mb']:.0f} MB, last third "
-          f"{result['rss_last_third_mb']:.0f} MB, max {result['rss_max_mb']:.0f} MB (budget < {RSS_BUDGET_MB:.0f} MB, "
-          f"growth ≤ {RSS_GROWTH_RATIO - 1:.0%})")
-    print("verdict: " + ", ".join(f"{name} {'PASS' if result[key] else 'FAIL'}" for name, key in CHECKS)
-          + ("" if result["p99_measured_at_half_peak"] else "  (p99 not at half of peak: --rate was given)"))
+        print(f"  {name:6} third     {percentile(lat, 0.5) * 1000:6.0f} / {percentile(lat, 0.99) * 1000:6.0f} ms")
+    print(
+        f"worker RSS          first third {result['rss_first_third_mb']:.0f} MB, last third "
+        f"{result['rss_last_third_mb']:.0f} MB, max {result['rss_max_mb']:.0f} MB (budget < {RSS_BUDGET_MB:.0f} MB, "
+        f"growth ≤ {RSS_GROWTH_RATIO - 1:.0%})"
+    )
+    print(
+        "verdict: "
+        + ", ".join(f"{name} {'PASS' if result[key] else 'FAIL'}" for name, key in CHECKS)
+        + ("" if result["p99_measured_at_half_peak"] else "  (p99 not at half of peak: --rate was given)")
+    )
     summary = report(peak, rate, args.duration, n, throughput, latencies, latencies_by_third, samples, result)
     print(json.dumps(summary))
     return 0 if summary["pass"] else 1

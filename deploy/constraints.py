@@ -34,7 +34,8 @@ def main() -> int:
         "# The tested environment: every distribution `pip install -e .[test]` brought, exactly.\n"
         "# make install and the Docker image install with `-c constraints.txt`.\n"
         "# Regenerate (after changing a range in pyproject.toml): make constraints\n"
-        f"# Written {stamp} on Python {platform.python_version()} ({sys.platform}).\n")
+        f"# Written {stamp} on Python {platform.python_version()} ({sys.platform}).\n"
+    )
     sys.stdout.write("\n".join(pins()) + "\n")
     return 0
 

@@ -19,34 +19,78 @@ from finsentry.settings import Settings
 # Variables docker-compose.yml reads itself (interpolation), with their default and meaning.
 # A value of None means: no default, the stack refuses to start until it is set.
 STACK: list[tuple[str, str | None, str]] = [
-    ("ELASTIC_PASSWORD", None, "Password of Elasticsearch's `elastic` superuser. Used only by Elasticsearch and the one-shot es-user job that creates the finsentry user."),
+    (
+        "ELASTIC_PASSWORD",
+        None,
+        "Password of Elasticsearch's `elastic` superuser. Used only by Elasticsearch and the one-shot es-user job that creates the finsentry user.",
+    ),
     ("GRAFANA_ADMIN_USER", "admin", "Grafana administrator login."),
     ("GRAFANA_ADMIN_PASSWORD", None, "Grafana administrator password."),
-    ("GRAFANA_ES_USERNAME", "finsentry-grafana", "Read-only Elasticsearch user of Grafana's datasources (created by the es-user job; must differ from FINSENTRY_ES_USERNAME)."),
+    (
+        "GRAFANA_ES_USERNAME",
+        "finsentry-grafana",
+        "Read-only Elasticsearch user of Grafana's datasources (created by the es-user job; must differ from FINSENTRY_ES_USERNAME).",
+    ),
     ("GRAFANA_ES_PASSWORD", None, "Password of GRAFANA_ES_USERNAME."),
-    ("FINSENTRY_WORKERS", "2", "CPU worker replicas. Useful up to FINSENTRY_TOPIC_PARTITIONS (each partition is read by one worker of the group). With `--profile gpu`, set it to 0: the group shares partitions evenly by member, not by speed (docs/deployment.md)."),
-    ("FINSENTRY_GPU_WORKERS", "1", "GPU worker replicas (`--profile gpu`); each reserves one NVIDIA GPU and gets the same partition share as any other worker of the group."),
+    (
+        "FINSENTRY_WORKERS",
+        "2",
+        "CPU worker replicas. Useful up to FINSENTRY_TOPIC_PARTITIONS (each partition is read by one worker of the group). With `--profile gpu`, set it to 0: the group shares partitions evenly by member, not by speed (docs/deployment.md).",
+    ),
+    (
+        "FINSENTRY_GPU_WORKERS",
+        "1",
+        "GPU worker replicas (`--profile gpu`); each reserves one NVIDIA GPU and gets the same partition share as any other worker of the group.",
+    ),
     ("FINSENTRY_GPU_MAX_BATCH", "256", "FINSENTRY_MAX_BATCH of the GPU workers (a GPU wants wider batches)."),
-    ("FINSENTRY_WORKER_MEMORY", "2g", "Memory limit of one worker container: about 0.8 GB for the model and runtime plus ~14 KB per story the near-duplicate index remembers (FINSENTRY_DEDUP_MAX_STORIES)."),
+    (
+        "FINSENTRY_WORKER_MEMORY",
+        "2g",
+        "Memory limit of one worker container: about 0.8 GB for the model and runtime plus ~14 KB per story the near-duplicate index remembers (FINSENTRY_DEDUP_MAX_STORIES).",
+    ),
     ("FINSENTRY_TRAINER_MEMORY", "6g", "Memory limit of the trainer container."),
     ("FINSENTRY_IMAGE", "finsentry:cpu", "Image of the finsentry services (built from the Dockerfile's `cpu` target)."),
     ("FINSENTRY_CUDA_IMAGE", "finsentry:cuda", "Image of the GPU workers (the Dockerfile's `cuda` target)."),
     ("FINSENTRY_ENV_FILE", ".env", "The file the finsentry containers read their settings from."),
-    ("FINSENTRY_SOURCES_HOST_FILE", "./sources.example.yml", "Scraper source list on the host, mounted read-only into the scraper (copy sources.example.yml and edit it)."),
-    ("FINSENTRY_PRUNE_INTERVAL_S", "86400", "Seconds between two runs of the retention job (`finsentry store prune`, keeping FINSENTRY_ES_RETENTION_DAYS)."),
+    (
+        "FINSENTRY_SOURCES_HOST_FILE",
+        "./sources.example.yml",
+        "Scraper source list on the host, mounted read-only into the scraper (copy sources.example.yml and edit it).",
+    ),
+    (
+        "FINSENTRY_PRUNE_INTERVAL_S",
+        "86400",
+        "Seconds between two runs of the retention job (`finsentry store prune`, keeping FINSENTRY_ES_RETENTION_DAYS).",
+    ),
     ("FINSENTRY_GRAFANA_ES_URL", "https://elasticsearch:9200", "Elasticsearch URL of Grafana's datasources."),
     ("KAFKA_VERSION", "3.9.1", "apache/kafka image tag (KRaft mode)."),
-    ("KAFKA_CLUSTER_ID", None, "KRaft cluster id (22 characters, base64url), your own for each cluster: `docker run --rm apache/kafka:3.9.1 /opt/kafka/bin/kafka-storage.sh random-uuid`."),
-    ("KAFKA_EXPORTER_VERSION", "v1.9.0", "danielqsj/kafka-exporter image tag (consumer lag from the broker's side, visible with every worker down)."),
+    (
+        "KAFKA_CLUSTER_ID",
+        None,
+        "KRaft cluster id (22 characters, base64url), your own for each cluster: `docker run --rm apache/kafka:3.9.1 /opt/kafka/bin/kafka-storage.sh random-uuid`.",
+    ),
+    (
+        "KAFKA_EXPORTER_VERSION",
+        "v1.9.0",
+        "danielqsj/kafka-exporter image tag (consumer lag from the broker's side, visible with every worker down).",
+    ),
     ("KAFKA_HEAP_OPTS", "-Xms512m -Xmx1g", "JVM heap of the Kafka broker."),
     ("TOPIC_RETENTION_DAYS", "7", "Retention of the document topics (raw, valid, scored, observations)."),
-    ("TOPIC_RETENTION_DAYS_LONG", "30", "Retention of the alerts, dead-letter and model-update topics (labels are kept forever, the detector changelog is compacted)."),
+    (
+        "TOPIC_RETENTION_DAYS_LONG",
+        "30",
+        "Retention of the alerts, dead-letter and model-update topics (labels are kept forever, the detector changelog is compacted).",
+    ),
     ("ES_VERSION", "9.1.0", "Elasticsearch image tag."),
     ("ES_HEAP", "1g", "Elasticsearch JVM heap (about half the memory you give it)."),
     ("PROMETHEUS_VERSION", "v2.55.1", "prom/prometheus image tag."),
     ("PROMETHEUS_RETENTION", "30d", "How long Prometheus keeps metrics."),
     ("ALERTMANAGER_VERSION", "v0.27.0", "prom/alertmanager image tag."),
-    ("GRAFANA_VERSION", "12.3.0", "grafana/grafana image tag: 12.3 or later with Elasticsearch 9 (docs/deployment.md, supported versions)."),
+    (
+        "GRAFANA_VERSION",
+        "12.3.0",
+        "grafana/grafana image tag: 12.3 or later with Elasticsearch 9 (docs/deployment.md, supported versions).",
+    ),
 ]
 
 # Settings the stack sets for its containers: shown uncommented, overridable here.
@@ -120,9 +164,12 @@ def render() -> str:
         lines += comment(meaning + (" Required." if default is None else ""))
         lines.append(f"{name}={default or ''}")
         lines.append("")
-    lines += ["# ===== finsentry settings (FINSENTRY_*) " + "=" * 52,
-              "# Uncommented: what the stack uses. Commented: the built-in default, shown for",
-              "# reference; uncomment to change it.", ""]
+    lines += [
+        "# ===== finsentry settings (FINSENTRY_*) " + "=" * 52,
+        "# Uncommented: what the stack uses. Commented: the built-in default, shown for",
+        "# reference; uncomment to change it.",
+        "",
+    ]
     for name, field in Settings.model_fields.items():
         var = f"FINSENTRY_{name.upper()}"
         lines += comment(field.description or "")

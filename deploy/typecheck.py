@@ -43,9 +43,18 @@ def lay_out() -> Path:
 
 def main() -> int:
     lay_out()
-    command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-               "--cache-dir", str(ROOT / "build" / "mypy-cache"), "-p", "finsentry",
-               *sys.argv[1:]]
+    command = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(ROOT / "build" / "mypy-cache"),
+        "-p",
+        "finsentry",
+        *sys.argv[1:],
+    ]
     return subprocess.run(command, cwd=TREE).returncode
 
 

@@ -32,10 +32,13 @@ class KafkaAuth:
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaAuth:
         password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
-        return cls(protocol=settings.kafka_security_protocol,
-                   ca_file=str(settings.kafka_ca_file) if settings.kafka_ca_file else None,
-                   sasl_mechanism=settings.kafka_sasl_mechanism, username=settings.kafka_username,
-                   password=password)
+        return cls(
+            protocol=settings.kafka_security_protocol,
+            ca_file=str(settings.kafka_ca_file) if settings.kafka_ca_file else None,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka_username,
+            password=password,
+        )
 
     @property
     def tls(self) -> bool:
@@ -53,8 +56,11 @@ class KafkaAuth:
         """The SASL keywords kafka-python and aiokafka share (none without SASL)."""
         if not self.sasl:
             return {}
-        return {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.username,
-                "sasl_plain_password": self.password}
+        return {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
 
 
 def bootstrap_servers(settings: Settings) -> list[str]:
@@ -64,8 +70,11 @@ def bootstrap_servers(settings: Settings) -> list[str]:
 def kafka_python_connection(settings: Settings) -> dict[str, Any]:
     """kafka-python keyword arguments to reach the brokers: bootstrap, TLS, SASL."""
     auth = KafkaAuth.from_settings(settings)
-    config: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(settings), "security_protocol": auth.protocol,
-                              **auth.sasl_keywords()}
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "security_protocol": auth.protocol,
+        **auth.sasl_keywords(),
+    }
     if auth.tls and auth.ca_file:
         config["ssl_cafile"] = auth.ca_file  # kafka-python builds its verifying context from it
     return config

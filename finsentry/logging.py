@@ -10,8 +10,12 @@ import time
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-                 "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -62,7 +66,8 @@ def dict_config(level: str = "INFO", as_json: bool = False) -> dict:
     quiet = logging.getLevelName(max(logging.WARNING, logging.getLevelName(level)))
     formatter = "finsentry.logging.JsonFormatter" if as_json else "finsentry.logging.KeyValueFormatter"
     return {
-        "version": 1, "disable_existing_loggers": False,
+        "version": 1,
+        "disable_existing_loggers": False,
         "formatters": {"finsentry": {"()": formatter}},
         "handlers": {"default": {"()": "finsentry.logging.StderrHandler", "formatter": "finsentry"}},
         "root": {"level": level, "handlers": ["default"]},

@@ -12,29 +12,73 @@ DOCS_INGESTED = Counter("finsentry_documents_ingested_total", "Raw documents rea
 DOCS_VALID = Counter("finsentry_documents_valid_total", "Documents that passed validation.", ["source"])
 DOCS_SCORED = Counter("finsentry_documents_scored_total", "Documents scored by the model.", ["source"])
 DOCS_STORED = Counter("finsentry_documents_stored_total", "Scored documents acknowledged by the store.")
-DOCS_DEAD = Counter("finsentry_documents_dead_lettered_total", "Records sent to the dead-letter topic.", ["stage", "reason"])
-DOCS_DUPLICATE = Counter("finsentry_documents_near_duplicate_total", "Documents recognised as near-duplicates of an earlier story.")
+DOCS_DEAD = Counter(
+    "finsentry_documents_dead_lettered_total", "Records sent to the dead-letter topic.", ["stage", "reason"]
+)
+DOCS_DUPLICATE = Counter(
+    "finsentry_documents_near_duplicate_total", "Documents recognised as near-duplicates of an earlier story."
+)
 
 BATCH_SIZE = Histogram("finsentry_batch_size", "Documents per model call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 INFERENCE_SECONDS = Histogram("finsentry_inference_seconds", "Wall time of one model call.", buckets=LATENCY_BUCKETS)
-INGEST_TO_STORED = Histogram("finsentry_ingest_to_stored_seconds", "From ingest (raw topic) to acknowledged by the store.", buckets=LATENCY_BUCKETS)
+INGEST_TO_STORED = Histogram(
+    "finsentry_ingest_to_stored_seconds",
+    "From ingest (raw topic) to acknowledged by the store.",
+    buckets=LATENCY_BUCKETS,
+)
 CONSUMER_LAG = Gauge("finsentry_consumer_lag_messages", "Messages behind the high-water mark, per topic.", ["topic"])
-STALLED_SECONDS = Gauge("finsentry_worker_stalled_seconds", "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing waits or offsets move.")
-WORKER_READY = Gauge("finsentry_worker_ready", "1 while /healthz says ready (partitions held, recovery over, progress when input waits), else 0.")
+STALLED_SECONDS = Gauge(
+    "finsentry_worker_stalled_seconds",
+    "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing waits or offsets move.",
+)
+WORKER_READY = Gauge(
+    "finsentry_worker_ready",
+    "1 while /healthz says ready (partitions held, recovery over, progress when input waits), else 0.",
+)
 
 STORE_BULK_SECONDS = Histogram("finsentry_store_bulk_seconds", "Wall time of one bulk upsert.", buckets=LATENCY_BUCKETS)
 STORE_ERRORS = Counter("finsentry_store_errors_total", "Failed store operations (the batch is retried).", ["kind"])
 
 ALERTS_RAISED = Counter("finsentry_alerts_total", "Alerts raised (new episodes).", ["scope", "severity"])
 NEGATIVE_SHARE = Gauge("finsentry_negative_share", "Negative share of the latest complete bucket per topic.", ["topic"])
-ENTITY_NEGATIVE_SHARE = Gauge("finsentry_entity_negative_share", "Negative share of the latest complete bucket for watched entities.", ["entity"])
-LATE_RECORDS = Counter("finsentry_detector_late_records_total", "Records that came after the detector closed their bucket (the scope's clock was past them by more than the lateness bound): not counted, logged, and reported per scope in the alert's late_records.", ["scope"])
-REDELIVERED_OBSERVATIONS = Counter("finsentry_detector_redelivered_observations_total", "Observations of a document the scope had counted already (delivered again after a rebalance or a restart): not counted a second time.", ["scope"])
-WATERMARK_SKEW = Gauge("finsentry_detector_watermark_skew_seconds", "Event-time spread between the active source partitions, as the detector's clock of one observations partition sees it.", ["partition"])
-PARTITION_EVENT_TIME = Gauge("finsentry_partition_event_time_seconds", "Newest event time (epoch seconds) read from an input partition by this worker.", ["topic", "partition"])
-OUT_OF_ORDER_DELIVERIES = Counter("finsentry_score_out_of_order_total", "Times the score agent stopped waiting for an earlier record of a partition (not handed over within its bound) and delivered later ones first: the detector may then count records of that partition as late.", ["topic"])
-PAUSED_PARTITIONS = Gauge("finsentry_paused_partitions", "Input partitions this worker holds paused because they run ahead in event time.", ["topic"])
-FLOW_SKEW = Gauge("finsentry_partition_skew_seconds", "Event-time spread between the newest records read from this worker's partitions of a topic.", ["topic"])
+ENTITY_NEGATIVE_SHARE = Gauge(
+    "finsentry_entity_negative_share", "Negative share of the latest complete bucket for watched entities.", ["entity"]
+)
+LATE_RECORDS = Counter(
+    "finsentry_detector_late_records_total",
+    "Records that came after the detector closed their bucket (the scope's clock was past them by more than the lateness bound): not counted, logged, and reported per scope in the alert's late_records.",
+    ["scope"],
+)
+REDELIVERED_OBSERVATIONS = Counter(
+    "finsentry_detector_redelivered_observations_total",
+    "Observations of a document the scope had counted already (delivered again after a rebalance or a restart): not counted a second time.",
+    ["scope"],
+)
+WATERMARK_SKEW = Gauge(
+    "finsentry_detector_watermark_skew_seconds",
+    "Event-time spread between the active source partitions, as the detector's clock of one observations partition sees it.",
+    ["partition"],
+)
+PARTITION_EVENT_TIME = Gauge(
+    "finsentry_partition_event_time_seconds",
+    "Newest event time (epoch seconds) read from an input partition by this worker.",
+    ["topic", "partition"],
+)
+OUT_OF_ORDER_DELIVERIES = Counter(
+    "finsentry_score_out_of_order_total",
+    "Times the score agent stopped waiting for an earlier record of a partition (not handed over within its bound) and delivered later ones first: the detector may then count records of that partition as late.",
+    ["topic"],
+)
+PAUSED_PARTITIONS = Gauge(
+    "finsentry_paused_partitions",
+    "Input partitions this worker holds paused because they run ahead in event time.",
+    ["topic"],
+)
+FLOW_SKEW = Gauge(
+    "finsentry_partition_skew_seconds",
+    "Event-time spread between the newest records read from this worker's partitions of a topic.",
+    ["topic"],
+)
 
 MODEL_INFO = Gauge("finsentry_model_info", "The model version serving (value 1).", ["version", "backend"])
 MODEL_SWAPS = Counter("finsentry_model_swaps_total", "Model swaps in this worker.", ["action", "result"])
@@ -46,6 +90,7 @@ OUTBOX_PENDING = Gauge("finsentry_outbox_pending", "Notifications waiting in the
 def set_model_info(version: str, backend: str) -> None:
     MODEL_INFO.clear()
     MODEL_INFO.labels(version=version, backend=backend).set(1)
+
 
 _SOURCE_LABELS: set[str] = set()
 MAX_SOURCE_LABELS = 50
@@ -64,20 +109,34 @@ def source_label(source: str) -> str:
 
 # Ingest: the producer (every publisher) and the scrapers (one label value per configured source).
 INGEST_PUBLISHED = Counter("finsentry_ingest_published_total", "Records acknowledged by the broker on the raw topic.")
-INGEST_DELIVERY_FAILURES = Counter("finsentry_ingest_delivery_failures_total", "Records the broker never acknowledged (the send raised or timed out).", ["error"])
+INGEST_DELIVERY_FAILURES = Counter(
+    "finsentry_ingest_delivery_failures_total",
+    "Records the broker never acknowledged (the send raised or timed out).",
+    ["error"],
+)
 SCRAPE_ITEMS = Counter("finsentry_scrape_items_total", "New documents a source published.", ["source"])
-SCRAPE_SEEN = Counter("finsentry_scrape_seen_total", "Items a source skipped because they were published before.", ["source"])
+SCRAPE_SEEN = Counter(
+    "finsentry_scrape_seen_total", "Items a source skipped because they were published before.", ["source"]
+)
 SCRAPE_NOT_MODIFIED = Counter("finsentry_scrape_not_modified_total", "Polls answered 304 Not Modified.", ["source"])
-SCRAPE_ERRORS = Counter("finsentry_scrape_errors_total", "Failed polls of a source (retried with back-off).", ["source", "kind"])
-SCRAPE_LAST_SUCCESS = Gauge("finsentry_scrape_last_success_timestamp_seconds", "Unix time of the last successful poll of a source.", ["source"])
-SCRAPE_ROBOTS_BLOCKED = Counter("finsentry_scrape_robots_blocked_total", "Requests not made because robots.txt disallows them.", ["source"])
+SCRAPE_ERRORS = Counter(
+    "finsentry_scrape_errors_total", "Failed polls of a source (retried with back-off).", ["source", "kind"]
+)
+SCRAPE_LAST_SUCCESS = Gauge(
+    "finsentry_scrape_last_success_timestamp_seconds", "Unix time of the last successful poll of a source.", ["source"]
+)
+SCRAPE_ROBOTS_BLOCKED = Counter(
+    "finsentry_scrape_robots_blocked_total", "Requests not made because robots.txt disallows them.", ["source"]
+)
 PUSH_REQUESTS = Counter("finsentry_push_requests_total", "Requests to the HTTP push endpoint by answer.", ["status"])
 
 
 # Per-topic volume by sentiment: 20 topics x 3 labels, a fixed label set. Prometheus
 # derives the negative share per topic from it (finsentry:topic_negative_ratio:increase30m),
 # and the backstop alert reads only that, so it works without the detector's gauge.
-TOPIC_DOCUMENTS = Counter("finsentry_topic_documents_total", "Scored documents by topic and sentiment label.", ["topic", "sentiment"])
+TOPIC_DOCUMENTS = Counter(
+    "finsentry_topic_documents_total", "Scored documents by topic and sentiment label.", ["topic", "sentiment"]
+)
 
 
 def count_scored(record) -> None:

@@ -29,12 +29,17 @@ class PublishError(FinsentryError, RuntimeError):
     """The broker did not acknowledge the record."""
 
 
-def publish_record(settings: Settings, topic: str, key: bytes, record: BaseModel, timeout_s: float | None = None) -> int:
+def publish_record(
+    settings: Settings, topic: str, key: bytes, record: BaseModel, timeout_s: float | None = None
+) -> int:
     """Send one record and wait for its acknowledgement (at most the producer delivery
     timeout); returns its offset."""
     timeout_s = timeout_s or settings.producer_delivery_timeout_s
-    config = {**producer_config(settings), "client_id": f"{settings.app_id}-training",
-              "max_block_ms": int(timeout_s * 1000)}
+    config = {
+        **producer_config(settings),
+        "client_id": f"{settings.app_id}-training",
+        "max_block_ms": int(timeout_s * 1000),
+    }
     producer = None
     try:
         producer = KafkaProducer(**config)  # connects at once: an unreachable broker fails here

@@ -27,9 +27,12 @@ _WORD = re.compile(r"[a-z0-9]+")
 # "Markets: " before it; " - Reuters", " | Zero Hedge", " (Bloomberg)", " via @desk" after it.
 _LEADING_TAG = re.compile(
     r"^(?:breaking(?: news)?|update(?: ?\d+)?|exclusive|wrapup(?: ?\d+)?|rpt|refile|corrected|urgent|flash"
-    r"|just in|developing|analysis|factbox|markets?|live|video|watch)\s*[:\-–—|]\s*", re.IGNORECASE)
+    r"|just in|developing|analysis|factbox|markets?|live|video|watch)\s*[:\-–—|]\s*",
+    re.IGNORECASE,
+)
 _TRAILING_TAG = re.compile(
-    r"(?:\s*[(\[][^()\[\]]{1,40}[)\]]|\s+[-–—|]\s+(?:\S+\s+){0,3}\S+|\s+via\s+@?\S+)\s*$", re.IGNORECASE)
+    r"(?:\s*[(\[][^()\[\]]{1,40}[)\]]|\s+[-–—|]\s+(?:\S+\s+){0,3}\S+|\s+via\s+@?\S+)\s*$", re.IGNORECASE
+)
 # Tags sit around a headline: past this many characters the key's first words are settled,
 # and a bounded input keeps the key cheap for any text (it is computed before validation).
 _HEADLINE_CHARS = 400
@@ -105,10 +108,12 @@ class Document(BaseModel):
         """Fill the stable id and, when missing, the publication time with the time the
         document was received (the Kafka message timestamp in the worker): a re-delivered
         message gets the same time again, so it lands on the same record. Copies."""
-        return self.model_copy(update={
-            "id": self.id or document_id(self.source, self.url, self.title, self.text),
-            "published_at": self.published_at or received_at or utcnow(),
-        })
+        return self.model_copy(
+            update={
+                "id": self.id or document_id(self.source, self.url, self.title, self.text),
+                "published_at": self.published_at or received_at or utcnow(),
+            }
+        )
 
     @property
     def key(self) -> str:
@@ -197,9 +202,11 @@ class Alert(BaseModel):
         name = "z" if self.method == "z" else "CUSUM"
         state = "RESOLVED" if self.status == "resolved" else self.severity.upper()
         over = f" in {self.time_scale_s // 60} min" if self.time_scale_s else ""
-        return (f"{state}: negative share on {self.scope} '{self.key}' "
-                f"{self.negative_share:.0%} vs baseline {self.baseline:.0%} "
-                f"({self.volume} stories{over}, {name}={self.statistic:.1f})")
+        return (
+            f"{state}: negative share on {self.scope} '{self.key}' "
+            f"{self.negative_share:.0%} vs baseline {self.baseline:.0%} "
+            f"({self.volume} stories{over}, {name}={self.statistic:.1f})"
+        )
 
 
 # A dead letter carries at most this much of its payload: escaped as JSON (up to six bytes
@@ -225,12 +232,15 @@ class DeadLetter(BaseModel):
     def of(cls, payload: bytes | str, reason: str, stage: str, **where: Any) -> "DeadLetter":
         data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
         cut = data[:DEAD_LETTER_MAX_RAW_BYTES]
-        whole = dict(raw_size=len(data), raw_sha256=hashlib.sha256(data).hexdigest(), raw_truncated=len(cut) < len(data))
+        whole = dict(
+            raw_size=len(data), raw_sha256=hashlib.sha256(data).hexdigest(), raw_truncated=len(cut) < len(data)
+        )
         try:
             return cls(reason=reason, stage=stage, raw=cut.decode("utf-8"), **whole, **where)
         except UnicodeDecodeError:
-            return cls(reason=reason, stage=stage, raw=base64.b64encode(cut).decode(), raw_encoding="base64",
-                       **whole, **where)
+            return cls(
+                reason=reason, stage=stage, raw=base64.b64encode(cut).decode(), raw_encoding="base64", **whole, **where
+            )
 
 
 class Label(BaseModel):
@@ -286,7 +296,9 @@ def parse_document(payload: bytes, max_text_bytes: int) -> Document:
         raise ValueError(f"a document must be a JSON object, got {type(data).__name__}")
     text = data.get("text")
     if isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_text_bytes:
-        raise ValueError(f"text is {len(text.encode('utf-8', 'surrogatepass'))} bytes, over the limit of {max_text_bytes}")
+        raise ValueError(
+            f"text is {len(text.encode('utf-8', 'surrogatepass'))} bytes, over the limit of {max_text_bytes}"
+        )
     try:
         doc = Document.model_validate(data)
     except ValidationError as exc:

@@ -42,7 +42,7 @@ def model_input(title: str | None, text: str | None, max_chars: int = 1200) -> s
     title = (title or "").strip()
     body = (text or "").strip()
     if title and body.startswith(title):
-        body = body[len(title):].lstrip(" .:-\n")
+        body = body[len(title) :].lstrip(" .:-\n")
     if len(body) > max_chars:
         cut = body.rfind(" ", 0, max_chars)
         body = body[: cut if cut > max_chars // 2 else max_chars]

@@ -15,8 +15,9 @@ from finsentry.streams.app import create_app
 from finsentry.streams.runtime import Runtime
 
 
-def build_worker_app(settings: Settings, runtime: Runtime | None = None,
-                     agents: tuple[str, ...] | None = None) -> faust.App:
+def build_worker_app(
+    settings: Settings, runtime: Runtime | None = None, agents: tuple[str, ...] | None = None
+) -> faust.App:
     """The agents' app (every agent, or the named subset) with the web views mounted on it."""
     app = create_app(settings, runtime, agents)
     rt: Runtime = app.finsentry  # type: ignore[attr-defined]
@@ -31,6 +32,11 @@ def run_worker(settings: Settings, runtime: Runtime | None = None) -> None:
     level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
     # Faust installs its own logging at start: give it ours, so FINSENTRY_LOG_JSON holds for
     # every line, Faust's and aiokafka's included.
-    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False,
-                          logging_config=dict_config(settings.log_level, settings.log_json))
+    worker = faust.Worker(
+        app,
+        loglevel=level,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=dict_config(settings.log_level, settings.log_json),
+    )
     worker.execute_from_commandline()

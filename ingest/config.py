@@ -117,5 +117,4 @@ def build_source(config: SourceConfig, fetcher: PoliteFetcher, settings: Setting
         return FeedSource(config.name, config.url, config.interval, fetcher, options)
     if config.type == "reviews":
         return ReviewSource(config.name, config.url, config.interval, fetcher, options)
-    return ReplaySource(config.name, Path(config.url), config.interval, options,
-                        max_text_bytes=settings.max_text_bytes)
+    return ReplaySource(config.name, Path(config.url), config.interval, options, max_text_bytes=settings.max_text_bytes)

@@ -59,8 +59,9 @@ def _entry_text(entry: Any) -> str:
 
 
 class FeedSource(ConditionalGetSource):
-    def __init__(self, name: str, url: str, interval_s: float, fetcher: PoliteFetcher,
-                 options: FeedOptions | None = None):
+    def __init__(
+        self, name: str, url: str, interval_s: float, fetcher: PoliteFetcher, options: FeedOptions | None = None
+    ):
         super().__init__(name, url, interval_s, fetcher)
         self.options = options or FeedOptions()
 
@@ -91,8 +92,16 @@ class FeedSource(ConditionalGetSource):
         meta = {"feed": self.url}
         if guid:
             meta["guid"] = guid
-        doc = Document(source=self.name, kind=self.options.kind, title=title, text=text, url=url,
-                       published_at=_when(entry), lang=lang[:16] if lang else None, meta=meta)
+        doc = Document(
+            source=self.name,
+            kind=self.options.kind,
+            title=title,
+            text=text,
+            url=url,
+            published_at=_when(entry),
+            lang=lang[:16] if lang else None,
+            meta=meta,
+        )
         return Item(doc, identity_keys(self.name, url=url, guid=guid, title=title, text=text))
 
     async def complete(self, item: Item) -> Document:
@@ -105,14 +114,14 @@ class FeedSource(ConditionalGetSource):
             log.info("article not fetched (robots.txt) source=%s url=%s", self.name, item.doc.url)
             return item.doc
         except FetchError as exc:
-            log.warning("article fetch failed, keeping the summary source=%s url=%s error=%s",
-                        self.name, item.doc.url, exc)
+            log.warning(
+                "article fetch failed, keeping the summary source=%s url=%s error=%s", self.name, item.doc.url, exc
+            )
             return item.doc
         main = await asyncio.to_thread(_main_text, page.body, page.url, page.headers.get("Content-Type"))
         if not main or len(main) <= len(item.doc.text):
             return item.doc
         return item.doc.model_copy(update={"text": main, "meta": {**item.doc.meta, "full_text": True}})
-
 
 
 def _main_text(html: bytes, url: str, content_type: str | None = None) -> str | None:
@@ -128,13 +137,12 @@ def _main_text(html: bytes, url: str, content_type: str | None = None) -> str | 
             page = html.decode(charset)
         except (LookupError, UnicodeDecodeError):
             page = html  # a wrong or unknown header: let trafilatura detect it
-    return trafilatura.extract(page, url=url, include_comments=False, include_tables=False,
-                               favor_precision=True)
+    return trafilatura.extract(page, url=url, include_comments=False, include_tables=False, favor_precision=True)
 
 
 def _declared_charset(content_type: str | None) -> str | None:
     for part in (content_type or "").split(";")[1:]:
         name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value.strip('"\' '):
-            return value.strip('"\' ')
+        if name.lower() == "charset" and value.strip("\"' "):
+            return value.strip("\"' ")
     return None

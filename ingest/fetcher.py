@@ -99,9 +99,14 @@ class _Robots:
 class PoliteFetcher:
     """One per process; share it between sources so per-host politeness is global."""
 
-    def __init__(self, settings: Settings, *, session: aiohttp.ClientSession | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.user_agent = settings.user_agent
         self.interval_s = settings.per_host_interval_s
         self.timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout_s)

@@ -5,8 +5,28 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-_BLOCKS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote",
-           "section", "article", "header", "footer", "pre", "table"}
+_BLOCKS = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "blockquote",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "pre",
+    "table",
+}
 _SKIP = {"script", "style", "noscript", "template"}
 _SPACES = re.compile(r"[ \t\f\v\r]+")
 _LINES = re.compile(r"\s*\n\s*")

@@ -61,8 +61,14 @@ def _authorized(header: str | None, token: bytes) -> bool:
     return scheme.lower() == "bearer" and matches
 
 
-def push_app(producer: DocumentProducer, token: str, *, max_text_bytes: int, max_body_bytes: int,
-             delivery_timeout_s: float = 130.0) -> web.Application:
+def push_app(
+    producer: DocumentProducer,
+    token: str,
+    *,
+    max_text_bytes: int,
+    max_body_bytes: int,
+    delivery_timeout_s: float = 130.0,
+) -> web.Application:
     if not token or not token.strip():
         raise PushConfigError("the push endpoint needs a token (FINSENTRY_PUSH_TOKEN); refusing to start without one")
     secret = token.encode("utf-8")
@@ -116,9 +122,13 @@ def _publish_all(producer: DocumentProducer, docs: list[Document]) -> None:
 
 def push_app_from_settings(settings: Settings, producer: DocumentProducer) -> web.Application:
     token = settings.push_token.get_secret_value() if settings.push_token else ""
-    return push_app(producer, token, max_text_bytes=settings.max_text_bytes,
-                    max_body_bytes=settings.push_max_body_bytes,
-                    delivery_timeout_s=settings.producer_delivery_timeout_s + 10)
+    return push_app(
+        producer,
+        token,
+        max_text_bytes=settings.max_text_bytes,
+        max_body_bytes=settings.push_max_body_bytes,
+        delivery_timeout_s=settings.producer_delivery_timeout_s + 10,
+    )
 
 
 async def serve_push(settings: Settings, stop: asyncio.Event | None = None) -> None:

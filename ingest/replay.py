@@ -73,7 +73,7 @@ def _parse(number: int, raw: bytes, max_text_bytes: int) -> Line:
 def read_jsonl(lines: Iterable[bytes], max_text_bytes: int) -> Iterator[Line]:
     for number, raw in enumerate(lines, start=1):
         if number == 1 and raw.startswith(_BOM):
-            raw = raw[len(_BOM):]
+            raw = raw[len(_BOM) :]
         raw = raw.rstrip(b"\r\n")
         if raw.strip():  # blank lines separate nothing and carry nothing
             yield _parse(number, raw, max_text_bytes)
@@ -122,8 +122,9 @@ def _csv_line(number: int, row: dict, max_text_bytes: int) -> Line:
     return Line(number, raw, reason=problem) if problem else _parse(number, raw, max_text_bytes)
 
 
-def read_documents(stream: IO[bytes], fmt: Format | None = None, name: str | None = None,
-                   max_text_bytes: int = 100_000) -> Iterator[Line]:
+def read_documents(
+    stream: IO[bytes], fmt: Format | None = None, name: str | None = None, max_text_bytes: int = 100_000
+) -> Iterator[Line]:
     """Every line of a binary stream as a `Line`, in order."""
     if not hasattr(stream, "peek"):
         stream = io.BufferedReader(stream)
@@ -181,8 +182,7 @@ class Pacer:
         return max(0.0, due - now)
 
 
-def pacing_schedule(timestamps: Iterable[datetime | None], speed: float | None,
-                    work_s: float = 0.0) -> list[float]:
+def pacing_schedule(timestamps: Iterable[datetime | None], speed: float | None, work_s: float = 0.0) -> list[float]:
     """The sleep before each document when publishing one takes `work_s` seconds."""
     clock = _VirtualClock()
     pacer = Pacer(speed, clock=clock)
@@ -230,10 +230,17 @@ class ReplaySummary:
         return text
 
 
-def replay(lines: Iterable[Line], producer, *, speed: float | None = None, rebase: bool = False,
-           strict: bool = False, sleep: Callable[[float], None] = time.sleep,
-           clock: Callable[[], float] = time.monotonic,
-           progress: Callable[[Line], None] | None = None) -> ReplaySummary:
+def replay(
+    lines: Iterable[Line],
+    producer,
+    *,
+    speed: float | None = None,
+    rebase: bool = False,
+    strict: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    progress: Callable[[Line], None] | None = None,
+) -> ReplaySummary:
     """Publish every line through a DocumentProducer (see producer.py).
 
     Good lines are published as documents, bad ones raw (the worker dead-letters them with
@@ -288,9 +295,17 @@ class ReplaySource(BaseSource):
     later polls publish only lines added since. Pacing and rebasing happen in `complete`, so
     they start at the first *new* document and a restart does not wait through old ones."""
 
-    def __init__(self, name: str, path: Path, interval_s: float, options: ReplayOptions | None = None, *,
-                 max_text_bytes: int = 100_000, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        interval_s: float,
+        options: ReplayOptions | None = None,
+        *,
+        max_text_bytes: int = 100_000,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.name, self.path, self.interval_s = name, Path(path), interval_s
         self.options = options or ReplayOptions()
         self.max_text_bytes = max_text_bytes
@@ -305,8 +320,13 @@ class ReplaySource(BaseSource):
                 if line.doc is None:
                     if line.number not in self._reported:  # once per line, not once per poll
                         self._reported.add(line.number)
-                        log.warning("not a document source=%s file=%s line=%d reason=%s",
-                                    self.name, self.path, line.number, line.reason)
+                        log.warning(
+                            "not a document source=%s file=%s line=%d reason=%s",
+                            self.name,
+                            self.path,
+                            line.number,
+                            line.reason,
+                        )
                     continue
                 doc = line.doc
                 yield Item(doc, identity_keys(self.name, url=doc.url, guid=doc.id, title=doc.title, text=doc.text))

@@ -126,8 +126,10 @@ def html_records(body: bytes, options: ReviewOptions, url: str, charset: str | N
             raise MalformedSource(f"{url} is not HTML: {exc}") from None
     if not options.items:
         raise MalformedSource("an HTML review source needs an `items` CSS selector")
-    return [{name: _select(element, spec) for name, spec in options.fields.items()}
-            for element in root.cssselect(options.items)]
+    return [
+        {name: _select(element, spec) for name, spec in options.fields.items()}
+        for element in root.cssselect(options.items)
+    ]
 
 
 def _select(element: Any, spec: str) -> str | None:
@@ -187,8 +189,14 @@ class ReviewSource(ConditionalGetSource):
             meta["date_raw"] = str(record["date"])  # kept, not guessed
         doc = Document(
             id=f"{self.name}:{review_id}"[:200] if review_id else None,
-            source=self.name, kind=self.options.kind, title=title, text=text, url=url,
-            published_at=published_at, lang=self.options.lang, rating=parse_rating(record.get("rating")), meta=meta,
+            source=self.name,
+            kind=self.options.kind,
+            title=title,
+            text=text,
+            url=url,
+            published_at=published_at,
+            lang=self.options.lang,
+            rating=parse_rating(record.get("rating")),
+            meta=meta,
         )
         return Item(doc, identity_keys(self.name, url=url, guid=review_id, title=title, text=text))
-

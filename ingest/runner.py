@@ -52,9 +52,16 @@ def backoff_s(interval_s: float, failures: int, cap_s: float) -> float:
 
 
 class ScrapeRunner:
-    def __init__(self, sources: list[Source], producer: DocumentProducer, seen: SeenSet, *,
-                 backoff_cap_s: float = 600.0, delivery_timeout_s: float = 130.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self,
+        sources: list[Source],
+        producer: DocumentProducer,
+        seen: SeenSet,
+        *,
+        backoff_cap_s: float = 600.0,
+        delivery_timeout_s: float = 130.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
             raise ValueError(f"source names must be unique: {names}")
@@ -123,16 +130,27 @@ class ScrapeRunner:
                 metrics.SCRAPE_ROBOTS_BLOCKED.labels(source=source.name).inc()
             wait = backoff_s(source.interval_s, state.consecutive_failures, self.backoff_cap_s)
             # a traceback only for the unexpected: the expected kinds say enough
-            log.warning("poll failed source=%s kind=%s error=%s retry_in_s=%.1f", source.name, kind,
-                        state.last_error, wait, exc_info=kind == "error")
+            log.warning(
+                "poll failed source=%s kind=%s error=%s retry_in_s=%.1f",
+                source.name,
+                kind,
+                state.last_error,
+                wait,
+                exc_info=kind == "error",
+            )
             return wait
         state.consecutive_failures = 0
         state.items += result.new
         state.last_success = time.time()
         metrics.SCRAPE_LAST_SUCCESS.labels(source=source.name).set(state.last_success)
         metrics.SCRAPE_SEEN.labels(source=source.name).inc(result.seen)
-        log.info("poll ok source=%s new=%d seen=%d duration_s=%.2f", source.name, result.new,
-                 result.seen, time.monotonic() - started)
+        log.info(
+            "poll ok source=%s new=%d seen=%d duration_s=%.2f",
+            source.name,
+            result.new,
+            result.seen,
+            time.monotonic() - started,
+        )
         return source.interval_s
 
     async def run_source(self, source: Source, stop: asyncio.Event) -> None:

@@ -28,8 +28,9 @@ def content_hash(title: str | None, text: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def identity_keys(source: str, *, url: str | None = None, guid: str | None = None,
-                  title: str | None = None, text: str | None = None) -> tuple[str, ...]:
+def identity_keys(
+    source: str, *, url: str | None = None, guid: str | None = None, title: str | None = None, text: str | None = None
+) -> tuple[str, ...]:
     keys = []
     if url:
         keys.append(f"url:{url}")
@@ -57,8 +58,10 @@ class SeenSet:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, source TEXT NOT NULL, "
-                         "first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, source TEXT NOT NULL, "
+            "first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID"
+        )
         self._add_last_seen()
 
     def _add_last_seen(self) -> None:
@@ -86,8 +89,11 @@ class SeenSet:
         rows = [(_digest(k), source, now, now) for k in keys]
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO seen (key, source, first_seen, last_seen) VALUES (?, ?, ?, ?) "
-                                 "ON CONFLICT (key) DO UPDATE SET last_seen = excluded.last_seen", rows)
+            self._db.executemany(
+                "INSERT INTO seen (key, source, first_seen, last_seen) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET last_seen = excluded.last_seen",
+                rows,
+            )
             self._db.execute("COMMIT")
 
     def count(self, source: str | None = None) -> int:

@@ -42,8 +42,9 @@ async def start_status_server(runner: ScrapeRunner, host: str, port: int) -> tup
     return app_runner, bound
 
 
-async def run_scrape(settings: Settings, config_path: Path | None = None, *, once: bool = False,
-                     stop: asyncio.Event | None = None) -> int:
+async def run_scrape(
+    settings: Settings, config_path: Path | None = None, *, once: bool = False, stop: asyncio.Event | None = None
+) -> int:
     """Run every enabled source of the list until stopped (SIGINT/SIGTERM or `stop`), or
     poll each once. Returns the exit status: 0, or 1 when `once` saw a source fail."""
     configs = load_sources(config_path or settings.sources_file)
@@ -56,8 +57,13 @@ async def run_scrape(settings: Settings, config_path: Path | None = None, *, onc
         log.info("seen-set pruned keys=%d older_than_days=%g", forgotten, settings.seen_retention_days)
     producer = await asyncio.to_thread(DocumentProducer, settings)  # connecting blocks
     sources = [build_source(c, fetcher, settings) for c in configs]
-    runner = ScrapeRunner(sources, producer, seen, backoff_cap_s=settings.scrape_backoff_max_s,
-                          delivery_timeout_s=settings.producer_delivery_timeout_s + 10)
+    runner = ScrapeRunner(
+        sources,
+        producer,
+        seen,
+        backoff_cap_s=settings.scrape_backoff_max_s,
+        delivery_timeout_s=settings.producer_delivery_timeout_s + 10,
+    )
     status = None
     try:
         if once:

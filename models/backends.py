@@ -46,8 +46,14 @@ def cuda_available() -> bool:
 
 
 class TorchBackend:
-    def __init__(self, model: torch.nn.Module, dtype: str = "fp32", device: str = "cpu",
-                 pin_memory: bool | None = None, name: str | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dtype: str = "fp32",
+        device: str = "cpu",
+        pin_memory: bool | None = None,
+        name: str | None = None,
+    ):
         if device.startswith("cuda") and not cuda_available():
             raise RuntimeError("CUDA backend requested but no CUDA device is available")
         self.device = torch.device(device)
@@ -66,8 +72,9 @@ class TorchBackend:
     @torch.inference_mode()
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = self._tensor(input_ids), self._tensor(attention_mask)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+        ):
             sentiment, topic = self.model(ids, mask)
         return sentiment.float().cpu().numpy(), topic.float().cpu().numpy()
 
@@ -113,14 +120,24 @@ def export_onnx_int8(model: torch.nn.Module, directory: Path, block_size: int = 
     wrapper = _LogitsOnly(model.eval())
     with torch.inference_mode():
         torch.onnx.export(
-            wrapper, (ids, mask), str(fp32_path), input_names=["input_ids", "attention_mask"],
-            output_names=["sentiment", "topic"], opset_version=17, dynamo=False,
-            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                          "sentiment": {0: "batch"}, "topic": {0: "batch"}},
+            wrapper,
+            (ids, mask),
+            str(fp32_path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["sentiment", "topic"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "seq"},
+                "attention_mask": {0: "batch", 1: "seq"},
+                "sentiment": {0: "batch"},
+                "topic": {0: "batch"},
+            },
         )
     config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=8)
-    quantizer = MatMulNBitsQuantizer(str(fp32_path), bits=8, block_size=block_size, is_symmetric=True,
-                                     accuracy_level=4, algo_config=config)
+    quantizer = MatMulNBitsQuantizer(
+        str(fp32_path), bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4, algo_config=config
+    )
     quantizer.process()
     tmp = int8_path.with_suffix(f".{os.getpid()}.tmp.onnx")
     quantizer.model.save_model_to_file(str(tmp), True)

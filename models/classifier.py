@@ -97,9 +97,7 @@ class MultiTaskClassifier(nn.Module):
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         return mean_pool(out.last_hidden_state, attention_mask)
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.dropout(self.pooled(input_ids, attention_mask))
         return self.sentiment_head(pooled), self.topic_head(pooled)
 

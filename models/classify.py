@@ -38,7 +38,7 @@ def _document_of(line: str) -> tuple[str | None, str]:
     except (RecursionError, ValueError) as exc:
         raise ValueError(f"malformed JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"a JSON line must be an object with \"text\", got {type(obj).__name__}")
+        raise ValueError(f'a JSON line must be an object with "text", got {type(obj).__name__}')
     title, text = obj.get("title"), obj.get("text")
     for name, value in (("title", title), ("text", text)):
         if value is not None and not isinstance(value, str):
@@ -48,8 +48,9 @@ def _document_of(line: str) -> tuple[str | None, str]:
     return title or None, text or ""
 
 
-def _batches(lines: Iterator[str], size: int, on_error: Callable[[MalformedLine], None],
-             strict: bool) -> Iterator[list[tuple[str | None, str]]]:
+def _batches(
+    lines: Iterator[str], size: int, on_error: Callable[[MalformedLine], None], strict: bool
+) -> Iterator[list[tuple[str | None, str]]]:
     """Documents in batches; each malformed line goes to `on_error` (and, when `strict`,
     ends the input there, after the documents before it)."""
     batch: list[tuple[str | None, str]] = []
@@ -68,12 +69,22 @@ def _batches(lines: Iterator[str], size: int, on_error: Callable[[MalformedLine]
         yield batch
 
 
-def classify_stream(src: IO[str], dst: IO[str], model: Path | None = None, backend: str = "auto",
-                    batch_size: int = 256, explain_words: bool = False, cache_dir: Path = Path("var/model-cache"),
-                    entities_csv: Path | None = None, engine: Engine | None = None,
-                    on_error: Callable[[MalformedLine], None] | None = None, strict: bool = False) -> int:
+def classify_stream(
+    src: IO[str],
+    dst: IO[str],
+    model: Path | None = None,
+    backend: str = "auto",
+    batch_size: int = 256,
+    explain_words: bool = False,
+    cache_dir: Path = Path("var/model-cache"),
+    entities_csv: Path | None = None,
+    engine: Engine | None = None,
+    on_error: Callable[[MalformedLine], None] | None = None,
+    strict: bool = False,
+) -> int:
     """Score every line; returns how many were scored. Malformed lines are not scored: each
     goes to `on_error` (default: raise it)."""
+
     def raise_it(error: MalformedLine) -> None:
         raise error
 

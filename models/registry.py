@@ -193,11 +193,21 @@ class Version:
         golden = (m.metrics.get("golden") or {}).get("sets", {})
         if not golden:  # e.g. the shipped model: only its card's dev metrics
             golden = {"dev": m.metrics.get("dev") or {}}
-        headline = {f"{name}/{head}": round(vals[head]["accuracy"], 4)
-                    for name, vals in golden.items() for head in ("sentiment", "topic") if head in vals}
-        return {"version": self.name, "status": self.status, "parent": m.parent, "created_at": m.created_at,
-                "registered_at": m.registered_at, "accuracy": headline,
-                "reasons": (m.decision or {}).get("reasons", []) if m.status == "rejected" else []}
+        headline = {
+            f"{name}/{head}": round(vals[head]["accuracy"], 4)
+            for name, vals in golden.items()
+            for head in ("sentiment", "topic")
+            if head in vals
+        }
+        return {
+            "version": self.name,
+            "status": self.status,
+            "parent": m.parent,
+            "created_at": m.created_at,
+            "registered_at": m.registered_at,
+            "accuracy": headline,
+            "reasons": (m.decision or {}).get("reasons", []) if m.status == "rejected" else [],
+        }
 
 
 @dataclass
@@ -238,8 +248,12 @@ class Registry:
     `Registry.from_settings` wires the Kafka publisher.
     """
 
-    def __init__(self, root: Path | str | RegistryStorage, publisher: Publisher | None = None,
-                 shipped: Path | None = SHIPPED_MODEL):
+    def __init__(
+        self,
+        root: Path | str | RegistryStorage,
+        publisher: Publisher | None = None,
+        shipped: Path | None = SHIPPED_MODEL,
+    ):
         self.storage: RegistryStorage = LocalStorage(Path(root)) if isinstance(root, (str, Path)) else root
         self.publisher = publisher
         self.shipped = Path(shipped) if shipped else None
@@ -305,9 +319,16 @@ class Registry:
         if self.shipped is None or not (self.shipped / "card.json").exists():
             return None
         card = read_card(self.shipped)
-        manifest = Manifest(version=card["version"], status="shipped", created_at=card.get("created_at"),
-                            registered_at=card.get("created_at") or "", parent=card.get("parent"),
-                            method=card.get("method"), metrics=card.get("metrics", {}), data=card.get("data", {}))
+        manifest = Manifest(
+            version=card["version"],
+            status="shipped",
+            created_at=card.get("created_at"),
+            registered_at=card.get("created_at") or "",
+            parent=card.get("parent"),
+            method=card.get("method"),
+            metrics=card.get("metrics", {}),
+            data=card.get("data", {}),
+        )
         return Version(card["version"], self.shipped, manifest)
 
     def serving(self) -> Version | None:
@@ -320,8 +341,9 @@ class Registry:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def register(self, artifact_dir: Path, report: dict[str, Any] | None = None,
-                 evaluation: dict[str, Any] | None = None) -> Version:
+    def register(
+        self, artifact_dir: Path, report: dict[str, Any] | None = None, evaluation: dict[str, Any] | None = None
+    ) -> Version:
         """Add an artifact as a candidate. Registering the same artifact again returns the
         existing version; a different artifact under a taken version name is an error."""
         artifact_dir = Path(artifact_dir)
@@ -341,13 +363,22 @@ class Registry:
             if evaluation is not None:
                 metrics["golden"] = evaluation
             manifest = Manifest(
-                version=name, status="candidate", created_at=card.get("created_at"), registered_at=utcnow_iso(),
-                parent=card.get("parent"), method=card.get("method"), artifact_sha256=digest, metrics=metrics,
+                version=name,
+                status="candidate",
+                created_at=card.get("created_at"),
+                registered_at=utcnow_iso(),
+                parent=card.get("parent"),
+                method=card.get("method"),
+                artifact_sha256=digest,
+                metrics=metrics,
                 data=report.get("data") or card.get("data", {}),
             )
             manifest.add_event("register", "candidate", f"from {artifact_dir}")
-            self.storage.put_tree(artifact_dir, f"versions/{name}",
-                                  {REPORT: json.dumps(report, indent=2, default=str) + "\n", MANIFEST: manifest.to_json()})
+            self.storage.put_tree(
+                artifact_dir,
+                f"versions/{name}",
+                {REPORT: json.dumps(report, indent=2, default=str) + "\n", MANIFEST: manifest.to_json()},
+            )
         log.info("model registered version=%s parent=%s", name, manifest.parent)
         return self.get(name)
 
@@ -396,14 +427,20 @@ class Registry:
             pointer = self.pointer()
             if pointer.version != version:
                 if manifest.status == "rejected" and not force:
-                    raise RegistryError(f"{version} was rejected by the gate "
-                                        f"({'; '.join((manifest.decision or {}).get('reasons', []))}); use force to override")
+                    raise RegistryError(
+                        f"{version} was rejected by the gate "
+                        f"({'; '.join((manifest.decision or {}).get('reasons', []))}); use force to override"
+                    )
                 previous = pointer.version
                 stack = pointer.stack + [version]
                 self._write_pointer(Pointer(version, stack, utcnow_iso(), reason or "promoted"))
                 if previous is not None:
                     self._set_status(previous, "retire", "retired", f"superseded by {version}")
-                manifest.add_event("promote", "promoted", reason + (" (forced past the gate)" if force and manifest.status == "rejected" else ""))
+                manifest.add_event(
+                    "promote",
+                    "promoted",
+                    reason + (" (forced past the gate)" if force and manifest.status == "rejected" else ""),
+                )
                 self._write_manifest(manifest)
                 log.info("model promoted version=%s previous=%s reason=%s", version, previous, reason)
         self._publish(ModelUpdate(action="promote", version=version))
@@ -423,7 +460,9 @@ class Registry:
                 stack.pop()
             target = stack[-1] if stack else None
             if target is None and self.shipped_version() is None:
-                raise RegistryError(f"{current} is the only promoted version and there is no shipped model to fall back to")
+                raise RegistryError(
+                    f"{current} is the only promoted version and there is no shipped model to fall back to"
+                )
             why = reason or "rollback"
             self._write_pointer(Pointer(target, stack, utcnow_iso(), f"rollback from {current}: {why}"))
             self._set_status(current, "rollback", "retired", f"rolled back: {why}")

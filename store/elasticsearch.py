@@ -143,8 +143,10 @@ class ElasticsearchStore(Store):
     def _client_options(self) -> dict[str, Any]:
         s = self._settings
         options: dict[str, Any] = {
-            "hosts": [self._host], "request_timeout": s.es_request_timeout_s,
-            "max_retries": 0, "retry_on_timeout": False,  # retrying is ours, bounded by the budget
+            "hosts": [self._host],
+            "request_timeout": s.es_request_timeout_s,
+            "max_retries": 0,
+            "retry_on_timeout": False,  # retrying is ours, bounded by the budget
         }
         if s.es_api_key is not None:
             options["api_key"] = s.es_api_key.get_secret_value()
@@ -174,8 +176,10 @@ class ElasticsearchStore(Store):
         except ApiError as exc:
             await self.close()
             if exc.status_code == 406 and self.compat != "opensearch":
-                raise ValueError(f"{self.url} refused the Elasticsearch media type (406): if it is OpenSearch, "
-                                 "set FINSENTRY_ES_COMPAT=opensearch or add ?compat=opensearch to the store URL") from None
+                raise ValueError(
+                    f"{self.url} refused the Elasticsearch media type (406): if it is OpenSearch, "
+                    "set FINSENTRY_ES_COMPAT=opensearch or add ?compat=opensearch to the store URL"
+                ) from None
             raise
         except BaseException:
             await self.close()
@@ -185,12 +189,15 @@ class ElasticsearchStore(Store):
         """For reading: every finsentry store has its alerts index (made on the first start);
         none means a wrong URL or prefix. Needs only the read privilege."""
         try:
-            await self._retrying("open for reading", lambda: self.client.count(index=self.names.alerts),
-                                 ensure_schema=False)
+            await self._retrying(
+                "open for reading", lambda: self.client.count(index=self.names.alerts), ensure_schema=False
+            )
         except NotFoundError:
-            raise StoreMissing(f"no finsentry store at {self.url} with index prefix {self.names.prefix!r} "
-                               f"(no index {self.names.alerts}; check --store or FINSENTRY_STORE and "
-                               f"FINSENTRY_ES_INDEX_PREFIX)") from None
+            raise StoreMissing(
+                f"no finsentry store at {self.url} with index prefix {self.names.prefix!r} "
+                f"(no index {self.names.alerts}; check --store or FINSENTRY_STORE and "
+                f"FINSENTRY_ES_INDEX_PREFIX)"
+            ) from None
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -208,8 +215,12 @@ class ElasticsearchStore(Store):
         indices created if absent."""
         s, c = self._settings, self.client
         policy = await self._ensure_retention_policy()
-        await c.indices.put_index_template(name=self.names.docs_template, **docs_template(
-            self.names, s.es_shards, s.es_replicas, es_retention.template_settings(self.compat, policy)))
+        await c.indices.put_index_template(
+            name=self.names.docs_template,
+            **docs_template(
+                self.names, s.es_shards, s.es_replicas, es_retention.template_settings(self.compat, policy)
+            ),
+        )
         for index, mapping in ((self.names.alerts, ALERT_MAPPING), (self.names.labels, LABEL_MAPPING)):
             await self._create_index(index, **single_index(mapping, s.es_replicas))
         self._schema_ready = True
@@ -218,17 +229,22 @@ class ElasticsearchStore(Store):
         """The lifecycle policy's name, or None when the cluster has no such API or refuses it:
         then the prune job alone keeps retention, as on SQLite, and start-up goes on."""
         try:
-            return await es_retention.ensure_policy(self.client, self.compat, self.names,
-                                                    self._settings.es_retention_days)
+            return await es_retention.ensure_policy(
+                self.client, self.compat, self.names, self._settings.es_retention_days
+            )
         except ApiError as exc:
             if not es_retention.unsupported(exc):
                 raise
             if not self._retention_warned:
                 self._retention_warned = True
                 api = "ILM" if self.compat == "elasticsearch" else "ISM"
-                log.warning("store created no retention policy: the cluster has no %s API or refused it, "
-                            "retention falls back to `finsentry store prune` store=%s error=%s",
-                            api, self.url, _describe(exc))
+                log.warning(
+                    "store created no retention policy: the cluster has no %s API or refused it, "
+                    "retention falls back to `finsentry store prune` store=%s error=%s",
+                    api,
+                    self.url,
+                    _describe(exc),
+                )
             return None
 
     async def _create_index(self, index: str, **body: Any) -> None:
@@ -257,11 +273,17 @@ class ElasticsearchStore(Store):
                 self._schema_ready = False
                 if _auth_failure(exc):
                     metrics.STORE_ERRORS.labels(kind="auth").inc()
-                    log.error("store refused the credentials: authentication or authorization failed, writes wait "
-                              "until it is fixed (FINSENTRY_ES_USERNAME/_PASSWORD or _API_KEY, the user's index "
-                              "privileges) store=%s what=%s error=%s", self.url, what, _describe(exc))
-                    raise StoreUnavailable(f"{self.url}: {what}: authentication/authorization failed: "
-                                           f"{_describe(exc)}") from exc
+                    log.error(
+                        "store refused the credentials: authentication or authorization failed, writes wait "
+                        "until it is fixed (FINSENTRY_ES_USERNAME/_PASSWORD or _API_KEY, the user's index "
+                        "privileges) store=%s what=%s error=%s",
+                        self.url,
+                        what,
+                        _describe(exc),
+                    )
+                    raise StoreUnavailable(
+                        f"{self.url}: {what}: authentication/authorization failed: {_describe(exc)}"
+                    ) from exc
                 metrics.STORE_ERRORS.labels(kind="transient").inc()
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailable(f"{self.url}: {what}: {_describe(exc)}") from exc
@@ -295,9 +317,15 @@ class ElasticsearchStore(Store):
             failure: str | None = None
             refused_credentials = False
             async for ok, item in async_streaming_bulk(
-                    self.client, list(pending.values()), chunk_size=self._chunk,
-                    max_chunk_bytes=_MAX_BULK_BYTES, expand_action_callback=_as_is,
-                    raise_on_error=False, raise_on_exception=False, max_retries=0):
+                self.client,
+                list(pending.values()),
+                chunk_size=self._chunk,
+                max_chunk_bytes=_MAX_BULK_BYTES,
+                expand_action_callback=_as_is,
+                raise_on_error=False,
+                raise_on_exception=False,
+                max_retries=0,
+            ):
                 info = item["index"]
                 doc_id = info["_id"]
                 if ok:
@@ -321,8 +349,7 @@ class ElasticsearchStore(Store):
             for index in missing:
                 await self._create_index(index)
             if pending:
-                raise _PendingItems(failure or f"{len(pending)} documents waiting for their index",
-                                    refused_credentials)
+                raise _PendingItems(failure or f"{len(pending)} documents waiting for their index", refused_credentials)
 
         await self._retrying("bulk upsert", send)
         refused = {r.id for r in rejected}
@@ -340,8 +367,9 @@ class ElasticsearchStore(Store):
         ids = list(targets)
         found: list[tuple[str, str]] = []
         for i in range(0, len(ids), _PAGE):
-            hits = await self._search_docs({"query": {"ids": {"values": ids[i:i + _PAGE]}},
-                                            "source": False, "size": MAX_SEARCH_LIMIT})
+            hits = await self._search_docs(
+                {"query": {"ids": {"values": ids[i : i + _PAGE]}}, "source": False, "size": MAX_SEARCH_LIMIT}
+            )
             found += [(hit["_index"], hit["_id"]) for hit in hits if hit["_index"] != targets[hit["_id"]]]
         return found
 
@@ -366,20 +394,33 @@ class ElasticsearchStore(Store):
         return hits[0]["_source"] if hits else None
 
     async def count(self, query: SearchQuery | None = None) -> int:
-        resp = await self._retrying("count", lambda: self.client.count(
-            index=self.names.docs_alias, query=document_query(query),
-            ignore_unavailable=True, allow_no_indices=True), ensure_schema=False)
+        resp = await self._retrying(
+            "count",
+            lambda: self.client.count(
+                index=self.names.docs_alias, query=document_query(query), ignore_unavailable=True, allow_no_indices=True
+            ),
+            ensure_schema=False,
+        )
         return int(resp["count"])
 
     async def search(self, query: SearchQuery) -> list[dict[str, Any]]:
-        hits = await self._search_docs({"query": document_query(query), "sort": document_sort(query),
-                                        "size": query.limit})
+        hits = await self._search_docs(
+            {"query": document_query(query), "sort": document_sort(query), "size": query.limit}
+        )
         return [hit["_source"] for hit in hits]
 
     async def _search_docs(self, body: dict[str, Any], index: str | None = None) -> list[dict[str, Any]]:
-        resp = await self._retrying("search", lambda: self.client.search(
-            index=index or self.names.docs_alias, ignore_unavailable=True, allow_no_indices=True,
-            track_total_hits=False, **body), ensure_schema=False)
+        resp = await self._retrying(
+            "search",
+            lambda: self.client.search(
+                index=index or self.names.docs_alias,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                track_total_hits=False,
+                **body,
+            ),
+            ensure_schema=False,
+        )
         return resp["hits"]["hits"]
 
     async def export(self, query: SearchQuery | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -402,41 +443,63 @@ class ElasticsearchStore(Store):
         after = None
         while True:
             body = aggregate_request(query, after)
-            resp = await self._retrying("aggregate", lambda body=body: self.client.search(
-                index=self.names.docs_alias, ignore_unavailable=True, allow_no_indices=True, **body),
-                ensure_schema=False)
+            resp = await self._retrying(
+                "aggregate",
+                lambda body=body: self.client.search(
+                    index=self.names.docs_alias, ignore_unavailable=True, allow_no_indices=True, **body
+                ),
+                ensure_schema=False,
+            )
             agg = resp.get("aggregations", {}).get("buckets", {})
             for b in agg.get("buckets", []):
                 key = b["key"].get("key", "all")
                 if keys is not None and key not in keys:  # another entity of a matching document
                     continue
                 n = b["doc_count"]
-                out.append(Bucket(key=key, start=datetime.fromtimestamp(b["key"]["start"] / 1000, timezone.utc),
-                                  count=n, mean_score=b["mean_score"]["value"],
-                                  negative_share=b["negative"]["doc_count"] / n))
+                out.append(
+                    Bucket(
+                        key=key,
+                        start=datetime.fromtimestamp(b["key"]["start"] / 1000, timezone.utc),
+                        count=n,
+                        mean_score=b["mean_score"]["value"],
+                        negative_share=b["negative"]["doc_count"] / n,
+                    )
+                )
             after = agg.get("after_key")
             if not after or len(agg.get("buckets", [])) < AGGREGATE_PAGE:
                 return out
 
     async def _indices_before(self, before: datetime) -> list[str]:
         cutoff = day_start(before)
-        rows = await self._retrying("list indices", lambda: self.client.cat.indices(
-            index=self.names.docs_pattern, format="json", h="index"), ensure_schema=False)
-        return sorted(row["index"] for row in rows
-                      if (day := self.names.day_of(row["index"])) is not None and day < cutoff)
+        rows = await self._retrying(
+            "list indices",
+            lambda: self.client.cat.indices(index=self.names.docs_pattern, format="json", h="index"),
+            ensure_schema=False,
+        )
+        return sorted(
+            row["index"] for row in rows if (day := self.names.day_of(row["index"])) is not None and day < cutoff
+        )
 
     async def prune_plan(self, before: datetime) -> list[tuple[str, int]]:
         plan = []
         for index in await self._indices_before(before):
-            resp = await self._retrying("count", lambda index=index: self.client.count(index=index),
-                                        ensure_schema=False)
+            resp = await self._retrying(
+                "count", lambda index=index: self.client.count(index=index), ensure_schema=False
+            )
             plan.append((f"{self.names.day_of(index):%Y-%m-%d}", int(resp["count"])))
         return plan
 
     async def count_alerts_before(self, before: datetime) -> int:
-        resp = await self._retrying("count alerts", lambda: self.client.count(
-            index=self.names.alerts, query={"range": {"updated_at": {"lt": before.isoformat()}}},
-            ignore_unavailable=True, allow_no_indices=True), ensure_schema=False)
+        resp = await self._retrying(
+            "count alerts",
+            lambda: self.client.count(
+                index=self.names.alerts,
+                query={"range": {"updated_at": {"lt": before.isoformat()}}},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            ),
+            ensure_schema=False,
+        )
         return int(resp["count"])
 
     async def prune(self, before: datetime) -> int:
@@ -445,11 +508,13 @@ class ElasticsearchStore(Store):
         old = await self._indices_before(before)
         deleted = 0
         for i in range(0, len(old), 50):  # bounded URL length
-            names = ",".join(old[i:i + 50])
-            resp = await self._retrying("count", lambda names=names: self.client.count(index=names),
-                                        ensure_schema=False)
-            await self._retrying("delete indices", lambda names=names: self.client.indices.delete(index=names),
-                                 ensure_schema=False)
+            names = ",".join(old[i : i + 50])
+            resp = await self._retrying(
+                "count", lambda names=names: self.client.count(index=names), ensure_schema=False
+            )
+            await self._retrying(
+                "delete indices", lambda names=names: self.client.indices.delete(index=names), ensure_schema=False
+            )
             deleted += int(resp["count"])
             log.info("store pruned indices=%s documents=%d", names, resp["count"])
         return deleted
@@ -457,26 +522,47 @@ class ElasticsearchStore(Store):
     async def prune_alerts(self, before: datetime) -> int:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is open for reading only: prune alerts")
-        resp = await self._retrying("prune alerts", lambda: self.client.delete_by_query(
-            index=self.names.alerts, query={"range": {"updated_at": {"lt": before.isoformat()}}},
-            conflicts="proceed", refresh=True, ignore_unavailable=True, allow_no_indices=True),
-            ensure_schema=False)
+        resp = await self._retrying(
+            "prune alerts",
+            lambda: self.client.delete_by_query(
+                index=self.names.alerts,
+                query={"range": {"updated_at": {"lt": before.isoformat()}}},
+                conflicts="proceed",
+                refresh=True,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            ),
+            ensure_schema=False,
+        )
         log.info("store pruned alerts=%d updated_before=%s", resp["deleted"], before.isoformat())
         return int(resp["deleted"])
 
     async def refresh(self) -> None:
-        await self._retrying("refresh", lambda: self.client.indices.refresh(
-            index=",".join([self.names.docs_alias, self.names.alerts, self.names.labels]),
-            ignore_unavailable=True, allow_no_indices=True), ensure_schema=False)
+        await self._retrying(
+            "refresh",
+            lambda: self.client.indices.refresh(
+                index=",".join([self.names.docs_alias, self.names.alerts, self.names.labels]),
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            ),
+            ensure_schema=False,
+        )
 
     # --- alerts and labels --------------------------------------------------------------
 
     async def _put_versioned(self, index: str, doc_id: str, document: dict, version: int) -> None:
         """Index unless a copy at least as new is there (external_gte: an equal copy overwrites)."""
+
         async def put() -> None:
             try:
-                await self.client.index(index=index, id=doc_id, document=document, version=version,
-                                        version_type="external_gte", refresh=True)
+                await self.client.index(
+                    index=index,
+                    id=doc_id,
+                    document=document,
+                    version=version,
+                    version_type="external_gte",
+                    refresh=True,
+                )
             except ConflictError:
                 pass  # the stored copy is newer: a late re-delivery changes nothing
 
@@ -487,8 +573,10 @@ class ElasticsearchStore(Store):
 
     async def alerts(self, since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = {"range": {"updated_at": {"gte": since.isoformat()}}} if since is not None else {"match_all": {}}
-        hits = await self._search_docs({"query": query, "sort": [{"updated_at": "desc"}, {"id": "asc"}],
-                                        "size": min(limit, MAX_SEARCH_LIMIT)}, index=self.names.alerts)
+        hits = await self._search_docs(
+            {"query": query, "sort": [{"updated_at": "desc"}, {"id": "asc"}], "size": min(limit, MAX_SEARCH_LIMIT)},
+            index=self.names.alerts,
+        )
         return [hit["_source"] for hit in hits]
 
     async def _write_label(self, label: Label) -> None:

@@ -36,13 +36,17 @@ def document_query(query: SearchQuery | None) -> dict[str, Any]:
         if not terms:
             return {"match_none": {}}
         # One clause per word, any of title/text: every word must occur somewhere.
-        must += [{"simple_query_string": {"query": term, "fields": TEXT_FIELDS, "flags": "PREFIX"}}
-                 for term in terms]
+        must += [{"simple_query_string": {"query": term, "fields": TEXT_FIELDS, "flags": "PREFIX"}} for term in terms]
     time_range = _range(query.since, query.until)
     if time_range:
         filters.append(time_range)
-    for field, value in (("source", query.source), ("kind", query.kind), ("topic.label", query.topic),
-                         ("sentiment.label", query.sentiment), ("entities", query.entity)):
+    for field, value in (
+        ("source", query.source),
+        ("kind", query.kind),
+        ("topic.label", query.topic),
+        ("sentiment.label", query.sentiment),
+        ("entities", query.entity),
+    ):
         if value is not None:
             filters.append({"term": {field: value}})
     if not must and not filters:
@@ -72,17 +76,22 @@ def aggregate_request(query: AggregateQuery, after: dict[str, Any] | None) -> di
         if query.keys is not None:
             filters.append({"terms": {field: list(query.keys)}})
         sources.append({"key": {"terms": {"field": field}}})
-    sources.append({"start": {"date_histogram": {"field": "published_at",
-                                                 "fixed_interval": f"{int(query.interval_s)}s"}}})
+    sources.append(
+        {"start": {"date_histogram": {"field": "published_at", "fixed_interval": f"{int(query.interval_s)}s"}}}
+    )
     composite: dict[str, Any] = {"size": AGGREGATE_PAGE, "sources": sources}
     if after:
         composite["after"] = after
     return {
         "size": 0,
         "query": {"bool": {"filter": filters, "must_not": must_not}},
-        "aggs": {"buckets": {
-            "composite": composite,
-            "aggs": {"mean_score": {"avg": {"field": "sentiment.score"}},
-                     "negative": {"filter": {"term": {"sentiment.label": "negative"}}}},
-        }},
+        "aggs": {
+            "buckets": {
+                "composite": composite,
+                "aggs": {
+                    "mean_score": {"avg": {"field": "sentiment.score"}},
+                    "negative": {"filter": {"term": {"sentiment.label": "negative"}}},
+                },
+            }
+        },
     }

@@ -43,8 +43,10 @@ def delete_after(days: int) -> str:
 
 
 def ilm_policy(days: int) -> dict[str, Any]:
-    return {"phases": {"delete": {"min_age": delete_after(days), "actions": {"delete": {}}}},
-            "_meta": {"managed_by": "finsentry"}}
+    return {
+        "phases": {"delete": {"min_age": delete_after(days), "actions": {"delete": {}}}},
+        "_meta": {"managed_by": "finsentry"},
+    }
 
 
 def ism_policy(names: IndexNames, days: int) -> dict[str, Any]:
@@ -52,8 +54,11 @@ def ism_policy(names: IndexNames, days: int) -> dict[str, Any]:
         "description": f"finsentry: delete daily document indices {delete_after(days)} after creation",
         "default_state": "keep",
         "states": [
-            {"name": "keep", "actions": [],
-             "transitions": [{"state_name": "delete", "conditions": {"min_index_age": delete_after(days)}}]},
+            {
+                "name": "keep",
+                "actions": [],
+                "transitions": [{"state_name": "delete", "conditions": {"min_index_age": delete_after(days)}}],
+            },
             {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
         ],
         "ism_template": [{"index_patterns": [names.docs_pattern], "priority": 100}],

@@ -27,13 +27,21 @@ TEXT_ANALYZER = "finsentry_text"
 # indices created after it is put: days indexed with an earlier analysis keep it until they
 # are pruned (or reindexed).
 ANALYSIS = {
-    "char_filter": {"finsentry_non_word": {
-        "type": "pattern_replace", "pattern": "[^\\p{L}\\p{N}\\p{M}]+", "replacement": " ",
-    }},
-    "analyzer": {TEXT_ANALYZER: {
-        "type": "custom", "char_filter": ["finsentry_non_word"], "tokenizer": "whitespace",
-        "filter": ["lowercase", "asciifolding"],  # "Crédit" matches "credit", as in the SQLite store
-    }},
+    "char_filter": {
+        "finsentry_non_word": {
+            "type": "pattern_replace",
+            "pattern": "[^\\p{L}\\p{N}\\p{M}]+",
+            "replacement": " ",
+        }
+    },
+    "analyzer": {
+        TEXT_ANALYZER: {
+            "type": "custom",
+            "char_filter": ["finsentry_non_word"],
+            "tokenizer": "whitespace",
+            "filter": ["lowercase", "asciifolding"],  # "Crédit" matches "credit", as in the SQLite store
+        }
+    },
 }
 
 
@@ -50,7 +58,11 @@ DOCUMENT_MAPPING: dict[str, Any] = {
     "date_detection": False,  # meta strings that look like dates stay strings
     "properties": {
         "id": _keyword(),
-        "source": {"type": "keyword", "ignore_above": 256, "fields": {"text": {"type": "text", "analyzer": TEXT_ANALYZER}}},
+        "source": {
+            "type": "keyword",
+            "ignore_above": 256,
+            "fields": {"text": {"type": "text", "analyzer": TEXT_ANALYZER}},
+        },
         "kind": _keyword(),
         "title": _text_with_keyword(),
         "text": {"type": "text", "analyzer": TEXT_ANALYZER},
@@ -62,13 +74,19 @@ DOCUMENT_MAPPING: dict[str, Any] = {
         "ingested_at": {"type": "double"},  # epoch seconds, as in the record
         "scored_at": {"type": "double"},
         "stored_at": {"type": "date"},
-        "sentiment": {"properties": {
-            "label": _keyword(),
-            "score": {"type": "double"},
-            "probabilities": {"properties": {
-                "negative": {"type": "float"}, "neutral": {"type": "float"}, "positive": {"type": "float"},
-            }},
-        }},
+        "sentiment": {
+            "properties": {
+                "label": _keyword(),
+                "score": {"type": "double"},
+                "probabilities": {
+                    "properties": {
+                        "negative": {"type": "float"},
+                        "neutral": {"type": "float"},
+                        "positive": {"type": "float"},
+                    }
+                },
+            }
+        },
         "topic": {"properties": {"label": _keyword(), "probability": {"type": "float"}}},
         "entities": _keyword(64),
         "model_version": _keyword(),
@@ -82,14 +100,27 @@ _EVIDENCE_KEPT = {"type": "object", "enabled": False}
 ALERT_MAPPING: dict[str, Any] = {
     "dynamic": False,
     "properties": {
-        "id": _keyword(), "scope": _keyword(), "key": _keyword(), "severity": _keyword(),
-        "status": _keyword(), "change": _keyword(), "method": _keyword(), "model_version": _keyword(),
-        "update": {"type": "long"}, "duplicates": {"type": "long"}, "ended_at": {"type": "date"},
-        "episode_start": {"type": "date"}, "window_start": {"type": "date"},
-        "window_end": {"type": "date"}, "updated_at": {"type": "date"},
-        "negative_share": {"type": "double"}, "baseline": {"type": "double"},
-        "statistic": {"type": "double"}, "volume": {"type": "long"},
-        "baseline_volume": {"type": "double"}, "late_records": {"type": "long"},
+        "id": _keyword(),
+        "scope": _keyword(),
+        "key": _keyword(),
+        "severity": _keyword(),
+        "status": _keyword(),
+        "change": _keyword(),
+        "method": _keyword(),
+        "model_version": _keyword(),
+        "update": {"type": "long"},
+        "duplicates": {"type": "long"},
+        "ended_at": {"type": "date"},
+        "episode_start": {"type": "date"},
+        "window_start": {"type": "date"},
+        "window_end": {"type": "date"},
+        "updated_at": {"type": "date"},
+        "negative_share": {"type": "double"},
+        "baseline": {"type": "double"},
+        "statistic": {"type": "double"},
+        "volume": {"type": "long"},
+        "baseline_volume": {"type": "double"},
+        "late_records": {"type": "long"},
         "evidence": _EVIDENCE_KEPT,
     },
 }
@@ -97,8 +128,13 @@ ALERT_MAPPING: dict[str, Any] = {
 LABEL_MAPPING: dict[str, Any] = {
     "dynamic": False,
     "properties": {
-        "id": _keyword(), "doc_id": _keyword(), "sentiment": _keyword(), "topic": _keyword(),
-        "analyst": _keyword(), "at": {"type": "date"}, "text": {"type": "text"},
+        "id": _keyword(),
+        "doc_id": _keyword(),
+        "sentiment": _keyword(),
+        "topic": _keyword(),
+        "analyst": _keyword(),
+        "at": {"type": "date"},
+        "text": {"type": "text"},
     },
 }
 
@@ -108,7 +144,7 @@ class IndexNames:
 
     def __init__(self, prefix: str):
         if not prefix or prefix != prefix.lower() or any(c in prefix for c in ' ,"*\\<|>/?#:'):
-            raise ValueError(f"index prefix {prefix!r} must be lowercase without spaces or , \" * \\ < | > / ? # :")
+            raise ValueError(f'index prefix {prefix!r} must be lowercase without spaces or , " * \\ < | > / ? # :')
         self.prefix = prefix
         self.docs_alias = f"{prefix}-docs"
         self.docs_pattern = f"{prefix}-docs-*"
@@ -124,15 +160,16 @@ class IndexNames:
         head = f"{self.prefix}-docs-"
         if not index.startswith(head):
             return None
-        suffix = index[len(head):]
+        suffix = index[len(head) :]
         try:
             return datetime.strptime(suffix, "%Y.%m.%d").replace(tzinfo=timezone.utc)
         except ValueError:
             return None
 
 
-def docs_template(names: IndexNames, shards: int, replicas: int,
-                  extra_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def docs_template(
+    names: IndexNames, shards: int, replicas: int, extra_settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Arguments of indices.put_index_template for the daily document indices
     (`extra_settings`: the retention policy's, see es_retention)."""
     settings = {"number_of_shards": shards, "number_of_replicas": replicas, "analysis": ANALYSIS}

@@ -13,7 +13,7 @@ SQLITE_PREFIX = "sqlite:///"
 
 def sqlite_path(url: str) -> Path:
     """`sqlite:///var/x.db` → var/x.db (relative); `sqlite:////data/x.db` → /data/x.db."""
-    path = url[len(SQLITE_PREFIX):].split("?", 1)[0]
+    path = url[len(SQLITE_PREFIX) :].split("?", 1)[0]
     if not path or path.endswith("/"):
         raise ValueError(f"store URL {url!r} names no database file (sqlite:///path/to/file.db)")
     return Path(path)

@@ -53,8 +53,9 @@ class _PlainMediaTypes:
         self._headers = plain_media_types(self._headers) or self._headers
 
     async def perform_request(self, method, target, body=None, headers=None, **kwargs):
-        response = await super().perform_request(method, target, body=body,
-                                                 headers=plain_media_types(headers), **kwargs)
+        response = await super().perform_request(
+            method, target, body=body, headers=plain_media_types(headers), **kwargs
+        )
         return _as_product(response)
 
 

@@ -25,7 +25,9 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"not a time: {value!r} (ISO 8601 like 2024-05-01T12:00Z, or an age like 15m, 24h, 7d)") from None
+        raise ValueError(
+            f"not a time: {value!r} (ISO 8601 like 2024-05-01T12:00Z, or an age like 15m, 24h, 7d)"
+        ) from None
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
@@ -48,6 +50,7 @@ async def search(url: str | None, settings, query: SearchQuery) -> list[dict[str
 
 async def export_jsonl(url: str | None, settings, query: SearchQuery | None, out: TextIO) -> int:
     """Every matching document as one JSON line, oldest first; returns how many."""
+
     async def work(store: Store) -> int:
         written = 0
         async for doc in store.export(query):
@@ -67,8 +70,9 @@ class PruneReport:
     alerts: int
 
 
-async def prune(url: str | None, settings, days: int, alert_days: int, dry_run: bool = False,
-                now: datetime | None = None) -> PruneReport:
+async def prune(
+    url: str | None, settings, days: int, alert_days: int, dry_run: bool = False, now: datetime | None = None
+) -> PruneReport:
     """Delete documents published before the UTC day `days` days ago (whole UTC days) and
     alerts last updated before the day `alert_days` days ago; `dry_run`: only count them,
     on a store opened for reading."""
@@ -77,16 +81,24 @@ async def prune(url: str | None, settings, days: int, alert_days: int, dry_run: 
     async def work(store: Store) -> PruneReport:
         plan = await store.prune_plan(cutoff)
         if dry_run:
-            return PruneReport(cutoff, alert_cutoff, plan, sum(n for _, n in plan),
-                               await store.count_alerts_before(alert_cutoff))
+            return PruneReport(
+                cutoff, alert_cutoff, plan, sum(n for _, n in plan), await store.count_alerts_before(alert_cutoff)
+            )
         documents = await store.prune(cutoff)
         return PruneReport(cutoff, alert_cutoff, plan, documents, await store.prune_alerts(alert_cutoff))
 
     return await _with_store(url, settings, work, read_only=dry_run)
 
 
-_TABLE_COLUMNS = (("published_at", 20), ("sentiment", 8), ("score", 6), ("topic", 18),
-                  ("entities", 14), ("source", 14), ("title", 60))
+_TABLE_COLUMNS = (
+    ("published_at", 20),
+    ("sentiment", 8),
+    ("score", 6),
+    ("topic", 18),
+    ("entities", 14),
+    ("source", 14),
+    ("title", 60),
+)
 
 
 def _cell(doc: dict[str, Any], column: str) -> str:
@@ -107,11 +119,11 @@ def _cell(doc: dict[str, Any], column: str) -> str:
 
 def format_table(docs: list[dict[str, Any]]) -> str:
     """A compact fixed-width table for a terminal, one document per line."""
+
     def fit(text: str, width: int) -> str:
         return text if len(text) <= width else text[: width - 1] + "…"
 
     lines = ["  ".join(name.ljust(width) for name, width in _TABLE_COLUMNS).rstrip()]
     for doc in docs:
-        lines.append("  ".join(fit(_cell(doc, name), width).ljust(width)
-                               for name, width in _TABLE_COLUMNS).rstrip())
+        lines.append("  ".join(fit(_cell(doc, name), width).ljust(width) for name, width in _TABLE_COLUMNS).rstrip())
     return "\n".join(lines)

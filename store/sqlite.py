@@ -38,8 +38,15 @@ from finsentry.store.sqlite_schema import SCHEMA, SCHEMA_VERSION, UPSERT_ALERT, 
 T = TypeVar("T")
 
 # Errors of the environment, not of the statement: the store is unavailable, retry later.
-_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN",
-              "SQLITE_READONLY", "SQLITE_PROTOCOL")
+_TRANSIENT = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_READONLY",
+    "SQLITE_PROTOCOL",
+)
 _COLUMNS = "d.title, d.text, d.body"
 _EXPORT_PAGE = 500
 
@@ -81,8 +88,12 @@ def _filters(query: SearchQuery | None) -> tuple[list[str], list[Any]]:
     if query.until is not None:
         clauses.append("d.published_at < ?")
         params.append(query.until.timestamp())
-    for column, value in (("source", query.source), ("kind", query.kind),
-                          ("topic", query.topic), ("sentiment", query.sentiment)):
+    for column, value in (
+        ("source", query.source),
+        ("kind", query.kind),
+        ("topic", query.topic),
+        ("sentiment", query.sentiment),
+    ):
         if value is not None:
             clauses.append(f"d.{column} = ?")
             params.append(value)
@@ -97,8 +108,7 @@ def _where(clauses: list[str]) -> str:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path, busy_timeout_s: float = 10.0, read_threads: int = 2,
-                 read_only: bool = False):
+    def __init__(self, path: str | Path, busy_timeout_s: float = 10.0, read_threads: int = 2, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
         self.url = f"sqlite:///{self.path}"
@@ -116,10 +126,12 @@ class SqliteStore(Store):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # check_same_thread=False only so close() can close it; each stays on its thread.
-            target, uri = ((f"file:{quote(str(self.path.resolve()))}?mode=ro", True) if self.read_only
-                           else (self.path, False))
-            conn = sqlite3.connect(target, timeout=self._busy_timeout_s, isolation_level=None,
-                                   check_same_thread=False, uri=uri)
+            target, uri = (
+                (f"file:{quote(str(self.path.resolve()))}?mode=ro", True) if self.read_only else (self.path, False)
+            )
+            conn = sqlite3.connect(
+                target, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False, uri=uri
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
             self._local.conn = conn
@@ -198,8 +210,9 @@ class SqliteStore(Store):
 
     async def search(self, query: SearchQuery) -> list[dict[str, Any]]:
         clauses, params = _filters(query)
-        order = ("d.score ASC, d.published_at DESC, d.id ASC" if query.sort == "score"
-                 else "d.published_at DESC, d.id ASC")
+        order = (
+            "d.score ASC, d.published_at DESC, d.id ASC" if query.sort == "score" else "d.published_at DESC, d.id ASC"
+        )
         sql = f"SELECT {_COLUMNS} FROM documents d {_where(clauses)} ORDER BY {order} LIMIT ?"
         rows = await self._read(_fetchall, sql, [*params, query.limit])
         return [_row_to_doc(row) for row in rows]
@@ -212,8 +225,10 @@ class SqliteStore(Store):
             if after is not None:  # keyset paging: stable and cheap however deep the export goes
                 page_clauses.append("(d.published_at, d.id) > (?, ?)")
                 page_params += after
-            sql = (f"SELECT {_COLUMNS}, d.published_at, d.id FROM documents d {_where(page_clauses)} "
-                   f"ORDER BY d.published_at, d.id LIMIT {_EXPORT_PAGE}")
+            sql = (
+                f"SELECT {_COLUMNS}, d.published_at, d.id FROM documents d {_where(page_clauses)} "
+                f"ORDER BY d.published_at, d.id LIMIT {_EXPORT_PAGE}"
+            )
             rows = await self._read(_fetchall, sql, page_params)
             for row in rows:
                 yield _row_to_doc(row[:3])
@@ -222,9 +237,11 @@ class SqliteStore(Store):
             after = (rows[-1][3], rows[-1][4])
 
     async def aggregate(self, query: AggregateQuery) -> list[Bucket]:
-        key, join = {"topic": ("d.topic", ""),
-                     "entity": ("e.entity", "JOIN document_entities e ON e.doc_id = d.id"),
-                     "none": ("'all'", "")}[query.by]
+        key, join = {
+            "topic": ("d.topic", ""),
+            "entity": ("e.entity", "JOIN document_entities e ON e.doc_id = d.id"),
+            "none": ("'all'", ""),
+        }[query.by]
         clauses, params = _filters(SearchQuery(since=query.since, until=query.until))
         if not query.count_duplicates:
             clauses.append("d.dup_of IS NULL")
@@ -232,37 +249,50 @@ class SqliteStore(Store):
             clauses.append(f"{key} IN ({', '.join('?' * len(query.keys))})" if query.keys else "0")
             params += list(query.keys)
         interval = int(query.interval_s)
-        sql = (f"SELECT {key} AS k, CAST(d.published_at AS INTEGER) / {interval} AS b, COUNT(*), "
-               f"AVG(d.score), SUM(d.sentiment = 'negative') FROM documents d {join} {_where(clauses)} "
-               f"GROUP BY k, b ORDER BY k, b")
+        sql = (
+            f"SELECT {key} AS k, CAST(d.published_at AS INTEGER) / {interval} AS b, COUNT(*), "
+            f"AVG(d.score), SUM(d.sentiment = 'negative') FROM documents d {join} {_where(clauses)} "
+            f"GROUP BY k, b ORDER BY k, b"
+        )
         rows = await self._read(_fetchall, sql, params)
-        return [Bucket(key=k, start=bucket_start(b * interval, interval), count=n, mean_score=mean,
-                       negative_share=neg / n) for k, b, n, mean, neg in rows]
+        return [
+            Bucket(key=k, start=bucket_start(b * interval, interval), count=n, mean_score=mean, negative_share=neg / n)
+            for k, b, n, mean, neg in rows
+        ]
 
     async def prune(self, before: datetime) -> int:
         cutoff = day_start(before).timestamp()
 
         def prune(conn: sqlite3.Connection) -> int:
             with _transaction(conn):
-                conn.execute("DELETE FROM document_entities WHERE doc_id IN "
-                             "(SELECT id FROM documents WHERE published_at < ?)", (cutoff,))
+                conn.execute(
+                    "DELETE FROM document_entities WHERE doc_id IN (SELECT id FROM documents WHERE published_at < ?)",
+                    (cutoff,),
+                )
                 return conn.execute("DELETE FROM documents WHERE published_at < ?", (cutoff,)).rowcount
 
         return await self._write(prune)
 
     async def prune_plan(self, before: datetime) -> list[tuple[str, int]]:
-        sql = ("SELECT strftime('%Y-%m-%d', CAST(published_at AS INTEGER), 'unixepoch') AS day, COUNT(*) "
-               "FROM documents WHERE published_at < ? GROUP BY day ORDER BY day")
+        sql = (
+            "SELECT strftime('%Y-%m-%d', CAST(published_at AS INTEGER), 'unixepoch') AS day, COUNT(*) "
+            "FROM documents WHERE published_at < ? GROUP BY day ORDER BY day"
+        )
         rows = await self._read(_fetchall, sql, [day_start(before).timestamp()])
         return [(day, n) for day, n in rows]
 
     async def count_alerts_before(self, before: datetime) -> int:
-        return await self._read(lambda conn: conn.execute(
-            "SELECT COUNT(*) FROM alerts WHERE updated_at < ?", (before.timestamp(),)).fetchone()[0])
+        return await self._read(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM alerts WHERE updated_at < ?", (before.timestamp(),)
+            ).fetchone()[0]
+        )
 
     async def prune_alerts(self, before: datetime) -> int:
         cutoff = before.timestamp()
-        return await self._write(lambda conn: conn.execute("DELETE FROM alerts WHERE updated_at < ?", (cutoff,)).rowcount)
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM alerts WHERE updated_at < ?", (cutoff,)).rowcount
+        )
 
     # --- alerts and labels --------------------------------------------------------------
 
@@ -353,14 +383,26 @@ def _upsert_documents(conn: sqlite3.Connection, records: list[ScoredDocument]) -
             continue
         title, text = doc["title"], doc["text"]
         doc["title"] = doc["text"] = None  # stored in their columns; the keys keep the record's field order
-        rows[record.id] = (record.id, record.published_at.timestamp(), record.source, record.kind,
-                           record.topic.label, record.sentiment.label, record.sentiment.score,
-                           record.dup_of, title, text, encode(doc).decode())
+        rows[record.id] = (
+            record.id,
+            record.published_at.timestamp(),
+            record.source,
+            record.kind,
+            record.topic.label,
+            record.sentiment.label,
+            record.sentiment.score,
+            record.dup_of,
+            title,
+            text,
+            encode(doc).decode(),
+        )
         entities[record.id] = sorted(set(record.entities))
     if rows:
         with _transaction(conn):
             conn.executemany(UPSERT_DOCUMENT, rows.values())
             conn.executemany("DELETE FROM document_entities WHERE doc_id = ?", ((i,) for i in rows))
-            conn.executemany("INSERT INTO document_entities (entity, doc_id) VALUES (?, ?)",
-                             ((e, i) for i, names in entities.items() for e in names))
+            conn.executemany(
+                "INSERT INTO document_entities (entity, doc_id) VALUES (?, ?)",
+                ((e, i) for i, names in entities.items() for e in names),
+            )
     return UpsertResult(stored=len(rows), rejected=rejected)

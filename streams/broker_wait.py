@@ -42,8 +42,9 @@ def _reachable(addresses: list[str], timeout_s: float) -> str | None:
     return error
 
 
-def wait_for_broker(settings: Settings, sleep: Callable[[float], None] = time.sleep,
-                    clock: Callable[[], float] = time.monotonic) -> None:
+def wait_for_broker(
+    settings: Settings, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
+) -> None:
     """Return once the broker accepts connections; BrokerUnreachable after the timeout."""
     addresses = settings.broker_address.split(",")
     limit = settings.broker_connect_timeout_s
@@ -61,9 +62,16 @@ def wait_for_broker(settings: Settings, sleep: Callable[[float], None] = time.sl
             raise BrokerUnreachable(
                 f"broker {settings.broker_address} unreachable for {limit:g} s ({attempt} attempts; last error: "
                 f"{error}): check that it runs and FINSENTRY_BROKER or --broker names it; "
-                f"FINSENTRY_BROKER_CONNECT_TIMEOUT_S sets how long to wait")
+                f"FINSENTRY_BROKER_CONNECT_TIMEOUT_S sets how long to wait"
+            )
         wait = min(delay, left)
-        log.warning("broker unreachable broker=%s attempt=%d error=%r retry_in_s=%.1f gives_up_in_s=%.0f",
-                    settings.broker_address, attempt, error, wait, left)
+        log.warning(
+            "broker unreachable broker=%s attempt=%d error=%r retry_in_s=%.1f gives_up_in_s=%.0f",
+            settings.broker_address,
+            attempt,
+            error,
+            wait,
+            left,
+        )
         sleep(wait)
         delay = min(delay * 2, MAX_RETRY_S)

@@ -106,8 +106,12 @@ def observe_liveness(app: faust.App, lag: Mapping[str, int]) -> None:
         return
     assigned = input_partitions(app)
     committed = {tp: app.consumer._committed_offset.get(tp) for tp in assigned}
-    liveness.observe(partitions=len(assigned), recovering=bool(getattr(app, "in_recovery", False)),
-                     lag=sum(lag.values()), committed=committed)
+    liveness.observe(
+        partitions=len(assigned),
+        recovering=bool(getattr(app, "in_recovery", False)),
+        lag=sum(lag.values()),
+        committed=committed,
+    )
 
 
 def register_lag_collector(app: faust.App, interval_s: float = 5.0) -> None:

@@ -83,8 +83,7 @@ class Storable:
 
     def add(self, payload: bytes) -> None:
         try:
-            doc = validate_payload(payload, time.time(), self.settings.max_text_bytes,
-                                   self.settings.future_tolerance_s)
+            doc = validate_payload(payload, time.time(), self.settings.max_text_bytes, self.settings.future_tolerance_s)
         except ValueError:
             return  # dead-lettered by the worker
         self.ids.add(doc.id)
@@ -106,8 +105,9 @@ class Demo:
         self.opts = opts
         self.workdir = opts.workdir
         stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-        self.store_url = run_store_url(opts.store, settings, stamp) if opts.store else \
-            f"sqlite:///{self.workdir / 'finsentry.db'}"
+        self.store_url = (
+            run_store_url(opts.store, settings, stamp) if opts.store else f"sqlite:///{self.workdir / 'finsentry.db'}"
+        )
         self.settings = settings
         self.broker = EmbeddedBroker(log_file=self.workdir / "broker.log")
         self.worker: WorkerProcess | None = None
@@ -119,16 +119,26 @@ class Demo:
         self.workdir.mkdir(parents=True)
         self.broker.start()
         say(f"broker   kafka://{self.broker.address}  (embedded tansu, memory only: data is gone when the demo stops)")
-        env = settings_env(broker=self.broker.url, broker_embedded=True, store=self.store_url,
-                           web_port=self.opts.web_port, data_dir=self.workdir, backend=self.settings.backend,
-                           outbox_path=self.workdir / "outbox.db", broker_session_timeout_s=10,
-                           broker_heartbeat_s=1, dashboard_url=f"http://127.0.0.1:{self.opts.web_port}/")
+        env = settings_env(
+            broker=self.broker.url,
+            broker_embedded=True,
+            store=self.store_url,
+            web_port=self.opts.web_port,
+            data_dir=self.workdir,
+            backend=self.settings.backend,
+            outbox_path=self.workdir / "outbox.db",
+            broker_session_timeout_s=10,
+            broker_heartbeat_s=1,
+            dashboard_url=f"http://127.0.0.1:{self.opts.web_port}/",
+        )
         self.worker = WorkerProcess(env, self.workdir / "worker.log", self.opts.web_port)
         say(f"worker   starting, log {self.workdir / 'worker.log'}; loading the model…")
         self.worker.start(timeout=300)
         say(f"dashboard http://127.0.0.1:{self.opts.web_port}/   metrics http://127.0.0.1:{self.opts.web_port}/metrics")
         say(f"store    {self.store_url}")
-        say(f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry ingest docs.jsonl")
+        say(
+            f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry ingest docs.jsonl"
+        )
 
     def stop(self) -> None:
         if self.worker:
@@ -182,13 +192,17 @@ class Demo:
     async def report(self, store, published: int, seen_alerts: set) -> None:
         stored = await store.count()
         m = scrape_metrics(self.opts.web_port)
-        say(f"published {published}  scored {int(m.get('finsentry_documents_scored_total', 0))}  stored {stored}  "
-            f"dead-lettered {int(m.get('finsentry_documents_dead_lettered_total', 0))}")
+        say(
+            f"published {published}  scored {int(m.get('finsentry_documents_scored_total', 0))}  stored {stored}  "
+            f"dead-lettered {int(m.get('finsentry_documents_dead_lettered_total', 0))}"
+        )
         for alert in await store.alerts(limit=50):
             if alert["id"] not in seen_alerts:
                 seen_alerts.add(alert["id"])
-                say(f"ALERT [{alert['severity']}] {alert['scope']} '{alert['key']}': negative share "
-                    f"{alert['negative_share']:.0%} vs baseline {alert['baseline']:.0%} over {alert['volume']} stories")
+                say(
+                    f"ALERT [{alert['severity']}] {alert['scope']} '{alert['key']}': negative share "
+                    f"{alert['negative_share']:.0%} vs baseline {alert['baseline']:.0%} over {alert['volume']} stories"
+                )
 
     async def counters_after(self, stored: int) -> dict[str, float]:
         """The worker's counters once they account for `stored` documents (or the last answer
@@ -229,10 +243,15 @@ class Demo:
             "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else 0.0,
         }
         if stored < self.opts.max_docs:
-            why = (f"the stream holds only {storable} documents the worker accepts" if storable < self.opts.max_docs
-                   else f"the pipeline did not store them within {budget_s:.0f} s")
-            raise DemoIncomplete(f"{stored} of {self.opts.max_docs} documents stored: {why}; "
-                                 f"worker log: {self.workdir / 'worker.log'}", summary)
+            why = (
+                f"the stream holds only {storable} documents the worker accepts"
+                if storable < self.opts.max_docs
+                else f"the pipeline did not store them within {budget_s:.0f} s"
+            )
+            raise DemoIncomplete(
+                f"{stored} of {self.opts.max_docs} documents stored: {why}; worker log: {self.workdir / 'worker.log'}",
+                summary,
+            )
         return summary
 
 

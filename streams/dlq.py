@@ -32,8 +32,13 @@ from finsentry.records import DeadLetter, story_key
 from finsentry.settings import Settings
 from finsentry.streams.end_offsets import end_offsets_sync
 
-INPUT_TOPICS = {"validate": "docs.raw", "score": "docs.valid", "index": "docs.scored", "notify": "alerts",
-                "labels": "labels"}
+INPUT_TOPICS = {
+    "validate": "docs.raw",
+    "score": "docs.valid",
+    "index": "docs.scored",
+    "notify": "alerts",
+    "labels": "labels",
+}
 PREVIEW_CHARS = 120
 
 
@@ -60,15 +65,22 @@ class Letter:
         if self.letter.raw_encoding == "base64":
             return f"<{self.letter.raw_size or 0} bytes, not UTF-8>"
         text = " ".join(self.letter.raw.split())
-        return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS - 1] + "…"
+        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
     def summary(self) -> dict[str, Any]:
         """One line of `finsentry dlq` (JSON form)."""
         if self.letter is None:
             return {"letter": self.address, "problem": self.problem}
-        return {"letter": self.address, "at": self.letter.at.isoformat(), "stage": self.letter.stage,
-                "reason": self.letter.reason, "input_topic": self.letter.topic, "size": self.letter.raw_size,
-                "truncated": self.letter.raw_truncated, "preview": self.preview()}
+        return {
+            "letter": self.address,
+            "at": self.letter.at.isoformat(),
+            "stage": self.letter.stage,
+            "reason": self.letter.reason,
+            "input_topic": self.letter.topic,
+            "size": self.letter.raw_size,
+            "truncated": self.letter.raw_truncated,
+            "preview": self.preview(),
+        }
 
 
 @dataclass
@@ -85,10 +97,12 @@ class LetterFilter:
         letter = item.letter
         if letter is None:
             return self.addresses is not None or not (self.stage or self.reason or self.since or self.until)
-        return ((self.stage is None or letter.stage == self.stage)
-                and (self.reason is None or self.reason.lower() in letter.reason.lower())
-                and (self.since is None or letter.at >= self.since)
-                and (self.until is None or letter.at < self.until))
+        return (
+            (self.stage is None or letter.stage == self.stage)
+            and (self.reason is None or self.reason.lower() in letter.reason.lower())
+            and (self.since is None or letter.at >= self.since)
+            and (self.until is None or letter.at < self.until)
+        )
 
 
 def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter]:
@@ -96,16 +110,25 @@ def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter
     from kafka import KafkaConsumer, TopicPartition
 
     topic = settings.topic("dlq")
-    consumer = KafkaConsumer(**kafka_python_connection(settings), enable_auto_commit=False, group_id=None,
-                             client_id=f"{settings.app_id}-dlq", request_timeout_ms=int(max(timeout_s, 6) * 1000) + 1000)
+    consumer = KafkaConsumer(
+        **kafka_python_connection(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        client_id=f"{settings.app_id}-dlq",
+        request_timeout_ms=int(max(timeout_s, 6) * 1000) + 1000,
+    )
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return
         # A consumer of its own: confirming the ends fetches, which would disturb this one's order.
-        probe = KafkaConsumer(**kafka_python_connection(settings), enable_auto_commit=False, group_id=None,
-                              client_id=f"{settings.app_id}-dlq-ends")
+        probe = KafkaConsumer(
+            **kafka_python_connection(settings),
+            enable_auto_commit=False,
+            group_id=None,
+            client_id=f"{settings.app_id}-dlq-ends",
+        )
         try:
             ends = end_offsets_sync(probe, tps, settings.broker_embedded)
         finally:
@@ -116,8 +139,9 @@ def read_letters(settings: Settings, timeout_s: float = 10.0) -> Iterator[Letter
         while remaining:
             batches = consumer.poll(timeout_ms=int(timeout_s * 1000))
             if not batches:
-                raise TimeoutError(f"{topic}: no records within {timeout_s:g} s while {len(remaining)} "
-                                   f"partition(s) had more to read")
+                raise TimeoutError(
+                    f"{topic}: no records within {timeout_s:g} s while {len(remaining)} partition(s) had more to read"
+                )
             for tp, records in sorted(batches.items(), key=lambda kv: kv[0].partition):
                 for record in records:
                     if record.offset >= ends[tp]:
@@ -141,6 +165,7 @@ def select(letters: Iterable[Letter], where: LetterFilter, limit: int | None = N
     """The letters `where` accepts, oldest first (by the time they were dead-lettered; a
     keyed topic spreads them over partitions, so reading order is not time order), at most
     `limit` of them. Unreadable records, which carry no time, come last."""
+
     def age(item: Letter) -> tuple:
         if item.letter is None:
             return (1, 0.0, item.partition, item.offset)
@@ -169,15 +194,21 @@ def plan_redrive(settings: Settings, item: Letter) -> Redrive:
     if letter is None:
         raise NotRedrivable(item.problem or "unreadable letter")
     if letter.raw_truncated:
-        raise NotRedrivable(f"the payload was cut at {len(letter.raw)} of {letter.raw_size} bytes: "
-                            "the whole payload is not in the letter")
+        raise NotRedrivable(
+            f"the payload was cut at {len(letter.raw)} of {letter.raw_size} bytes: "
+            "the whole payload is not in the letter"
+        )
     if letter.stage not in INPUT_TOPICS:
-        raise NotRedrivable(f"letters of stage {letter.stage!r} are not redriven "
-                            f"(only {', '.join(INPUT_TOPICS)})")
+        raise NotRedrivable(f"letters of stage {letter.stage!r} are not redriven (only {', '.join(INPUT_TOPICS)})")
     value = item.payload()
     topic = letter.topic if letter.stage == "validate" and letter.topic else settings.topic(INPUT_TOPICS[letter.stage])
-    return Redrive(item, topic, _key(letter.stage, value), value,
-                   int(letter.at.timestamp() * 1000) if letter.stage == "validate" else None)
+    return Redrive(
+        item,
+        topic,
+        _key(letter.stage, value),
+        value,
+        int(letter.at.timestamp() * 1000) if letter.stage == "validate" else None,
+    )
 
 
 def _key(stage: str, value: bytes) -> bytes | None:
@@ -207,8 +238,15 @@ def redrive(settings: Settings, plans: list[Redrive], timeout_s: float | None = 
     timeout_s = timeout_s or settings.producer_delivery_timeout_s
     producer = KafkaProducer(**{**producer_config(settings), "client_id": f"{settings.app_id}-dlq-redrive"})
     try:
-        futures = [producer.send(p.topic, value=p.value, timestamp_ms=p.timestamp_ms,
-                                 key=p.key or hashlib.sha1(p.value).hexdigest()[:16].encode()) for p in plans]
+        futures = [
+            producer.send(
+                p.topic,
+                value=p.value,
+                timestamp_ms=p.timestamp_ms,
+                key=p.key or hashlib.sha1(p.value).hexdigest()[:16].encode(),
+            )
+            for p in plans
+        ]
         producer.flush(timeout_s)
         return [f.get(timeout=timeout_s).offset for f in futures]
     finally:

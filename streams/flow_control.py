@@ -69,8 +69,11 @@ class FlowControl:
                 if not ahead:
                     resume.add(p)
                 elif floor <= held.floor and now - held.since >= self.max_pause_s:
-                    log.warning("flow control: partition %d paused %.0fs without the slowest partition moving; "
-                                "resumed", p, now - held.since)
+                    log.warning(
+                        "flow control: partition %d paused %.0fs without the slowest partition moving; resumed",
+                        p,
+                        now - held.since,
+                    )
                     self.exempt[p] = floor
                     resume.add(p)
                 elif floor > held.floor:

@@ -92,6 +92,11 @@ class InputOrder:
                 head.done.set()  # whoever still waits on it goes on
                 for key in [k for k, e in self._entries.items() if e is head]:
                     del self._entries[key]
-        log.warning("scored records of %s: %d earlier record(s) not handed over within %.0fs; the later ones "
-                    "go on out of order", entry.line, stuck, self.max_wait_s)
+        log.warning(
+            "scored records of %s: %d earlier record(s) not handed over within %.0fs; the later ones "
+            "go on out of order",
+            entry.line,
+            stuck,
+            self.max_wait_s,
+        )
         metrics.OUT_OF_ORDER_DELIVERIES.labels(topic=getattr(entry.line, "topic", str(entry.line))).inc()

@@ -62,5 +62,11 @@ class Liveness:
 
     def report(self) -> dict:
         reasons = self.reasons()
-        return {"status": "ok" if not reasons else "not ready", "ready": not reasons, "reasons": reasons,
-                "partitions": self.partitions, "lag": self.lag, "stalled_s": round(self.stalled_s(), 1)}
+        return {
+            "status": "ok" if not reasons else "not ready",
+            "ready": not reasons,
+            "reasons": reasons,
+            "partitions": self.partitions,
+            "lag": self.lag,
+            "stalled_s": round(self.stalled_s(), 1),
+        }

@@ -88,8 +88,9 @@ class InFlight:
 
     def head_gaps(self, committed: dict) -> list:
         """Partitions whose commit waits on a head gap the broker has not been asked about."""
-        return [tp for tp, part in self._parts.items()
-                if part.log_start is None and self._head_gap(part, committed.get(tp))]
+        return [
+            tp for tp, part in self._parts.items() if part.log_start is None and self._head_gap(part, committed.get(tp))
+        ]
 
     def set_log_start(self, tp: Hashable, offset: int | None) -> None:
         part = self._parts.get(tp)

@@ -13,8 +13,11 @@ from pathlib import Path
 
 def settings_env(**values) -> dict[str, str]:
     """FINSENTRY_* variables from keyword arguments (None values are left out)."""
-    return {f"FINSENTRY_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in values.items() if v is not None}
+    return {
+        f"FINSENTRY_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 def scrape_metrics(port: int, host: str = "127.0.0.1") -> dict[str, float]:
@@ -52,8 +55,14 @@ class WorkerProcess:
     """`finsentry worker` (or another `command` that serves the worker's /metrics) in its own
     process group, configured only through FINSENTRY_*."""
 
-    def __init__(self, env: dict[str, str], log_file: Path, web_port: int,
-                 command: list[str] | None = None, cwd: Path | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_file: Path,
+        web_port: int,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.env = {**os.environ, **env}
         self.log_file = Path(log_file)
         self.web_port = web_port
@@ -64,8 +73,9 @@ class WorkerProcess:
     def start(self, timeout: float = 180.0) -> "WorkerProcess":
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
-        self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.wait_ready(timeout)
         return self
 

@@ -40,16 +40,29 @@ class RescoreReport:
 
 
 def _rescored(engine, stored: list[dict[str, Any]], entities_csv) -> list[ScoredDocument]:
-    docs = [ValidDocument.model_validate({k: v for k, v in d.items() if k not in _SCORED_FIELDS and k != "stored_at"})
-            for d in stored]
+    docs = [
+        ValidDocument.model_validate({k: v for k, v in d.items() if k not in _SCORED_FIELDS and k != "stored_at"})
+        for d in stored
+    ]
     fresh = score_documents(engine, docs, entities_csv=entities_csv)
-    return [record.model_copy(update={"dup_of": old.get("dup_of"), "ingested_at": old.get("ingested_at", record.ingested_at)})
-            for record, old in zip(fresh, stored)]
+    return [
+        record.model_copy(
+            update={"dup_of": old.get("dup_of"), "ingested_at": old.get("ingested_at", record.ingested_at)}
+        )
+        for record, old in zip(fresh, stored)
+    ]
 
 
-async def rescore(store: Store, engine, query: SearchQuery, batch_size: int = 64, entities_csv=None,
-                  limit: int | None = None, progress: Callable[[int], None] | None = None,
-                  executor=None) -> RescoreReport:
+async def rescore(
+    store: Store,
+    engine,
+    query: SearchQuery,
+    batch_size: int = 64,
+    entities_csv=None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    executor=None,
+) -> RescoreReport:
     """Re-score the documents matching `query` (its filters; every match, oldest first).
     `limit`: stop after re-scoring this many. `progress(n)`: n more documents scanned."""
     report = RescoreReport(model_version=engine.version)
@@ -63,11 +76,17 @@ async def rescore(store: Store, engine, query: SearchQuery, batch_size: int = 64
         pending.clear()
         for doc in batch:
             try:
-                ValidDocument.model_validate({k: v for k, v in doc.items() if k not in _SCORED_FIELDS and k != "stored_at"})
+                ValidDocument.model_validate(
+                    {k: v for k, v in doc.items() if k not in _SCORED_FIELDS and k != "stored_at"}
+                )
                 good.append(doc)
             except ValidationError as exc:
                 report.rejected += 1
-                log.error("rescore: stored document not valid, left as it is id=%s error=%s", doc.get("id"), exc.errors()[0]["msg"])
+                log.error(
+                    "rescore: stored document not valid, left as it is id=%s error=%s",
+                    doc.get("id"),
+                    exc.errors()[0]["msg"],
+                )
         if not good:
             return
         records = await loop.run_in_executor(executor, _rescored, engine, good, entities_csv)

@@ -89,7 +89,6 @@ class Runtime:
         if self.outbox is None:
             notifiers = notifiers_from_settings(self.settings)
             if notifiers:  # no notifier configured: alerts still go to the store and the page
-
                 for notifier in notifiers:
                     initialise_notifier_series(notifier.name)
                 self.outbox = Outbox.from_settings(self.settings, notifiers)
@@ -98,14 +97,24 @@ class Runtime:
         metrics.set_model_info(self.engine.version, self.engine.backend_name)
         self.ready.set()
         self.liveness.started = True
-        log.info("worker ready model=%s backend=%s store=%s", self.engine.version,
-                 self.engine.backend_name, self.settings.store.split("@")[-1])
+        log.info(
+            "worker ready model=%s backend=%s store=%s",
+            self.engine.version,
+            self.engine.backend_name,
+            self.settings.store.split("@")[-1],
+        )
 
     def _load_engine(self):
         s = self.settings
-        return Engine.load(self.model_dir(), backend=s.backend, max_batch=s.max_batch,
-                           cache_dir=s.model_cache_dir, threads=s.inference_threads,
-                           streams=s.inference_plan[0], release_memory=s.inference_release_memory)
+        return Engine.load(
+            self.model_dir(),
+            backend=s.backend,
+            max_batch=s.max_batch,
+            cache_dir=s.model_cache_dir,
+            threads=s.inference_threads,
+            streams=s.inference_plan[0],
+            release_memory=s.inference_release_memory,
+        )
 
     def model_dir(self):
         """The explicit model path, else the registry's promoted version, else the shipped one."""

@@ -22,12 +22,20 @@ from finsentry.records import Alert, DeadLetter, Document, Label, ModelUpdate, S
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 TOPICS: dict[str, tuple[Any, str]] = {
-    "docs.raw": (Document, "A document as scrapers and other producers publish it (JSON, UTF-8). Unknown fields are refused."),
+    "docs.raw": (
+        Document,
+        "A document as scrapers and other producers publish it (JSON, UTF-8). Unknown fields are refused.",
+    ),
     "docs.valid": (ValidDocument, "A validated document with its stable id, UTC publication time and ingest time."),
     "docs.scored": (ScoredDocument, "A scored document: sentiment, topic, entities, the model version that scored it."),
-    "alerts.observations": (Union[ObservationGroup, Tick, Observation],
-                            "Internal to the detector: the observations of one scope from one batch, or a clock tick."),
-    "alerts": (Alert, "One update of an alert episode; the same id is re-sent as the episode grows and when it resolves."),
+    "alerts.observations": (
+        Union[ObservationGroup, Tick, Observation],
+        "Internal to the detector: the observations of one scope from one batch, or a clock tick.",
+    ),
+    "alerts": (
+        Alert,
+        "One update of an alert episode; the same id is re-sent as the episode grows and when it resolves.",
+    ),
     "dlq": (DeadLetter, "A payload a stage refused, with the reason and the payload itself (or its base64)."),
     "labels": (Label, "An analyst's corrected label for a stored document."),
     "model-updates": (ModelUpdate, "A model version promoted or rolled back; every worker swaps to it."),
@@ -37,16 +45,22 @@ TOPICS: dict[str, tuple[Any, str]] = {
 def topic_schema(topic: str) -> dict[str, Any]:
     record, description = TOPICS[topic]
     schema = TypeAdapter(record).json_schema(mode="validation")
-    return {"$schema": SCHEMA_DIALECT, "$id": f"urn:finsentry:schema:{topic}",
-            "title": f"finsentry topic <prefix>{topic}", "description": description, **{
-                k: v for k, v in schema.items() if k not in ("title", "description")},
-            **({"x-record": schema["title"]} if "title" in schema else {})}
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"urn:finsentry:schema:{topic}",
+        "title": f"finsentry topic <prefix>{topic}",
+        "description": description,
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+        **({"x-record": schema["title"]} if "title" in schema else {}),
+    }
 
 
 def render() -> dict[str, str]:
     """File name → content, for every topic."""
-    return {f"{topic}.schema.json": json.dumps(topic_schema(topic), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-            for topic in TOPICS}
+    return {
+        f"{topic}.schema.json": json.dumps(topic_schema(topic), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        for topic in TOPICS
+    }
 
 
 def write(directory: Path) -> list[Path]:

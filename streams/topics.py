@@ -30,9 +30,15 @@ class Topics:
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> "Topics":
         def topic(name: str, internal: bool = True) -> ChannelT:
-            return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw",
-                             partitions=settings.topic_partitions, internal=internal)
+            return app.topic(
+                settings.topic(name),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.topic_partitions,
+                internal=internal,
+            )
 
         return cls(
             raw=topic("docs.raw"),
@@ -46,5 +52,16 @@ class Topics:
         )
 
     def names(self) -> list[str]:
-        return [t.get_topic_name() for t in (self.raw, self.valid, self.scored, self.observations,
-                                             self.alerts, self.dlq, self.labels, self.model_updates)]
+        return [
+            t.get_topic_name()
+            for t in (
+                self.raw,
+                self.valid,
+                self.scored,
+                self.observations,
+                self.alerts,
+                self.dlq,
+                self.labels,
+                self.model_updates,
+            )
+        ]

@@ -64,8 +64,9 @@ class Consumer(driver.Consumer):
             message.acked = True
             try:
                 if self.app.topics.acks_enabled_for(message.topic):
-                    processed = (self.app.flow_control.is_active()
-                                 and message.generation_id == self.app.consumer_generation_id)
+                    processed = (
+                        self.app.flow_control.is_active() and message.generation_id == self.app.consumer_generation_id
+                    )
                     self._unacked_messages.discard(message)
                     self.in_flight.acknowledged(message.tp, message.offset, message.generation_id, processed)
                     self._n_acked += 1
@@ -92,8 +93,7 @@ class Consumer(driver.Consumer):
         super().on_buffer_drop(tp)
 
     def _filter_tps_with_pending_acks(self, topics=None):
-        return (tp for tp in self.in_flight.partitions()
-                if topics is None or tp in topics or tp.topic in topics)
+        return (tp for tp in self.in_flight.partitions() if topics is None or tp in topics or tp.topic in topics)
 
     def _new_offset(self, tp):
         return self.in_flight.commit_point(tp, self._committed_offset.get(tp))
@@ -133,8 +133,12 @@ class Consumer(driver.Consumer):
             self.in_flight.set_log_start(tp, starts.get(tp))
             if tp not in self._reported_gaps and self.in_flight.head_gap(tp, self._committed_offset.get(tp)):
                 self._reported_gaps.add(tp)
-                log.warning("records of %s from offset %s were not delivered after the assignment; "
-                            "commits of this partition wait until it is assigned again", tp, self._committed_offset.get(tp))
+                log.warning(
+                    "records of %s from offset %s were not delivered after the assignment; "
+                    "commits of this partition wait until it is assigned again",
+                    tp,
+                    self._committed_offset.get(tp),
+                )
 
     async def on_partitions_revoked(self, revoked) -> None:
         self.in_flight.forget(revoked)  # their queued records are dropped; the next owner re-reads them

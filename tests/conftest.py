@@ -28,11 +28,17 @@ def make_settings(tmp_path: Path):
 
     def factory(**overrides) -> Settings:
         base = dict(
-            data_dir=tmp_path / "data", store=f"sqlite:///{tmp_path / 'store.db'}",
-            registry_dir=tmp_path / "registry", model_cache_dir=Path("var/test-model-cache").resolve(),
-            outbox_path=tmp_path / "outbox.db", seen_path=tmp_path / "seen.db",
-            broker_session_timeout_s=6.0, broker_heartbeat_s=0.5, backend="torch",
-            web_port=free_port(), log_level="WARNING",
+            data_dir=tmp_path / "data",
+            store=f"sqlite:///{tmp_path / 'store.db'}",
+            registry_dir=tmp_path / "registry",
+            model_cache_dir=Path("var/test-model-cache").resolve(),
+            outbox_path=tmp_path / "outbox.db",
+            seen_path=tmp_path / "seen.db",
+            broker_session_timeout_s=6.0,
+            broker_heartbeat_s=0.5,
+            backend="torch",
+            web_port=free_port(),
+            log_level="WARNING",
         )
         base.update(overrides)
         return Settings(_env_file=None, **base)

@@ -16,10 +16,15 @@ import pytest
 REQUIRE_ENV = "FINSENTRY_REQUIRE_SYSTEM_DEPS"
 
 PACKAGES = {
-    "prometheus": "prometheus", "promtool": "prometheus",
-    "prometheus-alertmanager": "prometheus-alertmanager", "amtool": "prometheus-alertmanager",
-    "chromium": "chromium", "chromedriver": "chromium-driver",
-    "docker-compose": "docker-compose", "openssl": "openssl", "curl": "curl",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+    "docker-compose": "docker-compose",
+    "openssl": "openssl",
+    "curl": "curl",
 }
 
 

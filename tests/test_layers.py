@@ -77,8 +77,10 @@ def imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
                 package = module.split(".")[: -node.level if path.name != "__init__.py" else len(module.split("."))]
                 base = ".".join([*package, base] if base else package)
             # `from finsentry import metrics` imports finsentry.metrics
-            found += [(node.lineno, f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
-                      for alias in node.names]
+            found += [
+                (node.lineno, f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
+                for alias in node.names
+            ]
     return [(line, name) for line, name in found if name == "finsentry" or name.startswith("finsentry.")]
 
 

@@ -12,9 +12,7 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def grouped_batches(
-    lengths: Sequence[int], batch_size: int, rng: random.Random, mega: int = 50
-) -> Iterator[list[int]]:
+def grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, mega: int = 50) -> Iterator[list[int]]:
     """Training: shuffle, sort within mega-batches of `mega` batches, shuffle the batches."""
     order = list(range(len(lengths)))
     rng.shuffle(order)

@@ -53,13 +53,17 @@ def _raw_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def dev_split_rows(data_dir: Path = DATA_DIR, fraction: float = DEV_FRACTION, seed: int = DEV_SEED) -> list[tuple[str, int, Example]]:
+def dev_split_rows(
+    data_dir: Path = DATA_DIR, fraction: float = DEV_FRACTION, seed: int = DEV_SEED
+) -> list[tuple[str, int, Example]]:
     """(file, row number, example with the *raw* text) for each row of the dev split a run on
     the two training files holds out. stratified_split depends only on order and labels, so
     splitting raw-text examples gives the same rows; checked against the normalised split."""
     sent_rows, topic_rows = _raw_rows(data_dir / SENTIMENT_TRAIN), _raw_rows(data_dir / TOPIC_TRAIN)
-    tagged = [(SENTIMENT_TRAIN, i, Example(r["text"], sentiment=TFNS_TO_SENTIMENT[int(r["label"])]))
-              for i, r in enumerate(sent_rows, 2)]
+    tagged = [
+        (SENTIMENT_TRAIN, i, Example(r["text"], sentiment=TFNS_TO_SENTIMENT[int(r["label"])]))
+        for i, r in enumerate(sent_rows, 2)
+    ]
     tagged += [(TOPIC_TRAIN, i, Example(r["text"], topic=int(r["label"]))) for i, r in enumerate(topic_rows, 2)]
     # Examples compare by value: index them so duplicates keep their own row
     keyed = [Example(f"{n}\x00{ex.text}", ex.sentiment, ex.topic) for n, (_, _, ex) in enumerate(tagged)]
@@ -121,7 +125,7 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
         j = i
         while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -163,7 +167,9 @@ def slices(devslice_dir: Path = DEVSLICE_DIR, data_dir: Path = DATA_DIR) -> dict
     return out
 
 
-def evaluate_model(model_dir: Path, parts: dict[str, tuple[str, list[Example]]], temperatures: tuple[float, float] | None = None) -> dict:
+def evaluate_model(
+    model_dir: Path, parts: dict[str, tuple[str, list[Example]]], temperatures: tuple[float, float] | None = None
+) -> dict:
     """Metrics of one model on every part, calibrated with its card's temperatures (or the
     given ones); ECE before calibration alongside."""
     model, card = load_artifact(Path(model_dir))
@@ -183,9 +189,16 @@ def evaluate_model(model_dir: Path, parts: dict[str, tuple[str, list[Example]]],
     # would a sentiment temperature fitted on restyled text hold on the other parts?
     restyled = parts["restyled"][1]
     refit = fit_temperature(s_logits[[where[e.text] for e in restyled]], np.array([e.sentiment for e in restyled]))
-    out["restyled_temperature"] = {"sentiment": refit, **{
-        name: sentiment_metrics(s_logits[[where[e.text] for e in ex]], np.array([e.sentiment for e in ex]), refit)["ece"]
-        for name, (head, ex) in parts.items() if head == "sentiment" and name != "restyled"}}
+    out["restyled_temperature"] = {
+        "sentiment": refit,
+        **{
+            name: sentiment_metrics(s_logits[[where[e.text] for e in ex]], np.array([e.sentiment for e in ex]), refit)[
+                "ece"
+            ]
+            for name, (head, ex) in parts.items()
+            if head == "sentiment" and name != "restyled"
+        },
+    }
     return out
 
 
@@ -213,10 +226,13 @@ def render(results: Sequence[dict]) -> str:
 def render_recipes(recipes: Sequence[dict]) -> list[str]:
     """The recipe table of the model card: each recipe's figures on the slice and the shared
     sets (accuracy / macro-F1 / AUROC neg vs pos / ECE) and its training time."""
-    lines = ["accuracy / macro-F1 / AUROC negative vs positive / ECE; reviews: AUROC only. Training minutes",
-             "are wall-clock on 2 CPU cores; most runs shared them with other jobs (load in the last column).", "",
-             "| recipe | restyled | long | authored | reviews | restyled-topic | TFNS valid | TFNT test | minutes (load) |",
-             "| --- |" + " --- |" * 8]
+    lines = [
+        "accuracy / macro-F1 / AUROC negative vs positive / ECE; reviews: AUROC only. Training minutes",
+        "are wall-clock on 2 CPU cores; most runs shared them with other jobs (load in the last column).",
+        "",
+        "| recipe | restyled | long | authored | reviews | restyled-topic | TFNS valid | TFNT test | minutes (load) |",
+        "| --- |" + " --- |" * 8,
+    ]
     for r in recipes:
         row = render([{**r["results"], "version": r["name"]}]).splitlines()[-1]
         lines.append(f"{row} {r['minutes']} ({r['load']}) |")

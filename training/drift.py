@@ -47,8 +47,13 @@ class Profile:
     topic_confidence: float
 
     @classmethod
-    def from_predictions(cls, sentiment: Sequence[str], sentiment_conf: Sequence[float],
-                         topic: Sequence[str], topic_conf: Sequence[float]) -> "Profile":
+    def from_predictions(
+        cls,
+        sentiment: Sequence[str],
+        sentiment_conf: Sequence[float],
+        topic: Sequence[str],
+        topic_conf: Sequence[float],
+    ) -> "Profile":
         return cls(
             n=len(sentiment),
             sentiment_mix=mix(sentiment, SENTIMENT_LABELS),
@@ -96,8 +101,12 @@ def reference_profile(model_dir: Path, data_dir: Path | None, cache_dir: Path | 
     model, card = load_artifact(model_dir)
     s_logits, t_logits = logits_for(model, load_tokenizer(card.max_length, card.encoder), texts, card.max_length)
     sp, tp = softmax(s_logits, card.sentiment_temperature), softmax(t_logits, card.topic_temperature)
-    profile = Profile.from_predictions([SENTIMENT_LABELS[i] for i in sp.argmax(1)], sp.max(1).tolist(),
-                                       [TOPIC_LABELS[i] for i in tp.argmax(1)], tp.max(1).tolist())
+    profile = Profile.from_predictions(
+        [SENTIMENT_LABELS[i] for i in sp.argmax(1)],
+        sp.max(1).tolist(),
+        [TOPIC_LABELS[i] for i in tp.argmax(1)],
+        tp.max(1).tolist(),
+    )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(asdict(profile)))
@@ -142,8 +151,13 @@ def label_accuracy(pairs: Iterable[tuple[Label, dict[str, Any]]]) -> dict[str, t
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def check_drift(reference: Profile, records: Sequence[dict[str, Any]], settings,
-                labelled: Sequence[tuple[Label, dict[str, Any]]] = (), version: str | None = None) -> DriftReport:
+def check_drift(
+    reference: Profile,
+    records: Sequence[dict[str, Any]],
+    settings,
+    labelled: Sequence[tuple[Label, dict[str, Any]]] = (),
+    version: str | None = None,
+) -> DriftReport:
     """Compare a window of scored records (and fresh labels) with the reference profile."""
     if version is not None:
         records = [r for r in records if r.get("model_version") == version]
@@ -156,33 +170,67 @@ def check_drift(reference: Profile, records: Sequence[dict[str, Any]], settings,
             report.measurements[f"psi_{head}"] = value
             telemetry.DRIFT_PSI.labels(head=head).set(value)
             if value >= settings.drift_psi_threshold:
-                report.triggers.append(Trigger(f"psi_{head}", value, settings.drift_psi_threshold, {
-                    "reference_mix": _top(getattr(reference, f"{head}_mix")),
-                    "window_mix": _top(getattr(window, f"{head}_mix")), "window": window.n}))
+                report.triggers.append(
+                    Trigger(
+                        f"psi_{head}",
+                        value,
+                        settings.drift_psi_threshold,
+                        {
+                            "reference_mix": _top(getattr(reference, f"{head}_mix")),
+                            "window_mix": _top(getattr(window, f"{head}_mix")),
+                            "window": window.n,
+                        },
+                    )
+                )
             ref_conf, win_conf = getattr(reference, f"{head}_confidence"), getattr(window, f"{head}_confidence")
             drop = ref_conf - win_conf
             report.measurements[f"confidence_drop_{head}"] = drop
             if drop >= settings.drift_confidence_drop:
-                report.triggers.append(Trigger(f"confidence_{head}", drop, settings.drift_confidence_drop, {
-                    "reference_confidence": round(ref_conf, 4), "window_confidence": round(win_conf, 4),
-                    "window": window.n}))
+                report.triggers.append(
+                    Trigger(
+                        f"confidence_{head}",
+                        drop,
+                        settings.drift_confidence_drop,
+                        {
+                            "reference_confidence": round(ref_conf, 4),
+                            "window_confidence": round(win_conf, 4),
+                            "window": window.n,
+                        },
+                    )
+                )
     else:
-        report.notes.append(f"{len(records)} scored records of the serving version, fewer than "
-                            f"{settings.drift_min_records}: class mix and confidence not checked")
+        report.notes.append(
+            f"{len(records)} scored records of the serving version, fewer than "
+            f"{settings.drift_min_records}: class mix and confidence not checked"
+        )
     for head, (correct, compared) in label_accuracy(labelled).items():
         if compared < settings.drift_min_labels:
             if compared:
-                report.notes.append(f"{compared} fresh {head} labels, fewer than {settings.drift_min_labels}: not checked")
+                report.notes.append(
+                    f"{compared} fresh {head} labels, fewer than {settings.drift_min_labels}: not checked"
+                )
             continue
         accuracy = correct / compared
         report.measurements[f"label_accuracy_{head}"] = accuracy
         if accuracy < settings.drift_label_accuracy_floor:
-            report.triggers.append(Trigger(f"label_accuracy_{head}", accuracy, settings.drift_label_accuracy_floor,
-                                           {"correct": correct, "labels": compared}))
+            report.triggers.append(
+                Trigger(
+                    f"label_accuracy_{head}",
+                    accuracy,
+                    settings.drift_label_accuracy_floor,
+                    {"correct": correct, "labels": compared},
+                )
+            )
     for trigger in report.triggers:
         telemetry.DRIFT_TRIGGERS.labels(reason=trigger.reason).inc()
-        log.warning("drift detected version=%s reason=%s value=%.4f threshold=%.4f evidence=%s", version,
-                    trigger.reason, trigger.value, trigger.threshold, json.dumps(trigger.evidence))
+        log.warning(
+            "drift detected version=%s reason=%s value=%.4f threshold=%.4f evidence=%s",
+            version,
+            trigger.reason,
+            trigger.value,
+            trigger.threshold,
+            json.dumps(trigger.evidence),
+        )
     return report
 
 

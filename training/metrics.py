@@ -27,9 +27,7 @@ def expected_calibration_error(probs: np.ndarray, y_true: Sequence[int], bins: i
     return float(ece)
 
 
-def classification_report(
-    y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]
-) -> dict:
+def classification_report(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]) -> dict:
     probs = np.asarray(probs)
     y_true = np.asarray(y_true)
     y_pred = probs.argmax(1)

@@ -58,14 +58,22 @@ def extra_files(directory: Path) -> list[Path]:
     return sorted(p.resolve() for p in Path(directory).iterdir() if p.suffix.lower() in EXTRA_SUFFIXES)
 
 
-def plan(settings, parent: Version | None, feedback: Sequence[Example], run_dir: Path, version: str,
-         **overrides: Any) -> TrainArguments:
+def plan(
+    settings, parent: Version | None, feedback: Sequence[Example], run_dir: Path, version: str, **overrides: Any
+) -> TrainArguments:
     """The TrainArguments of a run (raises NothingToLearn when a retrain would add nothing)."""
     data_dir = Path(settings.train_data_dir).resolve()
     extras = extra_files(settings.train_extra_dir)
-    args = TrainArguments(output_dir=run_dir, labelled_files=extras, feedback=list(feedback),
-                          method=settings.train_method, epochs=settings.train_epochs,
-                          max_steps=settings.train_max_steps, version=version, progress=False)
+    args = TrainArguments(
+        output_dir=run_dir,
+        labelled_files=extras,
+        feedback=list(feedback),
+        method=settings.train_method,
+        epochs=settings.train_epochs,
+        max_steps=settings.train_max_steps,
+        version=version,
+        progress=False,
+    )
     if parent is None:
         args.sentiment_files = [data_dir / BASE_SENTIMENT]
         args.topic_files = [data_dir / BASE_TOPIC]
@@ -73,15 +81,15 @@ def plan(settings, parent: Version | None, feedback: Sequence[Example], run_dir:
         new = len(feedback) + sum(len(read_labelled(p)) for p in extras)
         if new < settings.train_min_new_examples:
             raise NothingToLearn(f"{new} new labelled examples, fewer than {settings.train_min_new_examples}")
-        replay = write_replay(parent.path, data_dir, settings.train_replay_fraction, args.seed,
-                              run_dir / REPLAY_FILE)
+        replay = write_replay(parent.path, data_dir, settings.train_replay_fraction, args.seed, run_dir / REPLAY_FILE)
         args.labelled_files = extras + [replay]
         args.parent = parent.path
     return replace(args, **overrides)
 
 
-def evaluate_pair(candidate_dir: Path, current: Version | None, parent: Version | None,
-                  golden: list[GoldenSet], data_dir: Path) -> tuple[dict, dict | None, dict | None]:
+def evaluate_pair(
+    candidate_dir: Path, current: Version | None, parent: Version | None, golden: list[GoldenSet], data_dir: Path
+) -> tuple[dict, dict | None, dict | None]:
     """(candidate report, current report, parent report) on the same sets."""
     sets = list(golden)
     if parent is not None:
@@ -97,8 +105,17 @@ def evaluate_pair(candidate_dir: Path, current: Version | None, parent: Version 
     return cand, cur, par
 
 
-def decide(registry: Registry, artifact: Path, train_report: dict, cand: dict, cur: dict | None,
-           par: dict | None, settings, reason: str, promote: bool = True) -> tuple[Version, Decision]:
+def decide(
+    registry: Registry,
+    artifact: Path,
+    train_report: dict,
+    cand: dict,
+    cur: dict | None,
+    par: dict | None,
+    settings,
+    reason: str,
+    promote: bool = True,
+) -> tuple[Version, Decision]:
     """Gate, register with the evaluation and decision, then reject or (if asked) promote."""
     decision = gate(cand, cur, settings, parent=par)
     version = registry.register(artifact, train_report, evaluation=cand)
@@ -111,8 +128,14 @@ def decide(registry: Registry, artifact: Path, train_report: dict, cand: dict, c
     return version, decision
 
 
-def retrain(settings, registry: Registry, labels: Sequence[Label], trigger: str,
-            evidence: dict[str, Any] | None = None, **overrides: Any) -> RunResult:
+def retrain(
+    settings,
+    registry: Registry,
+    labels: Sequence[Label],
+    trigger: str,
+    evidence: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> RunResult:
     """A whole run. `overrides` set TrainArguments fields (tests, smoke runs)."""
     evidence = evidence or {}
     version = overrides.pop("version", None) or run_id(trigger)
@@ -124,8 +147,14 @@ def retrain(settings, registry: Registry, labels: Sequence[Label], trigger: str,
     except NothingToLearn as exc:
         log.info("retrain skipped trigger=%s reason=%s", trigger, exc)
         return RunResult(trigger, "skipped", reasons=[str(exc)], evidence=evidence)
-    log.info("retrain started trigger=%s version=%s parent=%s feedback=%d evidence=%s", trigger, version,
-             parent.name if parent else None, len(feedback_train), json.dumps(evidence, default=str))
+    log.info(
+        "retrain started trigger=%s version=%s parent=%s feedback=%d evidence=%s",
+        trigger,
+        version,
+        parent.name if parent else None,
+        len(feedback_train),
+        json.dumps(evidence, default=str),
+    )
     report = train(args)
     artifact = Path(report["artifact"])
     save_lineage(args, artifact, report)
@@ -134,6 +163,10 @@ def retrain(settings, registry: Registry, labels: Sequence[Label], trigger: str,
     registered, decision = decide(registry, artifact, report, cand, cur, par, settings, reason=f"retrain on {trigger}")
     shutil.rmtree(artifact)  # the registry holds its copy now
     result = "promoted" if decision.promote else "rejected"
-    (run_dir / "decision.json").write_text(json.dumps({"trigger": trigger, "evidence": evidence, "result": result,
-                                                       **decision.to_dict()}, indent=2, default=str) + "\n")
+    (run_dir / "decision.json").write_text(
+        json.dumps(
+            {"trigger": trigger, "evidence": evidence, "result": result, **decision.to_dict()}, indent=2, default=str
+        )
+        + "\n"
+    )
     return RunResult(trigger, result, registered.name, decision.reasons, str(run_dir), evidence)

@@ -45,7 +45,9 @@ class TrainArguments:
     style_augment: float = 0.0  # share of training examples given a news-style copy (training.restyle)
     average_last: float = 0.0  # >0: ship the mean of the weights over this last share of the steps
     average_every: int = 50  # steps between the snapshots averaged
-    teacher_online: bool = False  # score each batch with the teacher as it comes (short runs) instead of every text up front
+    teacher_online: bool = (
+        False  # score each batch with the teacher as it comes (short runs) instead of every text up front
+    )
     shuffle_labels: bool = False  # deliberately broken run; the gate must reject it
     resume: bool = True
     progress: bool = True

@@ -83,8 +83,15 @@ def run_lock(settings) -> RunLock:
 class Trainer:
     """The trainer service. `run` does one training run (the real pipeline by default)."""
 
-    def __init__(self, settings, registry: Registry, store=None, clock: Clock = utc_now,
-                 run: Callable[..., RunResult] | None = None, **train_overrides: Any):
+    def __init__(
+        self,
+        settings,
+        registry: Registry,
+        store=None,
+        clock: Clock = utc_now,
+        run: Callable[..., RunResult] | None = None,
+        **train_overrides: Any,
+    ):
         self.settings = settings
         self.registry = registry
         self.store = store
@@ -107,8 +114,12 @@ class Trainer:
         if now >= self.next_run:
             due = self.next_run
             self.next_run = croniter(self.settings.train_schedule, now).get_next(datetime)
-            results.append(await self.trigger("schedule", {"cron": self.settings.train_schedule,
-                                                           "due": due.isoformat(), "next": self.next_run.isoformat()}))
+            results.append(
+                await self.trigger(
+                    "schedule",
+                    {"cron": self.settings.train_schedule, "due": due.isoformat(), "next": self.next_run.isoformat()},
+                )
+            )
         if now >= self.next_drift_check:
             self.next_drift_check = now + timedelta(seconds=self.settings.drift_check_interval_s)
             report = await self.check_drift()
@@ -125,16 +136,26 @@ class Trainer:
             return None
         loop = asyncio.get_running_loop()
         try:
-            reference = await loop.run_in_executor(None, lambda: reference_profile(
-                serving.path, self.settings.train_data_dir, Path(self.settings.data_dir) / "drift"))
+            reference = await loop.run_in_executor(
+                None,
+                lambda: reference_profile(
+                    serving.path, self.settings.train_data_dir, Path(self.settings.data_dir) / "drift"
+                ),
+            )
         except Exception as exc:  # no reference, no drift check; the schedule still runs
             log.error("drift check skipped: no reference profile for %s: %s", serving.name, exc)
             return None
         records, pairs = await window_from_store(self.store, self.settings, promoted_at(serving))
         report = check_drift(reference, records, self.settings, pairs, version=serving.name)
         self.last_drift = report
-        log.info("drift check version=%s window=%d labels=%d drifted=%s measurements=%s", serving.name,
-                 report.window, report.labels, report.drifted, json.dumps(report.measurements))
+        log.info(
+            "drift check version=%s window=%d labels=%d drifted=%s measurements=%s",
+            serving.name,
+            report.window,
+            report.labels,
+            report.drifted,
+            json.dumps(report.measurements),
+        )
         return report
 
     async def trigger(self, trigger: str, evidence: dict[str, Any]) -> RunResult:
@@ -165,8 +186,12 @@ class Trainer:
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        log.info("trainer started schedule=%r next_run=%s drift_check_every=%ss", self.settings.train_schedule,
-                 self.next_run.isoformat(), self.settings.drift_check_interval_s)
+        log.info(
+            "trainer started schedule=%r next_run=%s drift_check_every=%ss",
+            self.settings.train_schedule,
+            self.next_run.isoformat(),
+            self.settings.drift_check_interval_s,
+        )
         while not stop.is_set():
             await self.tick()
             with contextlib.suppress(asyncio.TimeoutError):

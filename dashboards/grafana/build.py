@@ -31,12 +31,15 @@ def dashboards() -> list[Dashboard]:
 
 def render(index_prefix: str = datasources.DEFAULT_INDEX_PREFIX) -> dict[str, str]:
     """Relative path → file content, for every generated file."""
-    files = {f"dashboards/{d.uid}.json": json.dumps(d.to_json(), indent=2, ensure_ascii=False) + "\n"
-             for d in dashboards()}
+    files = {
+        f"dashboards/{d.uid}.json": json.dumps(d.to_json(), indent=2, ensure_ascii=False) + "\n" for d in dashboards()
+    }
     files["provisioning/datasources/finsentry.yml"] = HEADER + yaml.safe_dump(
-        datasources.provisioning(index_prefix), sort_keys=False, allow_unicode=True)
+        datasources.provisioning(index_prefix), sort_keys=False, allow_unicode=True
+    )
     files["provisioning/dashboards/finsentry.yml"] = HEADER + yaml.safe_dump(
-        datasources.dashboard_provider(), sort_keys=False)
+        datasources.dashboard_provider(), sort_keys=False
+    )
     return files
 
 

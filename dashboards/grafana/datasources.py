@@ -29,11 +29,20 @@ DEFAULT_INDEX_PREFIX = "finsentry"
 
 def _elasticsearch(ref: DatasourceRef, name: str, index: str, time_field: str) -> dict[str, Any]:
     return {
-        "name": name, "uid": ref.uid, "type": ref.type, "access": "proxy", "url": "${FINSENTRY_ES_URL}",
-        "basicAuth": True, "basicAuthUser": "${FINSENTRY_ES_USERNAME}",
+        "name": name,
+        "uid": ref.uid,
+        "type": ref.type,
+        "access": "proxy",
+        "url": "${FINSENTRY_ES_URL}",
+        "basicAuth": True,
+        "basicAuthUser": "${FINSENTRY_ES_USERNAME}",
         "secureJsonData": {"basicAuthPassword": "${FINSENTRY_ES_PASSWORD}"},
-        "jsonData": {"index": index, "timeField": time_field, "maxConcurrentShardRequests": 5,
-                     "logMessageField": "title" if ref == DOCUMENTS else "key"},
+        "jsonData": {
+            "index": index,
+            "timeField": time_field,
+            "maxConcurrentShardRequests": 5,
+            "logMessageField": "title" if ref == DOCUMENTS else "key",
+        },
         "editable": False,
     }
 
@@ -43,9 +52,16 @@ def provisioning(index_prefix: str = DEFAULT_INDEX_PREFIX) -> dict[str, Any]:
     return {
         "apiVersion": 1,
         "datasources": [
-            {"name": "finsentry Prometheus", "uid": PROMETHEUS.uid, "type": PROMETHEUS.type, "access": "proxy",
-             "url": "${FINSENTRY_PROMETHEUS_URL}", "isDefault": True, "editable": False,
-             "jsonData": {"timeInterval": "15s", "httpMethod": "POST"}},
+            {
+                "name": "finsentry Prometheus",
+                "uid": PROMETHEUS.uid,
+                "type": PROMETHEUS.type,
+                "access": "proxy",
+                "url": "${FINSENTRY_PROMETHEUS_URL}",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {"timeInterval": "15s", "httpMethod": "POST"},
+            },
             _elasticsearch(DOCUMENTS, "finsentry documents", f"{index_prefix}-docs", DOCUMENTS_TIME_FIELD),
             _elasticsearch(ALERTS, "finsentry alerts", f"{index_prefix}-alerts", ALERTS_TIME_FIELD),
         ],
@@ -59,9 +75,17 @@ def dashboard_provider() -> dict[str, Any]:
     """Grafana's dashboard provider: load the generated JSON files into a finsentry folder."""
     return {
         "apiVersion": 1,
-        "providers": [{
-            "name": "finsentry", "orgId": 1, "folder": "finsentry", "folderUid": "finsentry", "type": "file",
-            "disableDeletion": False, "allowUiUpdates": False, "updateIntervalSeconds": 30,
-            "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
-        }],
+        "providers": [
+            {
+                "name": "finsentry",
+                "orgId": 1,
+                "folder": "finsentry",
+                "folderUid": "finsentry",
+                "type": "file",
+                "disableDeletion": False,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 30,
+                "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
+            }
+        ],
     }

@@ -32,9 +32,16 @@ class PromQuery:
     format: Literal["time_series", "table", "heatmap"] = "time_series"
 
     def to_json(self, ref_id: str, datasource: DatasourceRef) -> dict[str, Any]:
-        return {"refId": ref_id, "datasource": datasource.to_json(), "expr": self.expr,
-                "legendFormat": self.legend, "range": not self.instant, "instant": self.instant,
-                "format": self.format, "editorMode": "code"}
+        return {
+            "refId": ref_id,
+            "datasource": datasource.to_json(),
+            "expr": self.expr,
+            "legendFormat": self.legend,
+            "range": not self.instant,
+            "instant": self.instant,
+            "format": self.format,
+            "editorMode": "code",
+        }
 
 
 @dataclass
@@ -67,7 +74,9 @@ class EsBucket:
 
 
 def terms(field_name: str, size: int = 10, order_by: str = "_count") -> EsBucket:
-    return EsBucket("terms", field_name, {"size": str(size), "order": "desc", "orderBy": order_by, "min_doc_count": "1"})
+    return EsBucket(
+        "terms", field_name, {"size": str(size), "order": "desc", "orderBy": order_by, "min_doc_count": "1"}
+    )
 
 
 def date_histogram(field_name: str, interval: str = "auto") -> EsBucket:
@@ -86,8 +95,15 @@ class EsQuery:
         # Metric ids are 1..n, bucket ids continue after them, as Grafana's editor numbers them.
         metrics = [m.to_json(str(i + 1)) for i, m in enumerate(self.metrics)]
         buckets = [b.to_json(str(len(self.metrics) + i + 1)) for i, b in enumerate(self.buckets)]
-        return {"refId": ref_id, "datasource": datasource.to_json(), "query": self.query, "alias": self.alias,
-                "metrics": metrics, "bucketAggs": buckets, "timeField": self.time_field}
+        return {
+            "refId": ref_id,
+            "datasource": datasource.to_json(),
+            "query": self.query,
+            "alias": self.alias,
+            "metrics": metrics,
+            "bucketAggs": buckets,
+            "timeField": self.time_field,
+        }
 
 
 Query = Union[PromQuery, EsQuery]
@@ -113,13 +129,23 @@ class Panel:
     def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
         grid = {"h": self.height, "w": self.width, "x": x, "y": y}
         if self.type == "row":
-            return {"id": panel_id, "type": "row", "title": self.title, "collapsed": False, "gridPos": grid, "panels": []}
+            return {
+                "id": panel_id,
+                "type": "row",
+                "title": self.title,
+                "collapsed": False,
+                "gridPos": grid,
+                "panels": [],
+            }
         defaults: dict[str, Any] = dict(self.defaults)
         for key in ("unit", "min", "max"):
             if getattr(self, key) is not None:
                 defaults[key] = getattr(self, key)
         out: dict[str, Any] = {
-            "id": panel_id, "type": self.type, "title": self.title, "description": self.description,
+            "id": panel_id,
+            "type": self.type,
+            "title": self.title,
+            "description": self.description,
             "gridPos": grid,
             "fieldConfig": {"defaults": defaults, "overrides": list(self.overrides)},
             "options": dict(self.options),
@@ -155,11 +181,22 @@ class Variable:
             # Grafana stores Elasticsearch variable queries as a JSON string.
             query = json.dumps(query, separators=(",", ":"))
         return {
-            "name": self.name, "label": self.label, "type": "query", "description": self.description,
-            "datasource": self.datasource.to_json(), "query": query, "definition": query,
-            "refresh": 2, "sort": 1, "multi": self.multi, "includeAll": self.include_all,
-            "allValue": self.all_value, "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-            "options": [], "hide": 0, "regex": "",
+            "name": self.name,
+            "label": self.label,
+            "type": "query",
+            "description": self.description,
+            "datasource": self.datasource.to_json(),
+            "query": query,
+            "definition": query,
+            "refresh": 2,
+            "sort": 1,
+            "multi": self.multi,
+            "includeAll": self.include_all,
+            "allValue": self.all_value,
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "options": [],
+            "hide": 0,
+            "regex": "",
         }
 
 
@@ -172,8 +209,13 @@ class Annotation:
     enabled: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "datasource": self.datasource.to_json(), "enable": self.enabled,
-                "iconColor": self.color, **self.target}
+        return {
+            "name": self.name,
+            "datasource": self.datasource.to_json(),
+            "enable": self.enabled,
+            "iconColor": self.color,
+            **self.target,
+        }
 
 
 @dataclass
@@ -206,9 +248,15 @@ class Dashboard:
         return placed
 
     def to_json(self) -> dict[str, Any]:
-        builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
-                   "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
-                   "type": "dashboard"}
+        builtin = {
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+        }
         return {
             "uid": self.uid,
             "title": self.title,

@@ -35,14 +35,21 @@ def ensure_folder(api: GrafanaApi, uid: str, title: str) -> str:
     return api.folder.create_folder(title, uid=uid)["uid"]
 
 
-def push(url: str, token: str, folder_uid: str = FOLDER_UID, folder_title: str = FOLDER_TITLE,
-         message: str = "finsentry dashboards push", timeout: float = 30.0) -> list[Pushed]:
+def push(
+    url: str,
+    token: str,
+    folder_uid: str = FOLDER_UID,
+    folder_title: str = FOLDER_TITLE,
+    message: str = "finsentry dashboards push",
+    timeout: float = 30.0,
+) -> list[Pushed]:
     """Create or overwrite every finsentry dashboard in the folder; returns what Grafana answered."""
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
     folder = ensure_folder(api, folder_uid, folder_title)
     pushed = []
     for dashboard in dashboards():
-        answer = api.dashboard.update_dashboard({"dashboard": dashboard.to_json(), "folderUid": folder,
-                                                 "overwrite": True, "message": message})
+        answer = api.dashboard.update_dashboard(
+            {"dashboard": dashboard.to_json(), "folderUid": folder, "overwrite": True, "message": message}
+        )
         pushed.append(Pushed(dashboard.uid, dashboard.title, answer.get("url"), answer.get("version")))
     return pushed

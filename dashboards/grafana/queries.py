@@ -59,8 +59,13 @@ class Selection:
         return list(self.values), None
 
 
-def interpolate(text: str, selections: Mapping[str, Selection], variables: Mapping[str, Variable],
-                default_format: str, builtins: Mapping[str, str] | None = None) -> str:
+def interpolate(
+    text: str,
+    selections: Mapping[str, Selection],
+    variables: Mapping[str, Variable],
+    default_format: str,
+    builtins: Mapping[str, str] | None = None,
+) -> str:
     """Replace $var / ${var} / ${var:format} as Grafana does for the given datasource format."""
     builtins = builtins or {}
 
@@ -91,27 +96,46 @@ def _bucket_agg(bucket: dict[str, Any], start: datetime, end: datetime, interval
     settings = bucket.get("settings", {})
     if bucket["type"] == "terms":
         order_by = settings.get("orderBy", "_count")
-        return {"terms": {"field": bucket["field"], "size": int(settings.get("size", 10)),
-                          "order": {order_by: settings.get("order", "desc")},
-                          "min_doc_count": int(settings.get("min_doc_count", 1))}}
+        return {
+            "terms": {
+                "field": bucket["field"],
+                "size": int(settings.get("size", 10)),
+                "order": {order_by: settings.get("order", "desc")},
+                "min_doc_count": int(settings.get("min_doc_count", 1)),
+            }
+        }
     if bucket["type"] == "date_histogram":
         chosen = settings.get("interval", "auto")
-        return {"date_histogram": {"field": bucket["field"], "fixed_interval": interval if chosen == "auto" else chosen,
-                                   "min_doc_count": int(settings.get("min_doc_count", 0)),
-                                   "extended_bounds": {"min": _epoch_ms(start), "max": _epoch_ms(end)},
-                                   "format": "epoch_millis"}}
+        return {
+            "date_histogram": {
+                "field": bucket["field"],
+                "fixed_interval": interval if chosen == "auto" else chosen,
+                "min_doc_count": int(settings.get("min_doc_count", 0)),
+                "extended_bounds": {"min": _epoch_ms(start), "max": _epoch_ms(end)},
+                "format": "epoch_millis",
+            }
+        }
     raise ValueError(f"bucket aggregation {bucket['type']!r} is not rendered here")
 
 
 def elasticsearch_body(target: dict[str, Any], start: datetime, end: datetime, interval: str = "1m") -> dict[str, Any]:
     """The `_search` body for a (variable-interpolated) Elasticsearch panel target."""
-    query = {"bool": {"filter": [_range_filter(target["timeField"], start, end),
-                                 {"query_string": {"analyze_wildcard": True, "query": target["query"] or "*"}}]}}
+    query = {
+        "bool": {
+            "filter": [
+                _range_filter(target["timeField"], start, end),
+                {"query_string": {"analyze_wildcard": True, "query": target["query"] or "*"}},
+            ]
+        }
+    }
     metrics = target["metrics"]
     if any(m["type"] == "raw_data" for m in metrics):
         size = int(metrics[0].get("settings", {}).get("size", 500))
-        return {"size": size, "query": query,
-                "sort": [{target["timeField"]: {"order": "desc", "unmapped_type": "boolean"}}, {"_doc": {"order": "desc"}}]}
+        return {
+            "size": size,
+            "query": query,
+            "sort": [{target["timeField"]: {"order": "desc", "unmapped_type": "boolean"}}, {"_doc": {"order": "desc"}}],
+        }
     leaf: dict[str, Any] = {}
     for metric in metrics:
         if metric["type"] != "count":
@@ -128,14 +152,24 @@ def elasticsearch_body(target: dict[str, Any], start: datetime, end: datetime, i
 def variable_body(variable: Variable, start: datetime, end: datetime, time_field: str) -> dict[str, Any]:
     """The terms query Grafana runs to list an Elasticsearch variable's options."""
     spec = variable.query
-    return {"size": 0, "query": {"bool": {"filter": [_range_filter(time_field, start, end)]}},
-            "aggs": {"1": {"terms": {"field": spec["field"], "size": int(spec.get("size", 500)),
-                                     "order": {"_key": "asc"}}}}}
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": [_range_filter(time_field, start, end)]}},
+        "aggs": {
+            "1": {"terms": {"field": spec["field"], "size": int(spec.get("size", 500)), "order": {"_key": "asc"}}}
+        },
+    }
 
 
 def annotation_body(annotation: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
-    query = {"bool": {"filter": [_range_filter(annotation["timeField"], start, end),
-                                 {"query_string": {"query": annotation["query"]}}]}}
+    query = {
+        "bool": {
+            "filter": [
+                _range_filter(annotation["timeField"], start, end),
+                {"query_string": {"query": annotation["query"]}},
+            ]
+        }
+    }
     return {"size": 10000, "query": query}
 
 
@@ -154,8 +188,13 @@ def targets(dashboard: Dashboard) -> Iterator[PanelTarget]:
             yield PanelTarget(dashboard.uid, panel_json["title"], panel_json["type"], target)
 
 
-def interpolated_target(item: PanelTarget, dashboard: Dashboard, selections: Mapping[str, Selection],
-                        rate_interval: str = "1m", range_: str = "1h") -> dict[str, Any]:
+def interpolated_target(
+    item: PanelTarget,
+    dashboard: Dashboard,
+    selections: Mapping[str, Selection],
+    rate_interval: str = "1m",
+    range_: str = "1h",
+) -> dict[str, Any]:
     """The target with variables replaced: `expr` in the regex format, `query` in lucene."""
     variables = {v.name: v for v in dashboard.variables}
     builtins = {"$__rate_interval": rate_interval, "$__interval": rate_interval, "$__range": range_}

@@ -145,8 +145,11 @@ def pick_interval(range_s: int) -> int:
 
 async def documents(store: Store, params: Params) -> dict[str, Any]:
     """Latest scored documents, newest first (or most negative first with sort=score)."""
-    query = SearchQuery(sort=parse_choice(params, "sort", ("published_at", "score"), "published_at"),
-                        limit=parse_int(params, "limit", 50, 1, 500), **filters(params))
+    query = SearchQuery(
+        sort=parse_choice(params, "sort", ("published_at", "score"), "published_at"),
+        limit=parse_int(params, "limit", 50, 1, 500),
+        **filters(params),
+    )
     return {"documents": [document_view(d) for d in await store.search(query)]}
 
 
@@ -188,8 +191,9 @@ async def series(store: Store, params: Params) -> dict[str, Any]:
 
     grid = list(range(int(since.timestamp()), int(until.timestamp()), interval))
     slot = {t: i for i, t in enumerate(grid)}
-    per_key: dict[str, dict[str, list]] = defaultdict(lambda: {
-        "count": [0] * len(grid), "mean_score": [None] * len(grid), "negative_share": [None] * len(grid)})
+    per_key: dict[str, dict[str, list]] = defaultdict(
+        lambda: {"count": [0] * len(grid), "mean_score": [None] * len(grid), "negative_share": [None] * len(grid)}
+    )
     for b in buckets:
         i = slot.get(int(b.start.timestamp()))
         if i is None:
@@ -201,8 +205,7 @@ async def series(store: Store, params: Params) -> dict[str, Any]:
             row["negative_share"][i] = round(b.negative_share, 4)
     ranked = sorted(per_key.items(), key=lambda kv: (-sum(kv[1]["count"]), kv[0]))[:top]
     # Start at the first bucket with data: a stream younger than the range fills the chart.
-    first = min((next(i for i, n in enumerate(row["count"]) if n) for _, row in ranked if any(row["count"])),
-                default=0)
+    first = min((next(i for i, n in enumerate(row["count"]) if n) for _, row in ranked if any(row["count"])), default=0)
     if first:
         grid = grid[first:]
         since = datetime.fromtimestamp(grid[0], timezone.utc)
@@ -210,7 +213,11 @@ async def series(store: Store, params: Params) -> dict[str, Any]:
             for name in ("count", "mean_score", "negative_share"):
                 row[name] = row[name][first:]
     return {
-        "by": by, "interval_s": interval, "min_count": min_count, "since": iso(since), "until": iso(until),
+        "by": by,
+        "interval_s": interval,
+        "min_count": min_count,
+        "since": iso(since),
+        "until": iso(until),
         "t": grid,
         "series": [{"key": key, "total": sum(row["count"]), **row} for key, row in ranked],
     }

@@ -33,8 +33,10 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 # Defence in depth behind the page's text-only rendering: no inline script, nothing foreign.
 PAGE_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -83,8 +85,11 @@ def page_view(settings: Settings) -> type[View]:
     class PageView(View):
         async def get(self, request: Request) -> Response:
             if not token_ok(request, settings):
-                return self.text("finsentry: this dashboard needs its token: open /?token=YOUR_TOKEN\n",
-                                 status=401, headers=API_HEADERS)
+                return self.text(
+                    "finsentry: this dashboard needs its token: open /?token=YOUR_TOKEN\n",
+                    status=401,
+                    headers=API_HEADERS,
+                )
             return self.html(index, headers=PAGE_HEADERS)
 
     return PageView
@@ -114,8 +119,12 @@ async def _stats(store: Store, params: api.Params) -> dict[str, Any]:
     return await api.stats(store, params, model_versions())
 
 
-def register_web(app: faust.App, get_store: Callable[[], Store | None], settings: Settings,
-                 get_liveness: Callable[[], Any] | None = None) -> None:
+def register_web(
+    app: faust.App,
+    get_store: Callable[[], Store | None],
+    settings: Settings,
+    get_liveness: Callable[[], Any] | None = None,
+) -> None:
     """Serve the dashboard page, /api/*, /metrics and /healthz on the app's web server.
 
     `get_store` is called per request, so the store may be opened after registration
@@ -137,5 +146,7 @@ def register_web(app: faust.App, get_store: Callable[[], Store | None], settings
     app.web.add_static("/static", STATIC_DIR)
     app.web.add_static("/vendor", VENDOR_DIR)
     if settings.web_token is None and settings.web_host not in LOOPBACK:
-        log.warning("web dashboard on %s has no FINSENTRY_WEB_TOKEN: anyone who reaches this address reads it",
-                    settings.web_host)
+        log.warning(
+            "web dashboard on %s has no FINSENTRY_WEB_TOKEN: anyone who reaches this address reads it",
+            settings.web_host,
+        )

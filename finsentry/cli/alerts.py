@@ -14,8 +14,9 @@ import typer
 from finsentry.cli.flags import settings_from_flags
 from finsentry.settings import Settings
 
-app = typer.Typer(help="Spike alerts: replay scored records through the detector, test the notifiers.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Spike alerts: replay scored records through the detector, test the notifiers.", no_args_is_help=True
+)
 
 
 def _settings(flags: dict[str, str] | None = None, **overrides) -> Settings:
@@ -34,18 +35,27 @@ def _read_jsonl(stream: IO[str], errors: list[str]) -> Iterator[dict]:
 
 @app.command()
 def replay(
-    input_file: Path = typer.Option(..., "--input", "-i", help="Scored records as JSONL ('-' for stdin): "
-                                    "the `finsentry classify` shape plus id, published_at, title, source."),
+    input_file: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="Scored records as JSONL ('-' for stdin): "
+        "the `finsentry classify` shape plus id, published_at, title, source.",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the alerts here instead of stdout."),
-    all_updates: bool = typer.Option(False, "--all-updates", help="Print every update of every episode, "
-                                     "not only each episode's latest state."),
-    sort: bool = typer.Option(False, "--sort", help="Sort records by published_at first (default: file order, "
-                              "as they would have arrived)."),
+    all_updates: bool = typer.Option(
+        False, "--all-updates", help="Print every update of every episode, not only each episode's latest state."
+    ),
+    sort: bool = typer.Option(
+        False, "--sort", help="Sort records by published_at first (default: file order, as they would have arrived)."
+    ),
     bucket_s: Optional[int] = typer.Option(None, help="Bucket width in seconds."),
     window_buckets: Optional[int] = typer.Option(None, help="Buckets in the current window."),
     z_threshold: Optional[float] = typer.Option(None, "--z", help="z-score that opens an episode."),
     min_count: Optional[int] = typer.Option(None, help="Fewest distinct stories in the window to alert."),
-    min_share_increase: Optional[float] = typer.Option(None, help="Least increase of the negative share over the baseline."),
+    min_share_increase: Optional[float] = typer.Option(
+        None, help="Least increase of the negative share over the baseline."
+    ),
     cusum_h: Optional[float] = typer.Option(None, help="CUSUM threshold (0 disables it)."),
     overrides: Optional[str] = typer.Option(None, help="Per-scope thresholds, as FINSENTRY_ALERT_SCOPE_OVERRIDES."),
 ) -> None:
@@ -61,14 +71,24 @@ def replay(
     from finsentry.alerting.replay import replay as run_replay
 
     try:
-        settings = _settings({"alert_bucket_s": "--bucket-s", "alert_window_buckets": "--window-buckets",
-                              "alert_z_threshold": "--z", "alert_min_count": "--min-count",
-                              "alert_min_share_increase": "--min-share-increase", "alert_cusum_h": "--cusum-h",
-                              "alert_scope_overrides": "--overrides"},
-                             alert_bucket_s=bucket_s, alert_window_buckets=window_buckets,
-                             alert_z_threshold=z_threshold, alert_min_count=min_count,
-                             alert_min_share_increase=min_share_increase, alert_cusum_h=cusum_h,
-                             alert_scope_overrides=overrides)
+        settings = _settings(
+            {
+                "alert_bucket_s": "--bucket-s",
+                "alert_window_buckets": "--window-buckets",
+                "alert_z_threshold": "--z",
+                "alert_min_count": "--min-count",
+                "alert_min_share_increase": "--min-share-increase",
+                "alert_cusum_h": "--cusum-h",
+                "alert_scope_overrides": "--overrides",
+            },
+            alert_bucket_s=bucket_s,
+            alert_window_buckets=window_buckets,
+            alert_z_threshold=z_threshold,
+            alert_min_count=min_count,
+            alert_min_share_increase=min_share_increase,
+            alert_cusum_h=cusum_h,
+            alert_scope_overrides=overrides,
+        )
         config = DetectorConfig.from_settings(settings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -79,8 +99,11 @@ def replay(
     if sort:
         records = iter(by_event_time(list(records)))
     on_error = lambda number, reason: errors.append(f"record {number}: {reason}")  # noqa: E731
-    alerts = (list(replay_events(records, config, dedup, on_error)) if all_updates
-              else run_replay(records, config, dedup, on_error))
+    alerts = (
+        list(replay_events(records, config, dedup, on_error))
+        if all_updates
+        else run_replay(records, config, dedup, on_error)
+    )
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         for alert in alerts:
@@ -90,7 +113,9 @@ def replay(
             out.close()
     for line in errors:
         typer.echo(line, err=True)
-    typer.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}; {len(errors)} invalid record(s) skipped", err=True)
+    typer.echo(
+        f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}; {len(errors)} invalid record(s) skipped", err=True
+    )
     if errors:
         raise typer.Exit(1)
 
@@ -107,8 +132,12 @@ def _open_input(path: Path) -> IO[str]:
 
 @app.command()
 def test(
-    alertmanager_url: Optional[str] = typer.Option(None, help="Alertmanager base URL (default: FINSENTRY_ALERTMANAGER_URL)."),
-    apprise_url: Optional[list[str]] = typer.Option(None, help="Apprise URL; repeat for several (default: FINSENTRY_APPRISE_URLS)."),
+    alertmanager_url: Optional[str] = typer.Option(
+        None, help="Alertmanager base URL (default: FINSENTRY_ALERTMANAGER_URL)."
+    ),
+    apprise_url: Optional[list[str]] = typer.Option(
+        None, help="Apprise URL; repeat for several (default: FINSENTRY_APPRISE_URLS)."
+    ),
 ) -> None:
     """Send a test notification through every configured notifier.
 
@@ -117,8 +146,11 @@ def test(
     """
     from finsentry.alerting.notifiers import notifiers_from_settings
 
-    settings = _settings({"apprise_urls": "--apprise-url"}, alertmanager_url=alertmanager_url,
-                         apprise_urls=" ".join(apprise_url) if apprise_url else None)
+    settings = _settings(
+        {"apprise_urls": "--apprise-url"},
+        alertmanager_url=alertmanager_url,
+        apprise_urls=" ".join(apprise_url) if apprise_url else None,
+    )
     try:
         notifiers = notifiers_from_settings(settings)
     except ValueError as exc:
@@ -153,8 +185,19 @@ def test_alert():
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     return Alert(
-        id=Alert.make_id("global", "finsentry-test", now), scope="global", key="finsentry-test", severity="warning",
-        episode_start=now, window_start=now, window_end=now, negative_share=0.0, baseline=0.0, statistic=0.0,
-        volume=0, baseline_volume=0.0, model_version="test", updated_at=now,
+        id=Alert.make_id("global", "finsentry-test", now),
+        scope="global",
+        key="finsentry-test",
+        severity="warning",
+        episode_start=now,
+        window_start=now,
+        window_end=now,
+        negative_share=0.0,
+        baseline=0.0,
+        statistic=0.0,
+        volume=0,
+        baseline_volume=0.0,
+        model_version="test",
+        updated_at=now,
         evidence=[Evidence(id="test", title="finsentry test notification: no action needed", score=0.0)],
     )

@@ -9,16 +9,24 @@ import typer
 
 from finsentry.settings import get_settings
 
-app = typer.Typer(help="Grafana dashboards: build the JSON and provisioning files, or push them to a Grafana.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Grafana dashboards: build the JSON and provisioning files, or push them to a Grafana.", no_args_is_help=True
+)
 
 
 @app.command()
-def build(output: Path = typer.Option(Path("grafana"), "--output", "-o",
-                                      help="Directory to write into (default: ./grafana in the working directory; "
-                                           "the repository's committed copy is dashboards/grafana/generated)."),
-          index_prefix: Optional[str] = typer.Option(None, help="Elasticsearch index prefix the datasources read "
-                                                                "(default: FINSENTRY_ES_INDEX_PREFIX).")) -> None:
+def build(
+    output: Path = typer.Option(
+        Path("grafana"),
+        "--output",
+        "-o",
+        help="Directory to write into (default: ./grafana in the working directory; "
+        "the repository's committed copy is dashboards/grafana/generated).",
+    ),
+    index_prefix: Optional[str] = typer.Option(
+        None, help="Elasticsearch index prefix the datasources read (default: FINSENTRY_ES_INDEX_PREFIX)."
+    ),
+) -> None:
     """Write the dashboard JSON and the Grafana provisioning files (datasources, dashboard provider)."""
     from finsentry.dashboards.grafana.build import write
 
@@ -27,12 +35,18 @@ def build(output: Path = typer.Option(Path("grafana"), "--output", "-o",
 
 
 @app.command()
-def push(url: Optional[str] = typer.Option(None, help="Grafana base URL, e.g. https://grafana.example.com "
-                                                      "(default: FINSENTRY_GRAFANA_URL)."),
-         token: Optional[str] = typer.Option(None, help="Service-account token with dashboard write access "
-                                                        "(default: FINSENTRY_GRAFANA_TOKEN; prefer the variable, "
-                                                        "a flag shows in the process list)."),
-         folder: str = typer.Option("finsentry", help="Uid (and title) of the folder the dashboards go into.")) -> None:
+def push(
+    url: Optional[str] = typer.Option(
+        None, help="Grafana base URL, e.g. https://grafana.example.com (default: FINSENTRY_GRAFANA_URL)."
+    ),
+    token: Optional[str] = typer.Option(
+        None,
+        help="Service-account token with dashboard write access "
+        "(default: FINSENTRY_GRAFANA_TOKEN; prefer the variable, "
+        "a flag shows in the process list).",
+    ),
+    folder: str = typer.Option("finsentry", help="Uid (and title) of the folder the dashboards go into."),
+) -> None:
     """Upload the dashboards to an existing Grafana (overwrites earlier versions with the same uid)."""
     from finsentry.dashboards.grafana.push import push as push_dashboards
 

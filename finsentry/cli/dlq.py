@@ -12,10 +12,14 @@ from finsentry.cli.flags import settings_from_flags
 from finsentry.cli.ingest import prepare_client
 from finsentry.settings import Settings
 
-app = typer.Typer(help="The dead-letter topic: list letters (reason, stage, time, payload preview) and "
-                       "redrive chosen ones to their input topic after a fix.")
+app = typer.Typer(
+    help="The dead-letter topic: list letters (reason, stage, time, payload preview) and "
+    "redrive chosen ones to their input topic after a fix."
+)
 
-BROKER = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER).")
+BROKER = typer.Option(
+    None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."
+)
 STAGE = typer.Option(None, help="Only letters of this stage: validate, score, index, detect, notify, labels.")
 REASON = typer.Option(None, help="Only letters whose reason contains this text (any case).")
 SINCE = typer.Option(None, help="Dead-lettered at or after: ISO 8601 (UTC if no zone) or an age like 15m, 24h, 7d.")
@@ -38,9 +42,13 @@ def _filter(stage, reason, since, until, letters):
         if not (partition.isdigit() and offset.isdigit()):
             raise typer.BadParameter(f"{address!r} is not partition:offset", param_hint="'--letter'")
     try:
-        return LetterFilter(stage=stage, reason=reason, since=parse_time(since) if since else None,
-                            until=parse_time(until) if until else None,
-                            addresses=set(letters) if letters else None)
+        return LetterFilter(
+            stage=stage,
+            reason=reason,
+            since=parse_time(since) if since else None,
+            until=parse_time(until) if until else None,
+            addresses=set(letters) if letters else None,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -59,15 +67,30 @@ def _read(settings, where, limit=None):
 def dlq(ctx: typer.Context) -> None:
     """List dead letters (same as `finsentry dlq list`), or redrive them."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(list_letters, broker=None, stage=None, reason=None, since=None, until=None, letters=None,
-                   limit=50, as_json=False)
+        ctx.invoke(
+            list_letters,
+            broker=None,
+            stage=None,
+            reason=None,
+            since=None,
+            until=None,
+            letters=None,
+            limit=50,
+            as_json=False,
+        )
 
 
 @app.command("list")
-def list_letters(broker: Optional[str] = BROKER, stage: Optional[str] = STAGE, reason: Optional[str] = REASON,
-                 since: Optional[str] = SINCE, until: Optional[str] = UNTIL, letters: Optional[List[str]] = LETTER,
-                 limit: int = typer.Option(50, min=1, help="Most letters to print, oldest first."),
-                 as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table.")) -> None:
+def list_letters(
+    broker: Optional[str] = BROKER,
+    stage: Optional[str] = STAGE,
+    reason: Optional[str] = REASON,
+    since: Optional[str] = SINCE,
+    until: Optional[str] = UNTIL,
+    letters: Optional[List[str]] = LETTER,
+    limit: int = typer.Option(50, min=1, help="Most letters to print, oldest first."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
     """Print dead letters, oldest first: where (partition:offset), when, stage, reason, a preview."""
     settings = _settings(broker)
     chosen = _read(settings, _filter(stage, reason, since, until, letters), limit)
@@ -78,17 +101,25 @@ def list_letters(broker: Optional[str] = BROKER, stage: Optional[str] = STAGE, r
         elif item.letter is None:
             typer.echo(f"{row['letter']:<10} {row['problem']}")
         else:
-            typer.echo(f"{row['letter']:<10} {row['at'][:19]}  {row['stage']:<8}  {row['reason'][:60]:<60}  "
-                       f"{row['preview'][:60]}")
+            typer.echo(
+                f"{row['letter']:<10} {row['at'][:19]}  {row['stage']:<8}  {row['reason'][:60]:<60}  "
+                f"{row['preview'][:60]}"
+            )
     if not as_json:
         typer.echo(f"{len(chosen)} letter(s) in {settings.topic('dlq')}", err=True)
 
 
 @app.command()
-def redrive(broker: Optional[str] = BROKER, stage: Optional[str] = STAGE, reason: Optional[str] = REASON,
-            since: Optional[str] = SINCE, until: Optional[str] = UNTIL, letters: Optional[List[str]] = LETTER,
-            everything: bool = typer.Option(False, "--all", help="Every letter (needed when no filter is given)."),
-            dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be sent where.")) -> None:
+def redrive(
+    broker: Optional[str] = BROKER,
+    stage: Optional[str] = STAGE,
+    reason: Optional[str] = REASON,
+    since: Optional[str] = SINCE,
+    until: Optional[str] = UNTIL,
+    letters: Optional[List[str]] = LETTER,
+    everything: bool = typer.Option(False, "--all", help="Every letter (needed when no filter is given)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be sent where."),
+) -> None:
     """Re-publish the chosen letters' payloads to their input topic, unchanged: a document
     keeps its id, so it is stored once however often it is redriven. Exit status 1 if a
     chosen letter could not be redriven (cut payload, detect stage, unreadable)."""

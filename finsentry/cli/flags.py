@@ -20,8 +20,11 @@ def environment_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"FINSENTRY_{str(e['loc'][0]).upper() if e.get('loc') else '?'}: "
-                             f"{str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors())
+        problems = "; ".join(
+            f"FINSENTRY_{str(e['loc'][0]).upper() if e.get('loc') else '?'}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise typer.BadParameter(problems, param_hint="the environment (FINSENTRY_* or .env)") from None
 
 

@@ -35,12 +35,26 @@ def prepare_client(settings: Settings) -> None:
 
 def ingest_command(
     source: str = typer.Argument(..., help="JSONL or CSV file of documents, or - for stdin."),
-    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
-    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker (no idempotent producer)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="jsonl or csv (default: from the file name, else from the first byte)."),
-    speed: float = typer.Option(0.0, help="Replay at published_at gaps divided by this factor (0: as fast as possible)."),
-    rebase: bool = typer.Option(False, "--rebase", help="Shift timestamps so that the first document is now (for demos)."),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line instead of publishing it raw for the dead-letter topic."),
+    broker: Optional[str] = typer.Option(
+        None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."
+    ),
+    embedded: Optional[bool] = typer.Option(
+        None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker (no idempotent producer)."
+    ),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="jsonl or csv (default: from the file name, else from the first byte)."
+    ),
+    speed: float = typer.Option(
+        0.0, help="Replay at published_at gaps divided by this factor (0: as fast as possible)."
+    ),
+    rebase: bool = typer.Option(
+        False, "--rebase", help="Shift timestamps so that the first document is now (for demos)."
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Stop at the first malformed line instead of publishing it raw for the dead-letter topic.",
+    ),
     topic: Optional[str] = typer.Option(None, help="Topic to publish to (default: <prefix>docs.raw)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
@@ -72,8 +86,9 @@ def ingest_command(
     with stream_cm as stream, DocumentProducer(settings, topic=topic) as producer:
         lines = read_documents(stream, fmt=fmt, name=name, max_text_bytes=settings.max_text_bytes)
         try:
-            summary = replay(lines, producer, speed=speed, rebase=rebase, strict=strict,
-                             progress=lambda _line: bar.update())
+            summary = replay(
+                lines, producer, speed=speed, rebase=rebase, strict=strict, progress=lambda _line: bar.update()
+            )
         except BadInput as exc:
             bar.close()
             typer.echo(f"error: {exc} (stopped by --strict; the lines before it were published)", err=True)
@@ -90,12 +105,22 @@ def ingest_command(
 
 @app.command("scrape")
 def scrape_command(
-    config: Optional[Path] = typer.Option(None, "--config", help="Source list (YAML); default: FINSENTRY_SOURCES_FILE."),
-    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
-    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Source list (YAML); default: FINSENTRY_SOURCES_FILE."
+    ),
+    broker: Optional[str] = typer.Option(
+        None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."
+    ),
+    embedded: Optional[bool] = typer.Option(
+        None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."
+    ),
     seen_db: Optional[Path] = typer.Option(None, "--seen-db", help="Seen-set database (default: FINSENTRY_SEEN_PATH)."),
-    metrics_port: Optional[int] = typer.Option(None, help="Port of /metrics and /status (default: FINSENTRY_SCRAPE_METRICS_PORT)."),
-    once: bool = typer.Option(False, "--once", help="Poll every source once and exit (status 1 if one failed), e.g. from cron."),
+    metrics_port: Optional[int] = typer.Option(
+        None, help="Port of /metrics and /status (default: FINSENTRY_SCRAPE_METRICS_PORT)."
+    ),
+    once: bool = typer.Option(
+        False, "--once", help="Poll every source once and exit (status 1 if one failed), e.g. from cron."
+    ),
 ) -> None:
     """Run every source of the list concurrently; a failing source is retried with back-off while the others go on.
 
@@ -106,8 +131,13 @@ def scrape_command(
     from finsentry.ingest.config import ConfigError, load_sources
     from finsentry.ingest.service import run_scrape
 
-    settings = _settings({"broker_embedded": "--embedded", "seen_path": "--seen-db", "scrape_metrics_port": "--metrics-port"},
-                         broker=broker, broker_embedded=embedded, seen_path=seen_db, scrape_metrics_port=metrics_port)
+    settings = _settings(
+        {"broker_embedded": "--embedded", "seen_path": "--seen-db", "scrape_metrics_port": "--metrics-port"},
+        broker=broker,
+        broker_embedded=embedded,
+        seen_path=seen_db,
+        scrape_metrics_port=metrics_port,
+    )
     try:
         load_sources(config or settings.sources_file)  # a bad source list fails before any wait for the broker
     except ConfigError as exc:
@@ -124,8 +154,12 @@ def scrape_command(
 
 @app.command("push")
 def push_command(
-    broker: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
-    embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."),
+    broker: Optional[str] = typer.Option(
+        None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."
+    ),
+    embedded: Optional[bool] = typer.Option(
+        None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."
+    ),
     host: Optional[str] = typer.Option(None, help="Bind address (default: FINSENTRY_PUSH_HOST, loopback)."),
     port: Optional[int] = typer.Option(None, help="Port (default: FINSENTRY_PUSH_PORT)."),
 ) -> None:
@@ -138,10 +172,17 @@ def push_command(
     from finsentry.ingest.push import PushConfigError, serve_push
     from finsentry.ingest.service import stop_on_signals
 
-    settings = _settings({"broker_embedded": "--embedded", "push_host": "--host", "push_port": "--port"},
-                         broker=broker, broker_embedded=embedded, push_host=host, push_port=port)
+    settings = _settings(
+        {"broker_embedded": "--embedded", "push_host": "--host", "push_port": "--port"},
+        broker=broker,
+        broker_embedded=embedded,
+        push_host=host,
+        push_port=port,
+    )
     if not settings.push_token or not settings.push_token.get_secret_value().strip():  # before any wait for the broker
-        typer.echo("error: the push endpoint needs a token (FINSENTRY_PUSH_TOKEN); refusing to start without one", err=True)
+        typer.echo(
+            "error: the push endpoint needs a token (FINSENTRY_PUSH_TOKEN); refusing to start without one", err=True
+        )
         raise typer.Exit(2)
     prepare_client(settings)
 

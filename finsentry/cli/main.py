@@ -19,8 +19,9 @@ from finsentry.cli.training import app as training_app
 from finsentry.logging import setup_logging
 from finsentry.settings import Settings, dotenv_lines, readme_with_settings, settings_markdown, settings_values
 
-app = typer.Typer(help="finsentry: a real-time financial opinion monitor.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="finsentry: a real-time financial opinion monitor.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 
 
 def settings_broker_port(settings: Settings) -> int:
@@ -35,9 +36,12 @@ def configure_logging(settings: Settings) -> None:
 
 
 @app.command()
-def broker(port: Optional[int] = typer.Option(None, help="Port to listen on (default: the port of FINSENTRY_BROKER, "
-                                                            "so workers find it)."),
-           host: str = typer.Option("127.0.0.1", help="Address to bind.")) -> None:
+def broker(
+    port: Optional[int] = typer.Option(
+        None, help="Port to listen on (default: the port of FINSENTRY_BROKER, so workers find it)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+) -> None:
     """Run the embedded Kafka-compatible broker (tansu) in the foreground. Memory only:
     everything it holds is gone when it stops."""
     import signal
@@ -46,8 +50,10 @@ def broker(port: Optional[int] = typer.Option(None, help="Port to listen on (def
     from finsentry.streams.broker import EmbeddedBroker
 
     with EmbeddedBroker(host=host, port=port or settings_broker_port(environment_settings())) as b:
-        typer.echo(f"broker listening on {b.address} (memory storage: data is lost on stop); "
-                   f"use FINSENTRY_BROKER=kafka://{b.address} FINSENTRY_BROKER_EMBEDDED=true")
+        typer.echo(
+            f"broker listening on {b.address} (memory storage: data is lost on stop); "
+            f"use FINSENTRY_BROKER=kafka://{b.address} FINSENTRY_BROKER_EMBEDDED=true"
+        )
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             while b.running():
@@ -57,12 +63,18 @@ def broker(port: Optional[int] = typer.Option(None, help="Port to listen on (def
 
 
 @app.command()
-def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."),
-           store: Optional[str] = typer.Option(None, help="Store URL: sqlite:///path.db or http(s)://host:9200."),
-           web_port: Optional[int] = typer.Option(None, help="Port of the web page, /api and /metrics."),
-           model: Optional[Path] = typer.Option(None, help="Model directory (default: promoted, else shipped)."),
-           backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda."),
-           embedded: Optional[bool] = typer.Option(None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker.")) -> None:
+def worker(
+    broker_url: Optional[str] = typer.Option(
+        None, "--broker", help="Kafka broker: host:port or kafka://host:port (default: FINSENTRY_BROKER)."
+    ),
+    store: Optional[str] = typer.Option(None, help="Store URL: sqlite:///path.db or http(s)://host:9200."),
+    web_port: Optional[int] = typer.Option(None, help="Port of the web page, /api and /metrics."),
+    model: Optional[Path] = typer.Option(None, help="Model directory (default: promoted, else shipped)."),
+    backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda."),
+    embedded: Optional[bool] = typer.Option(
+        None, "--embedded/--no-embedded", help="The broker is the embedded tansu broker."
+    ),
+) -> None:
     """Run a Faust worker with every agent, serving the web page and /metrics.
 
     An unreachable broker is waited for (FINSENTRY_BROKER_CONNECT_TIMEOUT_S) with one log
@@ -70,9 +82,15 @@ def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafk
     from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
     from finsentry.worker import run_worker
 
-    settings = settings_from_flags({"model_path": "--model", "broker_embedded": "--embedded"},
-                                   broker=broker_url, store=store, web_port=web_port, model_path=model,
-                                   backend=backend, broker_embedded=embedded)
+    settings = settings_from_flags(
+        {"model_path": "--model", "broker_embedded": "--embedded"},
+        broker=broker_url,
+        store=store,
+        web_port=web_port,
+        model_path=model,
+        backend=backend,
+        broker_embedded=embedded,
+    )
     configure_logging(settings)
     try:
         wait_for_broker(settings)
@@ -83,20 +101,27 @@ def worker(broker_url: Optional[str] = typer.Option(None, "--broker", help="Kafk
 
 
 @app.command()
-def demo(store: Optional[str] = typer.Option(None, help="Store URL (default: a fresh SQLite file under var/demo)."),
-         web_port: int = typer.Option(6066, help="Port of the dashboard page."),
-         speed: float = typer.Option(30.0, help="Replay speed: event-time seconds per wall-clock second."),
-         max_docs: Optional[int] = typer.Option(None, help="Stop after this many documents are stored and print a JSON summary."),
-         input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL stream to replay instead of the bundled sample."),
-         backend: Optional[str] = typer.Option(None, help="Inference backend (default auto).")) -> None:
+def demo(
+    store: Optional[str] = typer.Option(None, help="Store URL (default: a fresh SQLite file under var/demo)."),
+    web_port: int = typer.Option(6066, help="Port of the dashboard page."),
+    speed: float = typer.Option(30.0, help="Replay speed: event-time seconds per wall-clock second."),
+    max_docs: Optional[int] = typer.Option(
+        None, help="Stop after this many documents are stored and print a JSON summary."
+    ),
+    input_file: Optional[Path] = typer.Option(
+        None, "--input", help="JSONL stream to replay instead of the bundled sample."
+    ),
+    backend: Optional[str] = typer.Option(None, help="Inference backend (default auto)."),
+) -> None:
     """Start broker + worker + store + dashboard and replay the bundled sample stream."""
     from finsentry.streams.demo import DemoIncomplete, DemoOptions, run_demo
 
     settings = settings_from_flags(backend=backend)
     configure_logging(settings)
     try:
-        summary = run_demo(settings, DemoOptions(store=store, web_port=web_port, speed=speed, max_docs=max_docs,
-                                                 input_file=input_file))
+        summary = run_demo(
+            settings, DemoOptions(store=store, web_port=web_port, speed=speed, max_docs=max_docs, input_file=input_file)
+        )
     except DemoIncomplete as exc:
         typer.echo(json.dumps(exc.summary))
         typer.echo(f"demo incomplete: {exc}", err=True)
@@ -106,11 +131,15 @@ def demo(store: Optional[str] = typer.Option(None, help="Store URL (default: a f
 
 
 @app.command()
-def classify(model: Optional[Path] = typer.Option(None, help="Model directory (default: the shipped model)."),
-             backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda (default: FINSENTRY_BACKEND)."),
-             batch_size: int = typer.Option(256, min=1, help="Lines read per model call."),
-             explain_words: bool = typer.Option(False, "--explain", help="Add word-level explanations (slower)."),
-             strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line.")) -> None:
+def classify(
+    model: Optional[Path] = typer.Option(None, help="Model directory (default: the shipped model)."),
+    backend: Optional[str] = typer.Option(
+        None, help="auto | onnx | torch | torch-bf16 | cuda (default: FINSENTRY_BACKEND)."
+    ),
+    batch_size: int = typer.Option(256, min=1, help="Lines read per model call."),
+    explain_words: bool = typer.Option(False, "--explain", help="Add word-level explanations (slower)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
+) -> None:
     """Score text lines or JSONL ({"text": ..., "title": ...}) from stdin; one JSONL line out per
     line scored, in order.
 
@@ -128,9 +157,18 @@ def classify(model: Optional[Path] = typer.Option(None, help="Model directory (d
         errors.append(str(error))
         typer.echo(f"error: {error}", err=True)
 
-    classify_stream(sys.stdin, sys.stdout, model=settings.model_path, backend=settings.backend,
-                    batch_size=batch_size, explain_words=explain_words, cache_dir=settings.model_cache_dir,
-                    entities_csv=settings.entity_aliases, on_error=report, strict=strict)
+    classify_stream(
+        sys.stdin,
+        sys.stdout,
+        model=settings.model_path,
+        backend=settings.backend,
+        batch_size=batch_size,
+        explain_words=explain_words,
+        cache_dir=settings.model_cache_dir,
+        entities_csv=settings.entity_aliases,
+        on_error=report,
+        strict=strict,
+    )
     if errors:
         if strict:
             typer.echo("stopped at the first malformed line (--strict); the lines before it were scored", err=True)
@@ -140,14 +178,26 @@ def classify(model: Optional[Path] = typer.Option(None, help="Model directory (d
 
 
 @app.command()
-def rescore(since: str = typer.Option(..., help="Documents published at or after: ISO 8601 (UTC if no zone) or an age like 24h, 7d."),
-            until: Optional[str] = typer.Option(None, help="Published before: ISO 8601 or an age (default: now)."),
-            store: Optional[str] = typer.Option(None, help="Store URL (default: FINSENTRY_STORE)."),
-            model: Optional[Path] = typer.Option(None, help="Model directory (default: the promoted version, else the shipped model)."),
-            backend: Optional[str] = typer.Option(None, help="auto | onnx | torch | torch-bf16 | cuda (default: FINSENTRY_BACKEND)."),
-            batch_size: Optional[int] = typer.Option(None, min=1, help="Documents per model call (default: FINSENTRY_MAX_BATCH)."),
-            limit: Optional[int] = typer.Option(None, min=1, help="Stop after re-scoring this many (run again to go on)."),
-            progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: only on a terminal).")) -> None:
+def rescore(
+    since: str = typer.Option(
+        ..., help="Documents published at or after: ISO 8601 (UTC if no zone) or an age like 24h, 7d."
+    ),
+    until: Optional[str] = typer.Option(None, help="Published before: ISO 8601 or an age (default: now)."),
+    store: Optional[str] = typer.Option(None, help="Store URL (default: FINSENTRY_STORE)."),
+    model: Optional[Path] = typer.Option(
+        None, help="Model directory (default: the promoted version, else the shipped model)."
+    ),
+    backend: Optional[str] = typer.Option(
+        None, help="auto | onnx | torch | torch-bf16 | cuda (default: FINSENTRY_BACKEND)."
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None, min=1, help="Documents per model call (default: FINSENTRY_MAX_BATCH)."
+    ),
+    limit: Optional[int] = typer.Option(None, min=1, help="Stop after re-scoring this many (run again to go on)."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar on stderr (default: only on a terminal)."
+    ),
+) -> None:
     """Re-score stored documents of a time range with the serving model (after a promotion),
     in batches, writing each back onto its own record; model_version tells which model
     scored a document. Documents this model already scored are skipped, so a run that
@@ -162,8 +212,13 @@ def rescore(since: str = typer.Option(..., help="Documents published at or after
     from finsentry.streams.rescore import rescore as run_rescore
     from finsentry.streams.runtime import Runtime
 
-    settings = settings_from_flags({"model_path": "--model", "max_batch": "--batch-size"}, store=store,
-                                   model_path=model, backend=backend, max_batch=batch_size)
+    settings = settings_from_flags(
+        {"model_path": "--model", "max_batch": "--batch-size"},
+        store=store,
+        model_path=model,
+        backend=backend,
+        max_batch=batch_size,
+    )
     configure_logging(settings)
     try:
         query = SearchQuery(since=parse_time(since), until=parse_time(until) if until else None)
@@ -171,8 +226,12 @@ def rescore(since: str = typer.Option(..., help="Documents published at or after
         raise typer.BadParameter(str(exc)) from None
     from finsentry.models.engine import Engine
 
-    engine = Engine.load(Runtime(settings).model_dir(), backend=settings.backend, max_batch=settings.max_batch,
-                         cache_dir=settings.model_cache_dir)
+    engine = Engine.load(
+        Runtime(settings).model_dir(),
+        backend=settings.backend,
+        max_batch=settings.max_batch,
+        cache_dir=settings.model_cache_dir,
+    )
 
     async def main():
         # The store must exist: re-scoring never creates one.
@@ -180,10 +239,22 @@ def rescore(since: str = typer.Option(..., help="Documents published at or after
             pass
         async with open_store(settings.store, settings) as target:
             total = await target.count(query)
-            with tqdm(total=total, unit="doc", desc="rescore", file=sys.stderr,
-                      disable=not (sys.stderr.isatty() if progress is None else progress)) as bar:
-                return await run_rescore(target, engine, query, batch_size=settings.max_batch,
-                                         entities_csv=settings.entity_aliases, limit=limit, progress=bar.update)
+            with tqdm(
+                total=total,
+                unit="doc",
+                desc="rescore",
+                file=sys.stderr,
+                disable=not (sys.stderr.isatty() if progress is None else progress),
+            ) as bar:
+                return await run_rescore(
+                    target,
+                    engine,
+                    query,
+                    batch_size=settings.max_batch,
+                    entities_csv=settings.entity_aliases,
+                    limit=limit,
+                    progress=bar.update,
+                )
 
     try:
         report = asyncio.run(main())
@@ -194,9 +265,11 @@ def rescore(since: str = typer.Option(..., help="Documents published at or after
 
 
 @app.command()
-def explain(text: str = typer.Argument(..., help="The text to explain."),
-            model: Optional[Path] = typer.Option(None, help="Model directory."),
-            top: int = typer.Option(8, help="Words to show.")) -> None:
+def explain(
+    text: str = typer.Argument(..., help="The text to explain."),
+    model: Optional[Path] = typer.Option(None, help="Model directory."),
+    top: int = typer.Option(8, help="Words to show."),
+) -> None:
     """Show the words that pushed a text's sentiment score, strongest first."""
     from finsentry.models.engine import Engine
     from finsentry.models.explain import explain as explain_text
@@ -207,8 +280,14 @@ def explain(text: str = typer.Argument(..., help="The text to explain."),
 
 
 @app.command()
-def schemas(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one <topic>.schema.json per topic into this directory."),
-            check: Optional[Path] = typer.Option(None, "--check", help="Exit 1 if this directory's files differ from the records (for CI).")) -> None:
+def schemas(
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write one <topic>.schema.json per topic into this directory."
+    ),
+    check: Optional[Path] = typer.Option(
+        None, "--check", help="Exit 1 if this directory's files differ from the records (for CI)."
+    ),
+) -> None:
     """JSON Schemas of every topic's payload, generated from the records the agents parse
     (docs/schemas holds them). Without options: one JSON object {topic: schema} on stdout."""
     from finsentry.streams import schemas as topic_schemas
@@ -229,11 +308,17 @@ def schemas(output: Optional[Path] = typer.Option(None, "--output", "-o", help="
 
 
 @app.command("settings")
-def show_settings(markdown: bool = typer.Option(False, help="Print the documentation table instead of values."),
-                  as_json: bool = typer.Option(False, "--json", help="One JSON object {FINSENTRY_NAME: value} instead of .env lines."),
-                  changed: bool = typer.Option(False, "--changed", help="Only the settings that differ from their defaults."),
-                  show_secrets: bool = typer.Option(False, "--show-secrets", help="Print the values of passwords, tokens and keys too."),
-                  update_readme: Optional[Path] = typer.Option(None, help="Rewrite the settings table in this README.")) -> None:
+def show_settings(
+    markdown: bool = typer.Option(False, help="Print the documentation table instead of values."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object {FINSENTRY_NAME: value} instead of .env lines."
+    ),
+    changed: bool = typer.Option(False, "--changed", help="Only the settings that differ from their defaults."),
+    show_secrets: bool = typer.Option(
+        False, "--show-secrets", help="Print the values of passwords, tokens and keys too."
+    ),
+    update_readme: Optional[Path] = typer.Option(None, help="Rewrite the settings table in this README."),
+) -> None:
     """Print every setting as .env lines that load back as the same settings
     (`finsentry settings > .env`): an unset value prints empty. A secret that is set is
     left out as a comment line (its name only) unless --show-secrets."""
@@ -263,7 +348,6 @@ def _mount() -> None:
     app.add_typer(dlq_app, name="dlq")
     app.add_typer(dashboards_app, name="dashboards")
     app.add_typer(training_app)  # train, eval, label, trainer, models …
-
 
 
 _mount()

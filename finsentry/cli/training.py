@@ -18,11 +18,13 @@ from finsentry.logging import setup_logging
 from finsentry.settings import Settings, get_settings
 
 app = typer.Typer(help="Training, evaluation, analyst labels and the model registry.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry: list, show, register, promote, reject, roll back.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: list, show, register, promote, reject, roll back.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
-entities_app = typer.Typer(help="The company list entity extraction matches (models/data/companies.csv).",
-                           no_args_is_help=True)
+entities_app = typer.Typer(
+    help="The company list entity extraction matches (models/data/companies.csv).", no_args_is_help=True
+)
 models_app.add_typer(entities_app, name="entities")
 
 
@@ -72,8 +74,10 @@ def _store_labels(settings: Settings):
     try:
         return asyncio.run(store_labels(settings))
     except Exception as exc:  # noqa: BLE001 - report any store failure as a usable message
-        _fail(f"cannot read analyst labels from the store {settings.store.split('@')[-1]}: {exc} "
-              f"(use --no-labels to leave them out)")
+        _fail(
+            f"cannot read analyst labels from the store {settings.store.split('@')[-1]}: {exc} "
+            f"(use --no-labels to leave them out)"
+        )
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -81,25 +85,54 @@ def _store_labels(settings: Settings):
 
 @app.command()
 def train(
-    sentiment_file: List[Path] = typer.Option([], "--sentiment-file", help="TFNS-format CSV (text,label 0 bearish/1 bullish/2 neutral); repeatable."),
-    topic_file: List[Path] = typer.Option([], "--topic-file", help="TFNT-format CSV (text,label topic id); repeatable."),
-    labelled: List[Path] = typer.Option([], "--labelled", help="CSV/JSONL with text + sentiment and/or topic; repeatable."),
-    feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Add the training share of the analyst labels from the store."),
-    parent: Optional[str] = typer.Option(None, help="Start from this model (directory or registry version) instead of the base encoder."),
-    replay_fraction: Optional[float] = typer.Option(None, help="With --parent: share of the parent's replay pool (its training data minus its held-out split) mixed in (default FINSENTRY_TRAIN_REPLAY_FRACTION; 0: none)."),
+    sentiment_file: List[Path] = typer.Option(
+        [], "--sentiment-file", help="TFNS-format CSV (text,label 0 bearish/1 bullish/2 neutral); repeatable."
+    ),
+    topic_file: List[Path] = typer.Option(
+        [], "--topic-file", help="TFNT-format CSV (text,label topic id); repeatable."
+    ),
+    labelled: List[Path] = typer.Option(
+        [], "--labelled", help="CSV/JSONL with text + sentiment and/or topic; repeatable."
+    ),
+    feedback: bool = typer.Option(
+        False, "--feedback/--no-feedback", help="Add the training share of the analyst labels from the store."
+    ),
+    parent: Optional[str] = typer.Option(
+        None, help="Start from this model (directory or registry version) instead of the base encoder."
+    ),
+    replay_fraction: Optional[float] = typer.Option(
+        None,
+        help="With --parent: share of the parent's replay pool (its training data minus its held-out split) mixed in (default FINSENTRY_TRAIN_REPLAY_FRACTION; 0: none).",
+    ),
     method: str = typer.Option("full", help="full | lora."),
-    encoder: str = typer.Option("all-MiniLM-L6-v2", help="Base encoder: all-MiniLM-L6-v2 (served models) or all-mpnet-base-v2 (a teacher to distil from; needs the 'teacher' extra)."),
+    encoder: str = typer.Option(
+        "all-MiniLM-L6-v2",
+        help="Base encoder: all-MiniLM-L6-v2 (served models) or all-mpnet-base-v2 (a teacher to distil from; needs the 'teacher' extra).",
+    ),
     epochs: float = typer.Option(5.0, help="Training epochs."),
     max_steps: int = typer.Option(0, help="Stop after this many steps (0: full epochs)."),
     batch_size: int = typer.Option(32, help="Examples per step."),
     learning_rate: float = typer.Option(8e-5, help="Encoder learning rate (heads use their own)."),
     seed: int = typer.Option(13, help="Seed of splits, shuffling and initialisation."),
-    output: Optional[Path] = typer.Option(None, help="Run directory: checkpoint, report.json/md, model/ (default runs/train; runs/default with --default)."),
+    output: Optional[Path] = typer.Option(
+        None,
+        help="Run directory: checkpoint, report.json/md, model/ (default runs/train; runs/default with --default).",
+    ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
     version: Optional[str] = typer.Option(None, help="Version name of the model (default: m<UTC timestamp>)."),
-    shuffle_labels: bool = typer.Option(False, "--shuffle-labels", help="Control run on shuffled labels; the gate must reject it."),
-    default: bool = typer.Option(False, "--default", help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet teacher, then the distilled MiniLM student); only --output applies."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: only when stderr is a terminal, so a log file gets no bar)."),
+    shuffle_labels: bool = typer.Option(
+        False, "--shuffle-labels", help="Control run on shuffled labels; the gate must reject it."
+    ),
+    default: bool = typer.Option(
+        False,
+        "--default",
+        help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet teacher, then the distilled MiniLM student); only --output applies.",
+    ),
+    progress: Optional[bool] = typer.Option(
+        None,
+        "--progress/--no-progress",
+        help="Progress bar on stderr (default: only when stderr is a terminal, so a log file gets no bar).",
+    ),
 ) -> None:
     """Fine-tune the two-head model; writes the artifact, heldout.jsonl and a run report."""
     from finsentry.training.scheduler import Busy, run_lock
@@ -112,7 +145,9 @@ def train(
 
                 _logging(settings)
                 report = train_default(output_dir=output or Path("runs/default"))
-                typer.echo(json.dumps({"version": report["version"], "artifact": report["artifact"], "dev": report["dev"]}))
+                typer.echo(
+                    json.dumps({"version": report["version"], "artifact": report["artifact"], "dev": report["dev"]})
+                )
                 return
             from finsentry.training.feedback import split_feedback
             from finsentry.training.finetune import TrainArguments
@@ -132,14 +167,28 @@ def train(
                 _fail(f"--method must be full or lora, not {method!r}")
             if encoder not in ("all-MiniLM-L6-v2", "all-mpnet-base-v2"):
                 _fail(f"--encoder must be all-MiniLM-L6-v2 or all-mpnet-base-v2, not {encoder!r}")
-            feedback_examples = split_feedback(_store_labels(settings), settings.feedback_golden_share)[0] if feedback else []
+            feedback_examples = (
+                split_feedback(_store_labels(settings), settings.feedback_golden_share)[0] if feedback else []
+            )
             args = TrainArguments(
-                output_dir=output or Path("runs/train"), sentiment_files=[p.resolve() for p in sentiment_file],
-                topic_files=[p.resolve() for p in topic_file], labelled_files=[p.resolve() for p in labelled],
-                feedback=feedback_examples, parent=_model_dir(settings, parent) if parent else None,
-                method=method, encoder=encoder,
-                epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                resume=resume, version=version, shuffle_labels=shuffle_labels, progress=progress)
+                output_dir=output or Path("runs/train"),
+                sentiment_files=[p.resolve() for p in sentiment_file],
+                topic_files=[p.resolve() for p in topic_file],
+                labelled_files=[p.resolve() for p in labelled],
+                feedback=feedback_examples,
+                parent=_model_dir(settings, parent) if parent else None,
+                method=method,
+                encoder=encoder,
+                epochs=epochs,
+                max_steps=max_steps,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                resume=resume,
+                version=version,
+                shuffle_labels=shuffle_labels,
+                progress=progress,
+            )
             if args.parent:
                 fraction = settings.train_replay_fraction if replay_fraction is None else replay_fraction
                 args.labelled_files += _replay(settings, args.parent, fraction, seed, args.output_dir)
@@ -164,7 +213,9 @@ def _replay(settings: Settings, parent: Path, fraction: float, seed: int, run_di
     try:
         return [write_replay(parent, settings.train_data_dir, fraction, seed, Path(run_dir) / REPLAY_FILE).resolve()]
     except HeldoutUnavailable as exc:
-        _fail(f"cannot replay the parent's data without its held-out split: {exc} (--replay-fraction 0 trains without replay)")
+        _fail(
+            f"cannot replay the parent's data without its held-out split: {exc} (--replay-fraction 0 trains without replay)"
+        )
     raise AssertionError("unreachable")
 
 
@@ -173,13 +224,23 @@ def _replay(settings: Settings, parent: Path, fraction: float, seed: int, run_di
 
 @app.command("eval")
 def eval_command(
-    model: Optional[str] = typer.Option(None, help="Model directory, run directory or registry version (default: the serving model)."),
-    labels: bool = typer.Option(True, "--labels/--no-labels", help="Include the golden share of the analyst labels from the store."),
+    model: Optional[str] = typer.Option(
+        None, help="Model directory, run directory or registry version (default: the serving model)."
+    ),
+    labels: bool = typer.Option(
+        True, "--labels/--no-labels", help="Include the golden share of the analyst labels from the store."
+    ),
     limit: Optional[int] = typer.Option(None, help="Only the first N examples of each golden file (a quick look)."),
-    gate_against: bool = typer.Option(False, "--gate", help="Also evaluate the serving model and print the gate's decision."),
+    gate_against: bool = typer.Option(
+        False, "--gate", help="Also evaluate the serving model and print the gate's decision."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
-    data_dir: Optional[Path] = typer.Option(None, help="Directory of the golden CSVs (default FINSENTRY_TRAIN_DATA_DIR)."),
-    backend: Optional[str] = typer.Option(None, help="Score with this engine backend (torch | torch-bf16 | onnx | cuda) instead of plain torch fp32."),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="Directory of the golden CSVs (default FINSENTRY_TRAIN_DATA_DIR)."
+    ),
+    backend: Optional[str] = typer.Option(
+        None, help="Score with this engine backend (torch | torch-bf16 | onnx | cuda) instead of plain torch fp32."
+    ),
 ) -> None:
     """Accuracy, macro-F1, per-class report, confusion matrix and ECE on the golden sets."""
     from finsentry.models.registry import Registry
@@ -245,8 +306,9 @@ def label(
     if sentiment is None and topic is None:
         _fail("give --sentiment and/or --topic")
     try:
-        record = Label(doc_id=doc_id, sentiment=sentiment.strip().lower() if sentiment else None, topic=topic,
-                       analyst=analyst)
+        record = Label(
+            doc_id=doc_id, sentiment=sentiment.strip().lower() if sentiment else None, topic=topic, analyst=analyst
+        )
     except ValidationError as exc:
         _fail(describe_validation_error(exc))
     settings = get_settings()
@@ -272,8 +334,11 @@ def trainer(
 
     if schedule is not None and not croniter.is_valid(schedule):
         _fail(f"{schedule!r} is not a cron expression")
-    settings = _settings({"train_schedule": "--schedule", "trainer_metrics_port": "--metrics-port"},
-                         train_schedule=schedule, trainer_metrics_port=metrics_port)
+    settings = _settings(
+        {"train_schedule": "--schedule", "trainer_metrics_port": "--metrics-port"},
+        train_schedule=schedule,
+        trainer_metrics_port=metrics_port,
+    )
     _logging(settings)
     asyncio.run(run_service(settings))
 
@@ -289,13 +354,23 @@ def _registry(publish: bool = False):
 
 @entities_app.command("refresh")
 def entities_refresh(
-        source: str = typer.Option(..., "--from", help="A listing: CSV with ticker (or symbol) and name columns, "
-                                                      "or `pytickersymbols` (US index members; pip install pytickersymbols)."),
-        company_list: Optional[Path] = typer.Option(None, "--list", help="The list to refresh in place "
-                                                   "(default: FINSENTRY_ENTITY_ALIASES, else the shipped list)."),
-        drop_missing: bool = typer.Option(False, help="Remove companies the listing lacks (default: keep and report them)."),
-        add_new: bool = typer.Option(False, help="Add the listing's companies the list lacks, with their full name as alias."),
-        dry_run: bool = typer.Option(False, help="Report what would change; write nothing.")) -> None:
+    source: str = typer.Option(
+        ...,
+        "--from",
+        help="A listing: CSV with ticker (or symbol) and name columns, "
+        "or `pytickersymbols` (US index members; pip install pytickersymbols).",
+    ),
+    company_list: Optional[Path] = typer.Option(
+        None, "--list", help="The list to refresh in place (default: FINSENTRY_ENTITY_ALIASES, else the shipped list)."
+    ),
+    drop_missing: bool = typer.Option(
+        False, help="Remove companies the listing lacks (default: keep and report them)."
+    ),
+    add_new: bool = typer.Option(
+        False, help="Add the listing's companies the list lacks, with their full name as alias."
+    ),
+    dry_run: bool = typer.Option(False, help="Report what would change; write nothing."),
+) -> None:
     """Bring the company list up to date with a listing: renamed tickers move (SQ -> XYZ),
     the rest is reported; the file records the source and date."""
     from datetime import datetime, timezone
@@ -321,8 +396,10 @@ def entities_refresh(
     try:
         Path(target).write_text(render(result.rows, label, datetime.now(timezone.utc).date()), encoding="utf-8")
     except OSError as exc:  # e.g. the shipped list inside a read-only installed package
-        _fail(f"cannot write {target} ({exc.strerror}): write a copy with --list PATH and point "
-              "FINSENTRY_ENTITY_ALIASES at it")
+        _fail(
+            f"cannot write {target} ({exc.strerror}): write a copy with --list PATH and point "
+            "FINSENTRY_ENTITY_ALIASES at it"
+        )
     typer.echo(f"wrote {target}")
 
 
@@ -361,9 +438,11 @@ def models_show(version: str = typer.Argument(..., help="Version name.")) -> Non
 
 
 @models_app.command("promote")
-def models_promote(version: str = typer.Argument(..., help="Version to promote."),
-                   reason: str = typer.Option("manual promotion", help="Recorded in the manifest."),
-                   force: bool = typer.Option(False, "--force", help="Promote even a version the gate rejected.")) -> None:
+def models_promote(
+    version: str = typer.Argument(..., help="Version to promote."),
+    reason: str = typer.Option("manual promotion", help="Recorded in the manifest."),
+    force: bool = typer.Option(False, "--force", help="Promote even a version the gate rejected."),
+) -> None:
     """Promote a version (the previous one is retired) and tell every worker to swap."""
     from finsentry.models.registry import RegistryError
     from finsentry.publish import PublishError
@@ -373,8 +452,11 @@ def models_promote(version: str = typer.Argument(..., help="Version to promote."
     except RegistryError as exc:
         _fail(str(exc))
     except PublishError as exc:
-        _fail(f"{version} is promoted in the registry, but workers were not told: {exc}. "
-              f"Run `finsentry models announce` to publish it again.", code=1)
+        _fail(
+            f"{version} is promoted in the registry, but workers were not told: {exc}. "
+            f"Run `finsentry models announce` to publish it again.",
+            code=1,
+        )
     typer.echo(json.dumps({"promoted": v.name, "path": str(v.path)}))
 
 
@@ -389,8 +471,11 @@ def models_rollback(reason: str = typer.Option("manual rollback", help="Why; rec
     except RegistryError as exc:
         _fail(str(exc))
     except PublishError as exc:
-        _fail(f"rolled back in the registry, but workers were not told: {exc}. "
-              f"Run `finsentry models announce` to publish it again.", code=1)
+        _fail(
+            f"rolled back in the registry, but workers were not told: {exc}. "
+            f"Run `finsentry models announce` to publish it again.",
+            code=1,
+        )
     typer.echo(json.dumps({"serving": v.name, "status": v.status}))
 
 
@@ -408,8 +493,9 @@ def models_announce() -> None:
 
 
 @models_app.command("reject")
-def models_reject(version: str = typer.Argument(...),
-                  reason: List[str] = typer.Option(..., "--reason", help="Why; repeatable.")) -> None:
+def models_reject(
+    version: str = typer.Argument(...), reason: List[str] = typer.Option(..., "--reason", help="Why; repeatable.")
+) -> None:
     """Mark a version rejected (it cannot be promoted without --force)."""
     from finsentry.models.registry import RegistryError
 
@@ -422,7 +508,9 @@ def models_reject(version: str = typer.Argument(...),
 
 @models_app.command("register")
 def models_register(
-    run: Path = typer.Argument(..., help="A training run directory (with report.json and model/) or an artifact directory."),
+    run: Path = typer.Argument(
+        ..., help="A training run directory (with report.json and model/) or an artifact directory."
+    ),
     promote: bool = typer.Option(False, "--promote", help="Promote when the gate passes."),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Include the analyst golden labels."),
 ) -> None:
@@ -441,9 +529,19 @@ def models_register(
     registry = _registry(publish=promote)
     analyst = split_feedback(_store_labels(settings), settings.feedback_golden_share)[1] if labels else []
     golden = golden_sets(settings.train_data_dir, analyst)
-    cand, cur, par = evaluate_pair(artifact, registry.serving(), _parent_version(registry, artifact), golden,
-                                   settings.train_data_dir)
-    version, decision = decide(registry, artifact, report, cand, cur, par, settings, reason="registered by hand",
-                               promote=promote)
-    typer.echo(json.dumps({"version": version.name, "status": version.status, "promote": decision.promote,
-                           "reasons": decision.reasons}))
+    cand, cur, par = evaluate_pair(
+        artifact, registry.serving(), _parent_version(registry, artifact), golden, settings.train_data_dir
+    )
+    version, decision = decide(
+        registry, artifact, report, cand, cur, par, settings, reason="registered by hand", promote=promote
+    )
+    typer.echo(
+        json.dumps(
+            {
+                "version": version.name,
+                "status": version.status,
+                "promote": decision.promote,
+                "reasons": decision.reasons,
+            }
+        )
+    )

@@ -33,11 +33,17 @@ START = datetime(2026, 1, 5, 13, 0, tzinfo=timezone.utc)
 MINUTES = 70
 EPISODE = (20, 30)
 SOURCES = ["wire-a", "wire-b", "markets-desk", "fin-tweets", "street-daily", "global-business"]
-ENERGY = re.compile(r"\b(oil|crude|opec|brent|wti|barrel|gasoline|refiner|energy|exxon|chevron|shale|drill|natural gas)\b", re.I)
+ENERGY = re.compile(
+    r"\b(oil|crude|opec|brent|wti|barrel|gasoline|refiner|energy|exxon|chevron|shale|drill|natural gas)\b", re.I
+)
 _URL = re.compile(r"https?://\S+")
 
 REVIEWS = [
-    ("TradeNow app", 1, "App froze during market open and my stop order never executed. Support took three days to answer."),
+    (
+        "TradeNow app",
+        1,
+        "App froze during market open and my stop order never executed. Support took three days to answer.",
+    ),
     ("TradeNow app", 2, "Fees went up again this quarter without notice. Considering moving my account."),
     ("TradeNow app", 5, "Fast execution and the new options chain view is excellent."),
     ("TradeNow app", 4, "Solid app, charts are clear, would like more research reports."),
@@ -65,9 +71,15 @@ def headline(text: str) -> str:
 def doc(text: str, at: datetime, rng: random.Random, source: str | None = None, kind: str = "news") -> dict:
     src = source or rng.choice(SOURCES)
     title = headline(text)
-    return {"source": src, "kind": kind, "title": title[:300], "text": title,
-            "url": f"https://{src}.example/{hashlib.sha1((src + title).encode()).hexdigest()[:12]}",
-            "published_at": at.isoformat().replace("+00:00", "Z"), "lang": "en"}
+    return {
+        "source": src,
+        "kind": kind,
+        "title": title[:300],
+        "text": title,
+        "url": f"https://{src}.example/{hashlib.sha1((src + title).encode()).hexdigest()[:12]}",
+        "published_at": at.isoformat().replace("+00:00", "Z"),
+        "lang": "en",
+    }
 
 
 def episode_pool(texts: list[str], model_dir: Path | None) -> list[str]:
@@ -75,8 +87,11 @@ def episode_pool(texts: list[str], model_dir: Path | None) -> list[str]:
 
     engine = Engine.load(model_dir, backend="torch")
     preds = engine.predict(texts)
-    return [t for t, p in zip(texts, preds)
-            if p.topic == "Energy / Oil" and p.sentiment == "negative" and p.probabilities["negative"] > 0.7]
+    return [
+        t
+        for t, p in zip(texts, preds)
+        if p.topic == "Energy / Oil" and p.sentiment == "negative" and p.probabilities["negative"] > 0.7
+    ]
 
 
 def build(seed: int = 7, model_dir: Path | None = None) -> list[str]:
@@ -86,8 +101,10 @@ def build(seed: int = 7, model_dir: Path | None = None) -> list[str]:
     topic = read_csv(data / "tfnt_topic_train.csv")
     background = [t for t, _ in sentiment] + [t for t, _ in topic]
     rng.shuffle(background)
-    candidates = sorted({headline(t) for t, label in sentiment if label == 0 and ENERGY.search(t)}
-                        | {headline(t) for t, label in topic if label == 6})
+    candidates = sorted(
+        {headline(t) for t, label in sentiment if label == 0 and ENERGY.search(t)}
+        | {headline(t) for t, label in topic if label == 6}
+    )
     pool = episode_pool(candidates, model_dir)
     rng.shuffle(pool)
     episode_set = set(pool)
@@ -117,7 +134,9 @@ def build(seed: int = 7, model_dir: Path | None = None) -> list[str]:
                 if rng.random() < 0.15:  # syndicated: the same story from other outlets
                     for outlet in rng.sample(SOURCES, 2):
                         copy_at = at + timedelta(seconds=rng.uniform(5, 90))
-                        lines.append((copy_at, json.dumps(doc(story + " (" + outlet + ")", copy_at, rng, source=outlet))))
+                        lines.append(
+                            (copy_at, json.dumps(doc(story + " (" + outlet + ")", copy_at, rng, source=outlet)))
+                        )
     lines.sort(key=lambda item: item[0])
     out = [line for _, line in lines]
     # Malformed records, so the dead-letter topic has something to show.

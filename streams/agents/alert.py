@@ -84,8 +84,9 @@ class BatchState(MutableMapping):
 
 
 def register(app: faust.App, rt: Runtime):
-    state = app.Table("finsentry-detector-state", default=None, partitions=rt.settings.topic_partitions,
-                      key_type=str, value_type=None)
+    state = app.Table(
+        "finsentry-detector-state", default=None, partitions=rt.settings.topic_partitions, key_type=str, value_type=None
+    )
     batch_state = BatchState(state)
     detector = Detector(DetectorConfig.from_settings(rt.settings), batch_state)
 
@@ -100,8 +101,9 @@ def register(app: faust.App, rt: Runtime):
         for q in range(rt.settings.topic_partitions):
             for source, watermark, idle in reports:
                 payload = Watermark(watermark=watermark, source=source, partition=q, idle=idle).model_dump_json()
-                futures.append(await rt.topics.observations.send(
-                    key=clock_key(q).encode(), value=payload.encode(), partition=q))
+                futures.append(
+                    await rt.topics.observations.send(key=clock_key(q).encode(), value=payload.encode(), partition=q)
+                )
         await deliver_pending(futures)
 
     def held_sources() -> list[int]:
@@ -117,8 +119,9 @@ def register(app: faust.App, rt: Runtime):
                 # Announce every partition held before the first observations: a partition
                 # with work waiting holds the clock until it says how far it is.
                 sources.assign(held_sources())
-                await send_watermarks([(source_name(p), src.watermark, False)
-                                       for p, src in sorted(sources.partitions.items())])
+                await send_watermarks(
+                    [(source_name(p), src.watermark, False) for p, src in sorted(sources.partitions.items())]
+                )
                 for src in sources.partitions.values():
                     src.announced = True
             observations, seen = [], {}
@@ -159,8 +162,11 @@ def register(app: faust.App, rt: Runtime):
                     message = parse_message(event.value)
                 except ValidationError as exc:  # only a foreign producer writes bad data here
                     metrics.DOCS_DEAD.labels(stage="detect", reason="invalid_record").inc()
-                    await deliver(rt.topics.dlq, None, DeadLetter.of(
-                        event.value, f"invalid observation: {exc.errors()[0]['msg']}", "detect"))
+                    await deliver(
+                        rt.topics.dlq,
+                        None,
+                        DeadLetter.of(event.value, f"invalid observation: {exc.errors()[0]['msg']}", "detect"),
+                    )
                     continue
                 messages.append(message)
                 if isinstance(message, Watermark):
@@ -185,8 +191,9 @@ def register(app: faust.App, rt: Runtime):
                 alert = Alert.model_validate_json(payload)
             except ValidationError as exc:  # only a foreign producer writes bad data here
                 metrics.DOCS_DEAD.labels(stage="notify", reason="invalid_record").inc()
-                await deliver(rt.topics.dlq, None, DeadLetter.of(
-                    payload, f"invalid alert: {exc.errors()[0]['msg']}", "notify"))
+                await deliver(
+                    rt.topics.dlq, None, DeadLetter.of(payload, f"invalid alert: {exc.errors()[0]['msg']}", "notify")
+                )
                 continue
             if rt.settings.explain_evidence and rt.engine is not None:
                 await attach_explanations(rt, alert, explanations)

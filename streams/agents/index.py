@@ -33,19 +33,30 @@ def register(app: faust.App, rt: Runtime):
                     record = ScoredDocument.model_validate_json(payload)
                 except ValidationError as exc:
                     metrics.DOCS_DEAD.labels(stage="index", reason="invalid_record").inc()
-                    await deliver(rt.topics.dlq, None, DeadLetter.of(payload, f"invalid scored record: {exc.errors()[0]['msg']}", "index"))
+                    await deliver(
+                        rt.topics.dlq,
+                        None,
+                        DeadLetter.of(payload, f"invalid scored record: {exc.errors()[0]['msg']}", "index"),
+                    )
                     continue
                 records[record.id] = record  # a re-delivered copy in the same batch collapses here
             if not records:
                 continue
-            result = await write_with_retry(rt.store, list(records.values()), max_backoff_s=rt.settings.store_retry_max_s)
+            result = await write_with_retry(
+                rt.store, list(records.values()), max_backoff_s=rt.settings.store_retry_max_s
+            )
             now = time.time()
             rejected = {r.id: r.reason for r in result.rejected}
             for record in records.values():
                 if record.id in rejected:
                     metrics.DOCS_DEAD.labels(stage="index", reason="store_rejected").inc()
-                    await deliver(rt.topics.dlq, record.key, DeadLetter.of(
-                        record.model_dump_json(), f"store rejected the document: {rejected[record.id]}", "index"))
+                    await deliver(
+                        rt.topics.dlq,
+                        record.key,
+                        DeadLetter.of(
+                            record.model_dump_json(), f"store rejected the document: {rejected[record.id]}", "index"
+                        ),
+                    )
                 else:
                     metrics.INGEST_TO_STORED.observe(max(0.0, now - record.ingested_at))
             metrics.DOCS_STORED.inc(len(records) - len(rejected))

@@ -29,7 +29,9 @@ def register(app: faust.App, rt: Runtime):
             doc = await rt.store.get(label.doc_id)
             if doc is None:
                 metrics.DOCS_DEAD.labels(stage="labels", reason="unknown_document").inc()
-                await deliver(rt.topics.dlq, None, DeadLetter.of(payload, f"label for unknown document {label.doc_id}", "labels"))
+                await deliver(
+                    rt.topics.dlq, None, DeadLetter.of(payload, f"label for unknown document {label.doc_id}", "labels")
+                )
                 continue
             label.text = model_input(doc.get("title"), doc.get("text"))
             await rt.store.put_label(label)

@@ -30,8 +30,11 @@ async def apply_update(rt: Runtime, update: ModelUpdate) -> bool:
     try:
         version = Registry(rt.settings.registry_dir).get(update.version)
         candidate = await loop.run_in_executor(
-            rt.loader, lambda: rt.engine.prepare(version.path, cache_dir=rt.settings.model_cache_dir,
-                                                  threads=rt.settings.inference_threads))
+            rt.loader,
+            lambda: rt.engine.prepare(
+                version.path, cache_dir=rt.settings.model_cache_dir, threads=rt.settings.inference_threads
+            ),
+        )
     except Exception as exc:  # a bad version must never take the worker down
         metrics.MODEL_SWAPS.labels(action=update.action, result="failed").inc()
         log.error("model update failed action=%s version=%s error=%s", update.action, update.version, exc)
@@ -48,8 +51,12 @@ async def follow_updates(rt: Runtime, app: faust.App) -> None:
     await rt.ready.wait()
     await rt.topics.model_updates.maybe_declare()
     name = rt.topics.model_updates.get_topic_name()
-    consumer = AIOKafkaConsumer(bootstrap_servers=rt.settings.broker_address, group_id=None,
-                                enable_auto_commit=False, **aiokafka_security(rt.settings))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=rt.settings.broker_address,
+        group_id=None,
+        enable_auto_commit=False,
+        **aiokafka_security(rt.settings),
+    )
     await consumer.start()
     try:
         partitions = None

@@ -46,15 +46,17 @@ def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, de
     now = time.time()
     out = []
     for doc, text, pred in zip(docs, inputs, preds):
-        out.append(ScoredDocument(
-            **doc.model_dump(),
-            sentiment=Sentiment(label=pred.sentiment, probabilities=pred.probabilities, score=pred.score),
-            topic=Topic(label=pred.topic, probability=pred.topic_probability),
-            entities=ext.extract(doc.title, doc.text),
-            model_version=pred.model_version,
-            scored_at=now,
-            dup_of=dedup.check(doc.id, text, doc.published_at.timestamp()) if dedup is not None else None,
-        ))
+        out.append(
+            ScoredDocument(
+                **doc.model_dump(),
+                sentiment=Sentiment(label=pred.sentiment, probabilities=pred.probabilities, score=pred.score),
+                topic=Topic(label=pred.topic, probability=pred.topic_probability),
+                entities=ext.extract(doc.title, doc.text),
+                model_version=pred.model_version,
+                scored_at=now,
+                dup_of=dedup.check(doc.id, text, doc.published_at.timestamp()) if dedup is not None else None,
+            )
+        )
     return out
 
 
@@ -66,13 +68,16 @@ def timed_score(*args) -> tuple[list[ScoredDocument], float]:
     return scored, time.perf_counter() - started
 
 
-async def score_batch(rt: Runtime, docs: list[ValidDocument]) -> tuple[list[ScoredDocument], list[tuple[ValidDocument, str]]]:
+async def score_batch(
+    rt: Runtime, docs: list[ValidDocument]
+) -> tuple[list[ScoredDocument], list[tuple[ValidDocument, str]]]:
     """Score in the executor. If the batch fails, find the culprit(s) one by one so a
     single poisonous document is dead-lettered instead of blocking its neighbours."""
     loop = asyncio.get_running_loop()
     try:
-        scored, seconds = await loop.run_in_executor(rt.executor, timed_score, rt.engine, docs,
-                                                     rt.settings.entity_aliases, rt.dedup)
+        scored, seconds = await loop.run_in_executor(
+            rt.executor, timed_score, rt.engine, docs, rt.settings.entity_aliases, rt.dedup
+        )
         metrics.BATCH_SIZE.observe(len(docs))
         metrics.INFERENCE_SECONDS.observe(seconds)
         return scored, []
@@ -138,7 +143,9 @@ def register(app: faust.App, rt: Runtime):
             record = outputs.get(id(event.message))
             if record is not None:
                 await order.turn(event.message)
-                futures.append(await rt.topics.scored.send(key=record.key.encode(), value=record.model_dump_json().encode()))
+                futures.append(
+                    await rt.topics.scored.send(key=record.key.encode(), value=record.model_dump_json().encode())
+                )
             order.handed_over(event.message)
         await delivered(futures)
 
@@ -154,8 +161,9 @@ def register(app: faust.App, rt: Runtime):
         except Exception as exc:  # noqa: BLE001 - a rebalance or broker hiccup: fail open
             log.info("flow control: offsets not measured (%s); every partition it paused is resumed", exc)
             try:
-                consumer.resume_partitions([tp for tp in consumer.assignment()
-                                            if tp.topic == valid_topic and tp.partition in flow.paused])
+                consumer.resume_partitions(
+                    [tp for tp in consumer.assignment() if tp.topic == valid_topic and tp.partition in flow.paused]
+                )
             except Exception:  # noqa: BLE001 - not assigned now: nothing of ours is paused
                 pass
             flow.paused.clear()
@@ -164,8 +172,12 @@ def register(app: faust.App, rt: Runtime):
         pause, resume = flow.decide(waiting)
         if pause:
             consumer.pause_partitions([held[p] for p in pause if p in held])
-            log.info("flow control: paused %s partitions %s (more than %gs of event time ahead)",
-                     valid_topic, sorted(pause), rt.settings.flow_max_skew_s)
+            log.info(
+                "flow control: paused %s partitions %s (more than %gs of event time ahead)",
+                valid_topic,
+                sorted(pause),
+                rt.settings.flow_max_skew_s,
+            )
         if resume:
             consumer.resume_partitions([held[p] for p in resume if p in held])
             log.info("flow control: resumed %s partitions %s", valid_topic, sorted(resume))

@@ -18,16 +18,22 @@ log = logging.getLogger("finsentry.validate")
 
 def reason_kind(reason: str) -> str:
     """A bounded label for metrics from a free-text reason."""
-    for prefix, kind in (("payload is not valid UTF-8", "invalid_utf8"), ("malformed JSON", "malformed_json"),
-                         ("a document must be", "not_an_object"), ("text is ", "text_size"),
-                         ("text contains NUL", "control_chars"), ("published_at ", "future_time")):
+    for prefix, kind in (
+        ("payload is not valid UTF-8", "invalid_utf8"),
+        ("malformed JSON", "malformed_json"),
+        ("a document must be", "not_an_object"),
+        ("text is ", "text_size"),
+        ("text contains NUL", "control_chars"),
+        ("published_at ", "future_time"),
+    ):
         if reason.startswith(prefix):
             return kind
     return "schema"
 
 
-def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: int,
-                     future_tolerance_s: float = 3600.0) -> ValidDocument:
+def validate_payload(
+    payload: bytes | None, ingested_at: float, max_text_bytes: int, future_tolerance_s: float = 3600.0
+) -> ValidDocument:
     """Raw bytes → ValidDocument (stable id, UTC time, ingest time), or ValueError(reason)."""
     if payload is None:
         raise ValueError("empty message (no value)")
@@ -35,13 +41,17 @@ def validate_payload(payload: bytes | None, ingested_at: float, max_text_bytes: 
     doc = parse_document(payload, max_text_bytes).with_defaults(received)
     ahead = (doc.published_at - received).total_seconds()
     if ahead > future_tolerance_s:
-        raise ValueError(f"published_at {doc.published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
-                         f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock")
+        raise ValueError(
+            f"published_at {doc.published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
+            f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock"
+        )
     valid = ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
     try:
         valid.model_dump_json()  # what deliver() sends: a value it cannot encode must not reach it
     except PydanticSerializationError as exc:
-        raise ValueError(f"document cannot be encoded as UTF-8 JSON (a lone surrogate escape such as \\ud800?): {exc}") from None
+        raise ValueError(
+            f"document cannot be encoded as UTF-8 JSON (a lone surrogate escape such as \\ud800?): {exc}"
+        ) from None
     return valid
 
 
@@ -57,18 +67,31 @@ def register(app: faust.App, rt: Runtime):
                 message = event.message
                 ingested_at = message.timestamp if message.timestamp else time.time()
                 try:
-                    doc = validate_payload(event.value, ingested_at, rt.settings.max_text_bytes,
-                                           rt.settings.future_tolerance_s)
+                    doc = validate_payload(
+                        event.value, ingested_at, rt.settings.max_text_bytes, rt.settings.future_tolerance_s
+                    )
                 except Exception as exc:  # noqa: BLE001 - a payload must never stop this agent
                     reason = str(exc)
                     if not isinstance(exc, ValueError):  # not a reason we wrote: a bug to fix, loudly
                         log.exception("validation failed unexpectedly offset=%s/%s", message.partition, message.offset)
                         reason = f"validation failed unexpectedly: {type(exc).__name__}: {exc}"
                     metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(reason)).inc()
-                    log.info("dead-lettered stage=validate reason=%r offset=%s/%s", reason, message.partition, message.offset)
-                    dead.append((message.key, DeadLetter.of(
-                        event.value or b"", reason, "validate", topic=message.topic,
-                        partition=message.partition, offset=message.offset)))
+                    log.info(
+                        "dead-lettered stage=validate reason=%r offset=%s/%s", reason, message.partition, message.offset
+                    )
+                    dead.append(
+                        (
+                            message.key,
+                            DeadLetter.of(
+                                event.value or b"",
+                                reason,
+                                "validate",
+                                topic=message.topic,
+                                partition=message.partition,
+                                offset=message.offset,
+                            ),
+                        )
+                    )
                     continue
                 metrics.DOCS_VALID.labels(source=metrics.source_label(doc.source)).inc()
                 valid.append((doc.key, doc))

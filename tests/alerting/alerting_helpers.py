@@ -54,12 +54,37 @@ START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
 
 def make_alert(key: str = "Energy / Oil", **changes) -> Alert:
     base = dict(
-        id=Alert.make_id("topic", key, START), scope="topic", key=key, severity="warning", episode_start=START,
-        window_start=START, window_end=START + timedelta(minutes=3), negative_share=0.82, baseline=0.21,
-        statistic=6.3, volume=41, baseline_volume=4.5, duplicates=7, model_version="v3", updated_at=START + timedelta(minutes=3),
-        evidence=[Evidence(id="d1", title="Oil slumps as OPEC talks collapse", url="https://wire-a.example/oil-slump",
-                           source="wire-a", score=-0.93),
-                  Evidence(id="d2", title="Refiners cut output", url="https://wire-b.example/refiners", source="wire-b", score=-0.81)],
+        id=Alert.make_id("topic", key, START),
+        scope="topic",
+        key=key,
+        severity="warning",
+        episode_start=START,
+        window_start=START,
+        window_end=START + timedelta(minutes=3),
+        negative_share=0.82,
+        baseline=0.21,
+        statistic=6.3,
+        volume=41,
+        baseline_volume=4.5,
+        duplicates=7,
+        model_version="v3",
+        updated_at=START + timedelta(minutes=3),
+        evidence=[
+            Evidence(
+                id="d1",
+                title="Oil slumps as OPEC talks collapse",
+                url="https://wire-a.example/oil-slump",
+                source="wire-a",
+                score=-0.93,
+            ),
+            Evidence(
+                id="d2",
+                title="Refiners cut output",
+                url="https://wire-b.example/refiners",
+                source="wire-b",
+                score=-0.81,
+            ),
+        ],
     )
     return Alert(**{**base, **changes})
 

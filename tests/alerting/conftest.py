@@ -28,14 +28,23 @@ def alertmanager(tmp_path_factory):
     binary = require_binary("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")
     work = tmp_path_factory.mktemp("alertmanager")
     config = work / "alertmanager.yml"
-    config.write_text("global:\n  resolve_timeout: 1h\n"
-                      "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n")
+    config.write_text(
+        "global:\n  resolve_timeout: 1h\n"
+        "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n"
+    )
     port = free_port()
     log = (work / "alertmanager.log").open("w")
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:

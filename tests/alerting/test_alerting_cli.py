@@ -61,7 +61,9 @@ def test_replay_all_updates_to_a_file_and_tuning_flags(tmp_path):
     updates = [Alert.model_validate_json(line) for line in out.read_text().splitlines()]
     assert len(updates) > len({a.id for a in updates})
     assert [a.change for a in updates if a.scope == "topic"][0] == "opened"
-    strict = runner.invoke(app, ["replay", "-i", str(source), "--min-count", "5000"])  # more than any window holds, up to the hour
+    strict = runner.invoke(
+        app, ["replay", "-i", str(source), "--min-count", "5000"]
+    )  # more than any window holds, up to the hour
     assert strict.exit_code == 0 and strict.stdout == ""
 
 
@@ -69,8 +71,11 @@ def test_replay_reports_bad_records_and_keeps_the_rest(tmp_path):
     source = tmp_path / "scored.jsonl"
     records = write_spike(source)
     lines = source.read_text().splitlines()
-    bad = ['{"id": "x", "title": "truncated', json.dumps({**records[0], "id": "no-time", "published_at": None}),
-           json.dumps({**records[0], "id": "no-sentiment", "sentiment": {"score": 0.1}})]
+    bad = [
+        '{"id": "x", "title": "truncated',
+        json.dumps({**records[0], "id": "no-time", "published_at": None}),
+        json.dumps({**records[0], "id": "no-sentiment", "sentiment": {"score": 0.1}}),
+    ]
     source.write_text("\n".join(lines[:10] + bad + lines[10:]) + "\n")
     result = runner.invoke(app, ["replay", "--input", str(source)])
     assert result.exit_code == 1
@@ -117,4 +122,3 @@ def test_every_command_has_help():
     for args in (["--help"], ["replay", "--help"], ["test", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Usage" in result.stdout
-

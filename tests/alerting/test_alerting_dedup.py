@@ -18,28 +18,34 @@ def index() -> NearDuplicateIndex:
     return NearDuplicateIndex(threshold=0.8, horizon_s=6 * 3600)
 
 
-@pytest.mark.parametrize("copy", [
-    "BREAKING: " + STORY,
-    STORY + " - Reuters",
-    STORY + " https://t.co/Xy12ab",
-    "RT @energydesk: " + STORY + " via @markets",
-    "$XOM " + STORY + " (wire-b)",
-    STORY.replace("slump", "slide"),
-    STORY.upper(),
-    "Oil Prices Slump 6% As OPEC Talks Collapse And US Crude Inventories Swell To A Record High",
-    STORY + ". Analysts expect further declines next week.",
-])
+@pytest.mark.parametrize(
+    "copy",
+    [
+        "BREAKING: " + STORY,
+        STORY + " - Reuters",
+        STORY + " https://t.co/Xy12ab",
+        "RT @energydesk: " + STORY + " via @markets",
+        "$XOM " + STORY + " (wire-b)",
+        STORY.replace("slump", "slide"),
+        STORY.upper(),
+        "Oil Prices Slump 6% As OPEC Talks Collapse And US Crude Inventories Swell To A Record High",
+        STORY + ". Analysts expect further declines next week.",
+    ],
+)
 def test_a_syndicated_copy_points_at_the_original(index, copy):
     assert index.check("original", STORY, T0) is None
     assert index.check("copy", copy, T0 + 60) == "original"
 
 
-@pytest.mark.parametrize("other", [
-    "Exxon shares rise 2% as refining margins improve in the third quarter",
-    "Exxon to cut 2,000 jobs in restructuring of its chemicals unit",
-    "Exxon beats quarterly profit estimates on higher output from Guyana and the Permian",
-    "Oil prices rise 3% as OPEC agrees on deeper output cuts through March",
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        "Exxon shares rise 2% as refining margins improve in the third quarter",
+        "Exxon to cut 2,000 jobs in restructuring of its chemicals unit",
+        "Exxon beats quarterly profit estimates on higher output from Guyana and the Permian",
+        "Oil prices rise 3% as OPEC agrees on deeper output cuts through March",
+    ],
+)
 def test_a_different_story_on_the_same_company_or_subject_is_not_a_duplicate(index, other):
     assert index.check("a", "Exxon shares fall 3% after quarterly profit misses analyst estimates", T0) is None
     assert index.check("b", STORY, T0 + 1) is None

@@ -190,11 +190,20 @@ def test_the_same_surge_a_day_later_alerts_again():
     b.background(70, per_minute=8.0)
     b.burst(20, 9, 25, SPIKE_TOPIC)
     day = without_dedup(b.sorted_records())
-    later = [{**r, "id": f"next-{r['id']}", "published_at": (scenarios.START + timedelta(days=1) + (
-        datetime.fromisoformat(r["published_at"]) - scenarios.START)).isoformat()} for r in day]
+    later = [
+        {
+            **r,
+            "id": f"next-{r['id']}",
+            "published_at": (
+                scenarios.START + timedelta(days=1) + (datetime.fromisoformat(r["published_at"]) - scenarios.START)
+            ).isoformat(),
+        }
+        for r in day
+    ]
     alerts = [a for a in replay(day + later, CONFIG) if (a.scope, a.key) == ("topic", SPIKE_TOPIC)]
-    assert [(a.episode_start - scenarios.START).days for a in alerts] == [0, 1], \
-        [(a.episode_start.isoformat(), round(a.baseline, 2)) for a in alerts]
+    assert [(a.episode_start - scenarios.START).days for a in alerts] == [0, 1], [
+        (a.episode_start.isoformat(), round(a.baseline, 2)) for a in alerts
+    ]
     assert alerts[1].baseline < 0.45  # moved by the first surge a little, not to its share
 
 
@@ -233,8 +242,14 @@ def test_records_later_than_the_lateness_bound_are_not_counted_but_counted_as_la
         for obs in fan_out(to_scored(record)[0]):
             detector.observe(obs)
     state_before = dict(detector.state["global:all"])
-    late = Observation(scope="global", key="all", doc_id="late", published_at=scenarios.START + timedelta(minutes=1),
-                       negative=True, score=-0.9)
+    late = Observation(
+        scope="global",
+        key="all",
+        doc_id="late",
+        published_at=scenarios.START + timedelta(minutes=1),
+        negative=True,
+        score=-0.9,
+    )
     assert detector.observe(late) == []
     after = dict(detector.state["global:all"])
     assert (state_before.pop("late"), after.pop("late")) == (0, 1)  # never dropped silently
@@ -302,7 +317,7 @@ def test_batched_messages_give_the_alerts_and_state_of_one_at_a_time_with_fewer_
     batched, batch_state = [], JsonTable()
     grouped = Detector(CONFIG, batch_state, record_metrics=False)
     for start in range(0, len(observations), 50):
-        chunk = observations[start:start + 50]
+        chunk = observations[start : start + 50]
         tick = Tick(tick=chunk[-1].published_at.timestamp() + 30, key="topic:" + SPIKE_TOPIC)
         for obs in chunk[:25]:
             one_by_one += single.observe(obs)
@@ -367,8 +382,10 @@ def test_metrics_export_the_negative_share_per_topic_and_count_raised_alerts():
     pairs = {(scope, severity) for scope in ("global", "topic", "entity") for severity in ("warning", "critical")}
 
     def raised() -> dict:
-        return {p: REGISTRY.get_sample_value("finsentry_alerts_total", {"scope": p[0], "severity": p[1]}) or 0.0
-                for p in pairs}
+        return {
+            p: REGISTRY.get_sample_value("finsentry_alerts_total", {"scope": p[0], "severity": p[1]}) or 0.0
+            for p in pairs
+        }
 
     before = raised()
     detector = Detector(CONFIG, {}, record_metrics=True)
@@ -379,8 +396,9 @@ def test_metrics_export_the_negative_share_per_topic_and_count_raised_alerts():
     after = raised()
     opened = [a for a in alerts if a.change == "opened"]
     assert any(a.scope == "topic" for a in opened)
-    assert {p: after[p] - before[p] for p in pairs} == {p: float(sum((a.scope, a.severity) == p for a in opened))
-                                                       for p in pairs}
+    assert {p: after[p] - before[p] for p in pairs} == {
+        p: float(sum((a.scope, a.severity) == p for a in opened)) for p in pairs
+    }
     topics = {r["topic"]["label"] for r in records}
     for topic in topics:
         state = detector.state[f"topic:{topic}"]
@@ -423,8 +441,10 @@ def test_state_of_version_2_is_carried_over():
     observations = [obs for record in spike_stream(seed=2) for obs in fan_out(to_scored(record)[0])]
     state: dict = {}
     Detector(CONFIG, state, record_metrics=False).observe_many(observations[:3000])
-    old = {k: ({**raw, "v": 2, "buckets": {i: b[:4] for i, b in raw["buckets"].items()}} if "buckets" in raw else raw)
-           for k, raw in state.items()}
+    old = {
+        k: ({**raw, "v": 2, "buckets": {i: b[:4] for i, b in raw["buckets"].items()}} if "buckets" in raw else raw)
+        for k, raw in state.items()
+    }
     loaded = ScopeState.load(old["global:all"], "global", "all")
     assert STATE_VERSION == 4 and loaded.buckets and all(not b.counted for b in loaded.buckets.values())
     assert [b.dump()[:4] for b in loaded.buckets.values()] == list(old["global:all"]["buckets"].values())

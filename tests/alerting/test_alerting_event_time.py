@@ -46,7 +46,9 @@ def episodes(alerts) -> set[tuple]:
     """(scope, key, opening bucket, level) of every episode, at its highest level."""
     out: dict[str, tuple] = {}
     for a in alerts:
-        level = "critical" if a.severity == "critical" or out.get(a.id, ("", "", "", ""))[3] == "critical" else "warning"
+        level = (
+            "critical" if a.severity == "critical" or out.get(a.id, ("", "", "", ""))[3] == "critical" else "warning"
+        )
         out[a.id] = (a.scope, a.key, a.episode_start.isoformat(), level)
     return set(out.values())
 
@@ -64,8 +66,9 @@ class Worker:
 
 
 def announce(worker: Worker, sources) -> None:
-    worker.deliver({q: [Watermark(watermark=None, source=source_name(p), partition=q) for p in sources]
-                    for q in range(PARTITIONS)})
+    worker.deliver(
+        {q: [Watermark(watermark=None, source=source_name(p), partition=q) for p in sources] for q in range(PARTITIONS)}
+    )
 
 
 def consume(worker: Worker, records: list[dict], schedule) -> None:
@@ -89,8 +92,12 @@ def consume(worker: Worker, records: list[dict], schedule) -> None:
 
 
 def all_idle(worker: Worker) -> None:
-    worker.deliver({q: [Watermark(watermark=None, source=source_name(p), partition=q, idle=True)
-                        for p in range(PARTITIONS)] for q in range(PARTITIONS)})
+    worker.deliver(
+        {
+            q: [Watermark(watermark=None, source=source_name(p), partition=q, idle=True) for p in range(PARTITIONS)]
+            for q in range(PARTITIONS)
+        }
+    )
 
 
 def one_racing_ahead(queues):
@@ -105,6 +112,7 @@ def one_racing_ahead(queues):
 
 def one_delayed(queues):
     """Partition 3 starts only once the others are twenty minutes of event time ahead."""
+
     def at(record) -> float:
         return to_scored(record)[0].published_at.timestamp()
 
@@ -161,9 +169,14 @@ def test_records_behind_an_idle_partition_are_late_and_counted_per_scope():
     records = hours_with_episodes()[:400]
     worker = Worker(JsonTable())
     worker.deliver({0: [Watermark(watermark=None, source="scored:1", partition=0, idle=True)]})
-    worker.deliver({0: [*group_by_scope([o for r in records[1:] for o in fan_out(to_scored(r)[0])]),
-                        Watermark(watermark=to_scored(records[-1])[0].published_at.timestamp(), source="scored:0",
-                                  partition=0)]})
+    worker.deliver(
+        {
+            0: [
+                *group_by_scope([o for r in records[1:] for o in fan_out(to_scored(r)[0])]),
+                Watermark(watermark=to_scored(records[-1])[0].published_at.timestamp(), source="scored:0", partition=0),
+            ]
+        }
+    )
     worker.deliver({0: [*group_by_scope(fan_out(to_scored(records[0])[0]))]})
     state = worker.detector.state
     assert state["global:all"]["late"] == 1
@@ -205,7 +218,7 @@ def test_a_restart_over_a_changelog_that_lost_a_pending_chunk_goes_on():
     assert chunks, "the premise: observations wait in chunks of their own"
     recovered = TableWithDefault({k: v for k, v in table.data.items() if k != chunks[0]})
     second = Worker(recovered)
-    consume(second, records[len(records) // 2:], one_racing_ahead)
+    consume(second, records[len(records) // 2 :], one_racing_ahead)
     all_idle(second)
     state = second.detector.state
     assert not any(state.get(k)["chunks"] for k in state.data if is_scope_key(k))

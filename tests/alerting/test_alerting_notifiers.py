@@ -36,12 +36,20 @@ async def test_alertmanager_receives_the_alert_with_labels_annotations_and_links
     notifier = AlertmanagerNotifier(alertmanager, dashboard_url="http://dash.example:6066/")
     await notifier.send(make_alert("Energy / Oil"))
     [received] = ours(am_alerts(alertmanager), "Energy / Oil")
-    assert received["labels"] == {"alertname": ALERTNAME, "scope": "topic", "key": "Energy / Oil", "severity": "warning"}
+    assert received["labels"] == {
+        "alertname": ALERTNAME,
+        "scope": "topic",
+        "key": "Energy / Oil",
+        "severity": "warning",
+    }
     assert received["status"]["state"] == "active"
     notes = received["annotations"]
     assert "negative share on topic 'Energy / Oil' 82% vs baseline 21%" in notes["summary"]
     assert "41 distinct stories" in notes["description"] and "7 near-duplicate copies" in notes["description"]
-    assert "https://wire-a.example/oil-slump" in notes["evidence"] and "https://wire-b.example/refiners" in notes["evidence"]
+    assert (
+        "https://wire-a.example/oil-slump" in notes["evidence"]
+        and "https://wire-b.example/refiners" in notes["evidence"]
+    )
     assert notes["dashboard"] == "http://dash.example:6066/"
     assert received["generatorURL"] == "http://dash.example:6066/"
     assert datetime.fromisoformat(received["startsAt"].replace("Z", "+00:00")) == START
@@ -53,7 +61,9 @@ async def test_alertmanager_resolves_the_alert_when_the_episode_ends(alertmanage
     await notifier.send(alert)
     assert len(ours(am_alerts(alertmanager), "Financials")) == 1
     ended = START + timedelta(minutes=4)
-    await notifier.send(alert.model_copy(update={"status": "resolved", "change": "resolved", "update": 5, "ended_at": ended}))
+    await notifier.send(
+        alert.model_copy(update={"status": "resolved", "change": "resolved", "update": 5, "ended_at": ended})
+    )
     assert ours(am_alerts(alertmanager), "Financials") == []  # resolved alerts leave the active list
 
 
@@ -80,7 +90,9 @@ async def test_alertmanager_down_is_a_transient_failure():
     assert not isinstance(info.value, NotificationRejected)
 
 
-@pytest.mark.parametrize("status, error", [(400, NotificationRejected), (503, NotificationFailed), (429, NotificationFailed)])
+@pytest.mark.parametrize(
+    "status, error", [(400, NotificationRejected), (503, NotificationFailed), (429, NotificationFailed)]
+)
 async def test_alertmanager_http_errors_map_to_retry_or_reject(status, error):
     # A stand-in HTTP server answering with a fixed status: the real Alertmanager cannot be
     # made to answer 503 or 429 on demand.
@@ -113,15 +125,24 @@ async def test_apprise_to_a_receiver_that_is_down_raises():
 
 def test_chat_notifiers_hear_of_changes_alertmanager_of_every_update():
     chat, am = AppriseNotifier("json://127.0.0.1:1/hook"), AlertmanagerNotifier("http://127.0.0.1:1")
-    for change, wanted in [("opened", True), ("updated", False), ("escalated", True), ("reopened", True), ("resolved", True)]:
+    for change, wanted in [
+        ("opened", True),
+        ("updated", False),
+        ("escalated", True),
+        ("reopened", True),
+        ("resolved", True),
+    ]:
         alert = make_alert(change=change)
         assert chat.accepts(alert) is wanted
         assert am.accepts(alert)
 
 
 def test_notifiers_from_settings_one_per_url_named_without_secrets():
-    settings = Settings(_env_file=None, alertmanager_url="http://am:9093",
-                        apprise_urls="slack://T000/B000/s3cr3tt0ken, json://hooks.example/x")
+    settings = Settings(
+        _env_file=None,
+        alertmanager_url="http://am:9093",
+        apprise_urls="slack://T000/B000/s3cr3tt0ken, json://hooks.example/x",
+    )
     names = [n.name for n in notifiers_from_settings(settings)]
     assert names[0] == "alertmanager" and names[1].startswith("apprise:slack:") and names[2].startswith("apprise:json:")
     assert not any("s3cr3t" in n for n in names)

@@ -70,7 +70,10 @@ async def test_each_notifier_gets_only_the_updates_it_wants(tmp_path):
         await outbox.enqueue(alert.model_copy(update={"update": 1, "change": "updated"}))
         rows = await outbox.rows()
         assert [(r["notifier"], r["update_no"], r["state"]) for r in rows] == [
-            ("alertmanager", 0, "superseded"), (chat.name, 0, "pending"), ("alertmanager", 1, "pending")]
+            ("alertmanager", 0, "superseded"),
+            (chat.name, 0, "pending"),
+            ("alertmanager", 1, "pending"),
+        ]
     finally:
         await outbox.stop()
 
@@ -96,8 +99,7 @@ def _attempts(db: Path) -> int:
 
 
 async def _start(*args: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(PROCESS), *args,
-                                                stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(PROCESS), *args, stdout=asyncio.subprocess.PIPE)
     assert (await asyncio.wait_for(proc.stdout.readline(), 60)).strip() == b"ready"
     return proc
 

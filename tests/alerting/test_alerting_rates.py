@@ -18,11 +18,11 @@ CONFIG = DetectorConfig()  # the defaults of Settings
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:
-    return sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
+    return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
 
 
 def poisson_sf(k: int, mean: float) -> float:
-    return 1.0 - sum(math.exp(-mean) * mean ** j / math.factorial(j) for j in range(k))
+    return 1.0 - sum(math.exp(-mean) * mean**j / math.factorial(j) for j in range(k))
 
 
 @pytest.mark.parametrize("k, n, p", [(8, 14, 0.25), (5, 5, 0.2), (12, 40, 0.1), (30, 31, 0.5)])
@@ -32,7 +32,9 @@ def test_the_share_tail_is_exact_and_tends_to_the_binomial(k, n, p):
     assert beta_binomial_sf(k, n, p, 20.0) > beta_binomial_sf(k, n, p, 1e7)
     # All n negative: the tail is the product (a+j)/(a+b+j) of the beta-binomial.
     a, b = p * 20.0, (1 - p) * 20.0
-    assert beta_binomial_sf(n, n, p, 20.0) == pytest.approx(math.prod((a + j) / (a + b + j) for j in range(n)), rel=1e-9)
+    assert beta_binomial_sf(n, n, p, 20.0) == pytest.approx(
+        math.prod((a + j) / (a + b + j) for j in range(n)), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("k, mean", [(5, 0.3), (9, 1.0), (20, 8.0)])
@@ -79,8 +81,11 @@ def test_a_quiet_company_burst_alerts_on_the_company_at_a_longer_time_scale():
 def test_the_same_company_without_its_burst_stays_silent():
     scenario = newsrates.company_burst("3/day")(0)
     [event] = scenario.expected
-    calm = [r for r in scenario.records if not ("ACME" in r["entities"] and event.start.isoformat() <= r["published_at"]
-                                                <= event.end.isoformat())]
+    calm = [
+        r
+        for r in scenario.records
+        if not ("ACME" in r["entities"] and event.start.isoformat() <= r["published_at"] <= event.end.isoformat())
+    ]
     assert [a for a in replay(calm, CONFIG) if a.scope == "entity"] == []
 
 
@@ -90,9 +95,12 @@ def test_traps_stay_silent(name, seed):
     assert replay(newsrates.REALISTIC[name](seed).records, CONFIG) == []
 
 
-@pytest.mark.xfail(strict=True, reason="trap not silent on seed 1: the trap's 4 negative night headlines meet two "
-                   "negative stories of the stream with their follow-ups, 11 negative of 15 in 8 minutes on a topic "
-                   "of one story in 3 minutes; a floor of 7 negatives does not silence it (docs/alerting.md)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="trap not silent on seed 1: the trap's 4 negative night headlines meet two "
+    "negative stories of the stream with their follow-ups, 11 negative of 15 in 8 minutes on a topic "
+    "of one story in 3 minutes; a floor of 7 negatives does not silence it (docs/alerting.md)",
+)
 def test_the_negative_night_of_seed_1_stays_silent():
     assert replay(newsrates.REALISTIC["negative_night"](1).records, CONFIG) == []
 
@@ -113,14 +121,18 @@ def test_a_small_benchmark_run_meets_the_targets_for_sector_surges_and_the_null_
     assert len(null["null"].false) / null["null"].scope_weeks <= 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="recall target not met: a company burst of 8-9 negative stories spread over "
-                   "most of an hour at a company with 12 a day or 5 an hour (seed 1 of 12/day, seed 0 of 5/h) and a "
-                   "sector surge of 1 story a minute stay below the threshold (docs/alerting.md, the table)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="recall target not met: a company burst of 8-9 negative stories spread over "
+    "most of an hour at a company with 12 a day or 5 an hour (seed 1 of 12/day, seed 0 of 5/h) and a "
+    "sector surge of 1 story a minute stay below the threshold (docs/alerting.md, the table)",
+)
 def test_company_bursts_at_every_base_rate_and_the_smallest_surge_are_all_found():
     names = ["company_burst_12_per_day", "company_burst_5_per_h", "sector_surge_1"]
     _, outcomes = rate_table(CONFIG, newsrates.REALISTIC, range(2), names)
-    assert all(outcomes[name].target_detected == outcomes[name].target_events for name in names), \
-        {name: (o.target_detected, o.target_events) for name, o in outcomes.items()}
+    assert all(outcomes[name].target_detected == outcomes[name].target_events for name in names), {
+        name: (o.target_detected, o.target_events) for name, o in outcomes.items()
+    }
 
 
 def test_state_of_version_1_is_carried_over():
@@ -132,10 +144,19 @@ def test_state_of_version_1_is_carried_over():
     scenario = newsrates.sector_surge(10.0)(0)
     state: dict = {}
     list(replay_events(scenario.records[:2000], CONFIG, state=state))
-    old = {k: {**{f: v for f, v in raw.items() if f not in ("history", "recent", "reference", "reference_next",
-                                                          "reported_until")},
-               "v": 1, "baseline": {f: v for f, v in raw["baseline"].items() if not f.startswith("share_")}}
-           for k, raw in state.items() if "baseline" in raw}  # scopes, not the clock's own keys
+    old = {
+        k: {
+            **{
+                f: v
+                for f, v in raw.items()
+                if f not in ("history", "recent", "reference", "reference_next", "reported_until")
+            },
+            "v": 1,
+            "baseline": {f: v for f, v in raw["baseline"].items() if not f.startswith("share_")},
+        }
+        for k, raw in state.items()
+        if "baseline" in raw
+    }  # scopes, not the clock's own keys
     loaded = ScopeState.load(old["global:all"], "global", "all")
     assert STATE_VERSION == 4 and loaded.history == {} and loaded.reference_next == old["global:all"]["next_close"]
     assert loaded.baseline.share_stories == old["global:all"]["baseline"]["stories"]
@@ -152,8 +173,11 @@ def test_state_of_version_3_is_carried_over_with_its_closed_buckets_as_ordinary_
     scenario = newsrates.sector_surge(10.0)(0)
     state: dict = {}
     list(replay_events(scenario.records[:2000], CONFIG, state=state))
-    old = {k: {**raw, "v": 3, "history": {i: c[:3] for i, c in raw["history"].items()}}
-           for k, raw in state.items() if "baseline" in raw}
+    old = {
+        k: {**raw, "v": 3, "history": {i: c[:3] for i, c in raw["history"].items()}}
+        for k, raw in state.items()
+        if "baseline" in raw
+    }
     assert old["global:all"]["history"], "the test needs closed buckets waiting for the reference"
     loaded = ScopeState.load(old["global:all"], "global", "all")
     assert {i: c[:3] for i, c in loaded.history.items()} == {int(i): c for i, c in old["global:all"]["history"].items()}

@@ -42,8 +42,11 @@ def event(scope: str, key: str, start: float, end: float) -> Event:
 
 def first_emission(scope: str, episode_start_minute: float):
     """When the detector first emitted the episode of `scope` that starts at that minute."""
-    return min(a.updated_at for a in replay_events(RECORDS, CONFIG)
-               if a.scope == scope and a.episode_start == at(episode_start_minute))
+    return min(
+        a.updated_at
+        for a in replay_events(RECORDS, CONFIG)
+        if a.scope == scope and a.episode_start == at(episode_start_minute)
+    )
 
 
 def test_the_stream_gives_two_episodes_per_scope():
@@ -56,9 +59,13 @@ def test_the_stream_gives_two_episodes_per_scope():
 
 
 def test_a_detected_event_a_missed_one_an_allowed_scope_and_a_false_alert():
-    scenario = Scenario("two spikes", "", RECORDS,
-                        expected=[event("topic", OIL, 30, 35), event("topic", "Macro", 30, 35)],
-                        allowed=[event("global", "all", 30, 35)])
+    scenario = Scenario(
+        "two spikes",
+        "",
+        RECORDS,
+        expected=[event("topic", OIL, 30, 35), event("topic", "Macro", 30, 35)],
+        allowed=[event("global", "all", 30, 35)],
+    )
     outcome, alerts = run(scenario, CONFIG)
     assert len(alerts) == 4
     assert (outcome.events, outcome.detected) == (2, 1)  # Macro never alerts
@@ -71,8 +78,9 @@ def test_a_detected_event_a_missed_one_an_allowed_scope_and_a_false_alert():
 
 
 def test_an_alert_within_the_grace_period_after_an_event_still_matches_it():
-    scenario = Scenario("late", "", RECORDS, expected=[event("topic", OIL, 10, 20)],
-                        allowed=[event("global", "all", 0, 130)])
+    scenario = Scenario(
+        "late", "", RECORDS, expected=[event("topic", OIL, 10, 20)], allowed=[event("global", "all", 0, 130)]
+    )
     within, _ = run(scenario, CONFIG, grace=timedelta(minutes=30))  # the episode starts 10 min after the event
     assert (within.detected, within.alerts, within.true_alerts, len(within.false)) == (1, 2, 1, 1)
     delay = (first_emission("topic", 31) - at(10)).total_seconds() / CONFIG.bucket_s
@@ -83,8 +91,9 @@ def test_an_alert_within_the_grace_period_after_an_event_still_matches_it():
 
 
 def test_a_second_alert_for_the_same_event_is_a_repeat():
-    scenario = Scenario("one long event", "", RECORDS, expected=[event("topic", OIL, 30, 105)],
-                        allowed=[event("global", "all", 0, 130)])
+    scenario = Scenario(
+        "one long event", "", RECORDS, expected=[event("topic", OIL, 30, 105)], allowed=[event("global", "all", 0, 130)]
+    )
     outcome, _ = run(scenario, CONFIG)
     assert (outcome.events, outcome.detected, outcome.alerts, outcome.true_alerts) == (1, 1, 2, 1)
     assert [(a.scope, a.episode_start) for a in outcome.false] == [("topic", at(101))]
@@ -92,8 +101,13 @@ def test_a_second_alert_for_the_same_event_is_a_repeat():
 
 def test_table_adds_up_runs_into_recall_precision_and_median_delay(monkeypatch):
     def hand_built(seed: int) -> Scenario:
-        return Scenario("hand-built", "", RECORDS, expected=[event("topic", OIL, 30, 35), event("topic", "Macro", 30, 35)],
-                        allowed=[event("global", "all", 30, 35)])
+        return Scenario(
+            "hand-built",
+            "",
+            RECORDS,
+            expected=[event("topic", OIL, 30, 35), event("topic", "Macro", 30, 35)],
+            allowed=[event("global", "all", 30, 35)],
+        )
 
     made = []
     real = scenarios.NearDuplicateIndex.from_settings
@@ -108,8 +122,10 @@ def test_table_adds_up_runs_into_recall_precision_and_median_delay(monkeypatch):
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()[2:]]
     delay = (first_emission("topic", 31) - at(30)).total_seconds() / CONFIG.bucket_s
     # Per run: 2 events, 1 detected, 3 counted alerts of which 2 false.
-    assert rows == [["hand-built", "2", "4", "2", "0.50", "6", "4", "0.33", f"{delay:.1f}"],
-                    ["**all**", "2", "4", "2", "0.50", "6", "4", "0.33", f"{delay:.1f}"]]
+    assert rows == [
+        ["hand-built", "2", "4", "2", "0.50", "6", "4", "0.33", f"{delay:.1f}"],
+        ["**all**", "2", "4", "2", "0.50", "6", "4", "0.33", f"{delay:.1f}"],
+    ]
     assert (total.events, total.detected, total.alerts, total.true_alerts, len(total.false)) == (4, 2, 6, 2, 4)
     # Each run has its own near-duplicate index, configured from the Settings defaults.
     assert len(made) == 2 and all(s.model_dump() == Settings().model_dump() for s in made)

@@ -39,6 +39,7 @@ FAST = [0.2] * 98 + [0.5] * 2  # p99 of 100 latencies (nearest rank, the 99th): 
 
 # --- verdict -----------------------------------------------------------------------------------
 
+
 def test_flat_memory_and_fast_latency_at_half_peak_pass():
     result = soak.verdict(peak=100.0, rate=50.0, soak_lat=FAST, samples=FLAT)
     assert result["rss_below_budget"] and result["rss_flat"] and result["p99_below_budget"]
@@ -72,9 +73,25 @@ def test_p99_counts_as_at_half_peak_only_near_half_the_measured_peak(peak, rate,
 
 # --- the JSON line -----------------------------------------------------------------------------
 
-KEYS = {"peak_docs_per_s", "rate_docs_per_s", "duration_s", "documents", "stored_docs_per_s", "p50_ms", "p99_ms",
-        "p99_ms_by_third", "rss_mb", "rss_below_budget", "rss_flat", "p99_below_budget",
-        "p99_measured_at_half_peak", "rss_first_third_mb", "rss_last_third_mb", "rss_max_mb", "pass"}
+KEYS = {
+    "peak_docs_per_s",
+    "rate_docs_per_s",
+    "duration_s",
+    "documents",
+    "stored_docs_per_s",
+    "p50_ms",
+    "p99_ms",
+    "p99_ms_by_third",
+    "rss_mb",
+    "rss_below_budget",
+    "rss_flat",
+    "p99_below_budget",
+    "p99_measured_at_half_peak",
+    "rss_first_third_mb",
+    "rss_last_third_mb",
+    "rss_max_mb",
+    "pass",
+}
 
 
 def test_report_holds_every_number_and_passes_only_when_every_budget_is_met():
@@ -89,20 +106,48 @@ def test_report_holds_every_number_and_passes_only_when_every_budget_is_met():
     assert line["pass"] is True
 
     growing = samples(500, 500, 540, 560, 600, 600)
-    failed = soak.report(None, 20.0, 60.0, 1200, 20.0, FAST, thirds, growing,
-                         soak.verdict(peak=None, rate=20.0, soak_lat=FAST, samples=growing))
+    failed = soak.report(
+        None,
+        20.0,
+        60.0,
+        1200,
+        20.0,
+        FAST,
+        thirds,
+        growing,
+        soak.verdict(peak=None, rate=20.0, soak_lat=FAST, samples=growing),
+    )
     assert failed["peak_docs_per_s"] is None and failed["rss_flat"] is False and failed["pass"] is False
 
 
 # --- one short real run --------------------------------------------------------------------------
 
+
 def test_a_short_soak_reports_throughput_latency_and_memory(tmp_path):
     """The smallest run that still goes through a real worker: ten warm-up documents, then
     4 s at 5 docs/s, memory sampled every half second. Speed is not asserted."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}, "TMPDIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(SCRIPT), "--duration", "4", "--rate", "5", "--warm-docs", "10",
-                             "--sample-every", "0.5", "--backend", "torch"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--duration",
+            "4",
+            "--rate",
+            "5",
+            "--warm-docs",
+            "10",
+            "--sample-every",
+            "0.5",
+            "--backend",
+            "torch",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: a budget missed on a busy machine
     line = json.loads(result.stdout.splitlines()[-1])
     assert set(line) == KEYS

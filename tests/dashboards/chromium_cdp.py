@@ -17,9 +17,20 @@ from typing import Any
 
 import aiohttp
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-         "--disable-extensions", "--hide-scrollbars", "--remote-debugging-port=0", "--window-size=1400,1700"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--remote-debugging-port=0",
+    "--window-size=1400,1700",
+]
 
 
 class Chromium:
@@ -38,8 +49,12 @@ class Chromium:
 
     async def __aenter__(self) -> "Chromium":
         self.user_data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([self.binary, *FLAGS, f"--user-data-dir={self.user_data_dir}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.binary, *FLAGS, f"--user-data-dir={self.user_data_dir}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port = await asyncio.to_thread(self._devtools_port, 30.0)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             page = next(t for t in json.loads(resp.read()) if t["type"] == "page")
@@ -94,7 +109,9 @@ class Chromium:
             elif method == "Log.entryAdded":
                 self.console.append(params["entry"].get("text", ""))
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
-                self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+                self.console.append(
+                    " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+                )
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
         message_id = next(self._ids)

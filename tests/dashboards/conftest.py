@@ -37,10 +37,15 @@ BAD_PAYLOADS = [b'{"source": "x", "text": "unterminated', b"\xff\xfe not utf-8"]
 EPISODE_TOPIC = "Stock Movement"
 CALM_TOPIC = "Macro"
 WATCHED = ("AAPL", "XOM")
-DETECTOR_SETTINGS = dict(watched_entities=",".join(WATCHED), alert_lateness_s=720, alert_min_count=10,
-                         alert_min_baseline_buckets=3, alert_z_threshold=3.0,
-                         alert_scope_overrides="global=off;entity=off",  # one alert: the topic's
-                         explain_evidence=False)  # an extra model pass per story: not what these tests look at
+DETECTOR_SETTINGS = dict(
+    watched_entities=",".join(WATCHED),
+    alert_lateness_s=720,
+    alert_min_count=10,
+    alert_min_baseline_buckets=3,
+    alert_z_threshold=3.0,
+    alert_scope_overrides="global=off;entity=off",  # one alert: the topic's
+    explain_evidence=False,
+)  # an extra model pass per story: not what these tests look at
 
 
 @pytest.fixture
@@ -67,15 +72,29 @@ async def prefill(path: Path) -> list:
 def published_documents() -> list[Document]:
     """Documents that travel the whole pipeline (raw → validate → score → index → store)."""
     words = ["slumps", "beats", "misses", "holds", "surges"]  # the shipped model: each sentiment at least once
-    return [Document(source="wire-live", kind="news", title=f"Quarterly earnings of company {i} {words[i % 5]}",
-                     text=f"Company {i} reported quarterly earnings; profit {words[i % 5]}.",
-                     url=f"https://live.example.com/{i}",
-                     published_at=CORPUS_END - timedelta(minutes=20) + timedelta(seconds=20 * i))
-            for i in range(PUBLISHED_DOCS)]
+    return [
+        Document(
+            source="wire-live",
+            kind="news",
+            title=f"Quarterly earnings of company {i} {words[i % 5]}",
+            text=f"Company {i} reported quarterly earnings; profit {words[i % 5]}.",
+            url=f"https://live.example.com/{i}",
+            published_at=CORPUS_END - timedelta(minutes=20) + timedelta(seconds=20 * i),
+        )
+        for i in range(PUBLISHED_DOCS)
+    ]
 
 
-COMPANIES = ["Acme Corp", "Globex", "Initech", "Umbrella Group", "Stark Industries", "Wayne Enterprises", "Hooli",
-             "Vandelay Industries"]
+COMPANIES = [
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella Group",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Hooli",
+    "Vandelay Industries",
+]
 
 
 def episode_headline(i: int, negative: bool, tickers: str) -> str:
@@ -116,14 +135,28 @@ def episode_documents(phase: str) -> list[Document]:
         tickers = " and ".join(f"${t}" for t in WATCHED) if phase == "quiet" else f"${WATCHED[i % 2]}"
         number = {"opening": 0, "baseline": 100, "burst": 200, "quiet": 300}[phase] + i
         headline = episode_headline(number, negatives[i % len(negatives)], tickers)
-        docs.append(Document(source="wire-episode", kind="news", title=headline, text=f"{headline}.",
-                             url=f"https://episode.example.com/{phase}/{i}",
-                             published_at=start + timedelta(seconds=offset)))
+        docs.append(
+            Document(
+                source="wire-episode",
+                kind="news",
+                title=headline,
+                text=f"{headline}.",
+                url=f"https://episode.example.com/{phase}/{i}",
+                published_at=start + timedelta(seconds=offset),
+            )
+        )
         if phase != "burst" and offset % 60 == 0:  # CALM_TOPIC: the model reads these as Macro
             report = f"Central statistics office publishes inflation report {number} for the month"
-            docs.append(Document(source="wire-episode", kind="news", title=report, text=f"{report}.",
-                                 url=f"https://episode.example.com/calm/{phase}/{i}",
-                                 published_at=start + timedelta(seconds=offset)))
+            docs.append(
+                Document(
+                    source="wire-episode",
+                    kind="news",
+                    title=report,
+                    text=f"{report}.",
+                    url=f"https://episode.example.com/calm/{phase}/{i}",
+                    published_at=start + timedelta(seconds=offset),
+                )
+            )
     return docs
 
 
@@ -146,9 +179,17 @@ def alertmanager_url(tmp_path_factory):
     (root / "alertmanager.yml").write_text("route:\n  receiver: drop\nreceivers:\n  - name: drop\n")
     url = f"http://127.0.0.1:{free_port()}"
     log = open(root / "alertmanager.log", "wb")
-    proc = subprocess.Popen([binary, f"--config.file={root / 'alertmanager.yml'}", f"--storage.path={root / 'data'}",
-                             f"--web.listen-address={url[7:]}", "--cluster.listen-address="],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={root / 'alertmanager.yml'}",
+            f"--storage.path={root / 'data'}",
+            f"--web.listen-address={url[7:]}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -168,10 +209,19 @@ def alertmanager_url(tmp_path_factory):
 class DashboardWorker(WorkerProcess):
     """The worker process, plus what the tests need to query it."""
 
-    def __init__(self, env: dict[str, str], log_file: Path, port: int, token: str, settings: Settings,
-                 corpus_size: int, store_path: Path):
-        super().__init__(env, log_file, port, command=[sys.executable, str(HERE / "dashboard_worker.py")],
-                         cwd=store_path.parent)
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_file: Path,
+        port: int,
+        token: str,
+        settings: Settings,
+        corpus_size: int,
+        store_path: Path,
+    ):
+        super().__init__(
+            env, log_file, port, command=[sys.executable, str(HERE / "dashboard_worker.py")], cwd=store_path.parent
+        )
         self.token, self.settings, self.corpus_size, self.store_path = token, settings, corpus_size, store_path
 
     @property
@@ -202,8 +252,12 @@ class DashboardWorker(WorkerProcess):
         from prometheus_client.parser import text_string_to_metric_families
 
         text = self.get("/metrics", token=False)[2].decode()
-        return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
-                for s in family.samples if s.name == name}
+        return {
+            tuple(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == name
+        }
 
     def wait_for(self, predicate, what: str, timeout: float = 120.0):
         return super().wait_for(predicate, timeout, interval=0.2, what=what)
@@ -229,11 +283,20 @@ class DashboardWorker(WorkerProcess):
         self.wait_for(self.episode_alert, "the burst raised an alert", timeout=180)
         publish(self.settings, episode_documents("quiet"))
         self.wait_for(lambda: self.episode_alert()["status"] == "resolved", "the episode resolved")
-        self.wait_for(lambda: len(self.samples("finsentry_negative_share")) == 2  # EPISODE_TOPIC, CALM_TOPIC
-                      and len(self.samples("finsentry_entity_negative_share")) == len(WATCHED),
-                      "negative-share gauges exported")
-        self.wait_for(lambda: self.samples("finsentry_notifications_total").get(
-            (("notifier", "alertmanager"), ("result", "sent")), 0) >= 1, "the alert notified to Alertmanager")
+        self.wait_for(
+            lambda: (
+                len(self.samples("finsentry_negative_share")) == 2  # EPISODE_TOPIC, CALM_TOPIC
+                and len(self.samples("finsentry_entity_negative_share")) == len(WATCHED)
+            ),
+            "negative-share gauges exported",
+        )
+        self.wait_for(
+            lambda: (
+                self.samples("finsentry_notifications_total").get((("notifier", "alertmanager"), ("result", "sent")), 0)
+                >= 1
+            ),
+            "the alert notified to Alertmanager",
+        )
 
 
 @pytest.fixture(scope="session")
@@ -245,20 +308,37 @@ def dashboard_worker(broker, alertmanager_url, tmp_path_factory):
     prefix = f"dash-{uuid.uuid4().hex[:8]}."
     token = secrets.token_urlsafe(16)
     port = free_port()
-    values = dict(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
-                  store=f"sqlite:///{root / 'store.db'}", data_dir=root / "data", web_port=port,
-                  web_host="127.0.0.1", web_token=token, broker_session_timeout_s=10, broker_heartbeat_s=0.5,
-                  outbox_path=root / "outbox.db", registry_dir=root / "registry", log_level="WARNING",
-                  # A locked store (test_store_outage.py) fails fast and recovers fast.
-                  sqlite_busy_timeout_s=0.3, store_retry_max_s=1.0,
-                  alertmanager_url=alertmanager_url, **DETECTOR_SETTINGS,
-                  # The shipped model on PyTorch, one core: no backend measurement at start,
-                  # and the other core stays free for the broker and the test.
-                  backend="torch", inference_threads=1, model_cache_dir=MODEL_CACHE)
+    values = dict(
+        broker=broker.url,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=f"finsentry-{prefix}",
+        store=f"sqlite:///{root / 'store.db'}",
+        data_dir=root / "data",
+        web_port=port,
+        web_host="127.0.0.1",
+        web_token=token,
+        broker_session_timeout_s=10,
+        broker_heartbeat_s=0.5,
+        outbox_path=root / "outbox.db",
+        registry_dir=root / "registry",
+        log_level="WARNING",
+        # A locked store (test_store_outage.py) fails fast and recovers fast.
+        sqlite_busy_timeout_s=0.3,
+        store_retry_max_s=1.0,
+        alertmanager_url=alertmanager_url,
+        **DETECTOR_SETTINGS,
+        # The shipped model on PyTorch, one core: no backend measurement at start,
+        # and the other core stays free for the broker and the test.
+        backend="torch",
+        inference_threads=1,
+        model_cache_dir=MODEL_CACHE,
+    )
     settings = Settings(_env_file=None, **values)
     docs = asyncio.run(prefill(root / "store.db"))
-    worker = DashboardWorker(settings_env(**values), root / "worker.log", port, token, settings, len(docs),
-                             root / "store.db")
+    worker = DashboardWorker(
+        settings_env(**values), root / "worker.log", port, token, settings, len(docs), root / "store.db"
+    )
     try:
         worker.start(timeout=300)  # the shipped model loads first: slow on a busy machine
         worker.run_episode()

@@ -70,8 +70,14 @@ class Exporter:
         self.name, self.port, self.log_file = name, port, root / f"{name}.log"
         env = {**os.environ, **settings_env(**values)}
         self.log = open(self.log_file, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "finsentry.cli", *args], env=env, cwd=root,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "finsentry.cli", *args],
+            env=env,
+            cwd=root,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     @property
     def target(self) -> str:
@@ -125,24 +131,54 @@ def start_exporters(worker_settings, root: Path, site: FeedSite) -> dict[str, Ex
     sources.write_text(
         "sources:\n"
         f"  - {{type: rss, name: wire-markets, url: '{site.url}/markets.rss', interval: 5s}}\n"
-        f"  - {{type: rss, name: wire-failing, url: '{site.url}/failing.rss', interval: 5s}}\n")
+        f"  - {{type: rss, name: wire-failing, url: '{site.url}/failing.rss', interval: 5s}}\n"
+    )
     scraper_port, push_port, trainer_port = free_port(), free_port(), free_port()
     push_token = secrets.token_urlsafe(16)
     DRIFT_CACHE.mkdir(parents=True, exist_ok=True)
     exporters = {
-        "finsentry-scraper": Exporter("scraper", ["scrape", "--config", str(sources)], {
-            **broker, "seen_path": root / "seen.db", "scrape_metrics_host": "127.0.0.1",
-            "scrape_metrics_port": scraper_port, "per_host_interval_s": 0.1}, scraper_port, root),
-        "finsentry-push": Exporter("push", ["push"], {
-            **broker, "push_host": "127.0.0.1", "push_port": push_port, "push_token": push_token}, push_port, root),
-        "finsentry-trainer": Exporter("trainer", ["trainer"], {
-            **broker, "trainer_metrics_host": "127.0.0.1", "trainer_metrics_port": trainer_port,
-            "store": worker_settings.store, "registry_dir": root / "registry", "data_dir": DRIFT_CACHE,
-            "train_data_dir": REPO / "data" / "tfn", "train_schedule": "0 0 1 1 *",
-            "drift_check_interval_s": 5, "drift_min_records": 20,
-            # Measured and exported, never acted on: no training run in a dashboard test.
-            "drift_psi_threshold": 1e9, "drift_confidence_drop": 2.0, "drift_label_accuracy_floor": 0.0},
-            trainer_port, root),
+        "finsentry-scraper": Exporter(
+            "scraper",
+            ["scrape", "--config", str(sources)],
+            {
+                **broker,
+                "seen_path": root / "seen.db",
+                "scrape_metrics_host": "127.0.0.1",
+                "scrape_metrics_port": scraper_port,
+                "per_host_interval_s": 0.1,
+            },
+            scraper_port,
+            root,
+        ),
+        "finsentry-push": Exporter(
+            "push",
+            ["push"],
+            {**broker, "push_host": "127.0.0.1", "push_port": push_port, "push_token": push_token},
+            push_port,
+            root,
+        ),
+        "finsentry-trainer": Exporter(
+            "trainer",
+            ["trainer"],
+            {
+                **broker,
+                "trainer_metrics_host": "127.0.0.1",
+                "trainer_metrics_port": trainer_port,
+                "store": worker_settings.store,
+                "registry_dir": root / "registry",
+                "data_dir": DRIFT_CACHE,
+                "train_data_dir": REPO / "data" / "tfn",
+                "train_schedule": "0 0 1 1 *",
+                "drift_check_interval_s": 5,
+                "drift_min_records": 20,
+                # Measured and exported, never acted on: no training run in a dashboard test.
+                "drift_psi_threshold": 1e9,
+                "drift_confidence_drop": 2.0,
+                "drift_label_accuracy_floor": 0.0,
+            },
+            trainer_port,
+            root,
+        ),
     }
     exporters["finsentry-push"].token = push_token  # type: ignore[attr-defined]
     return exporters
@@ -150,10 +186,24 @@ def start_exporters(worker_settings, root: Path, site: FeedSite) -> dict[str, Ex
 
 def push_one_document(push: Exporter) -> None:
     """A document through the push endpoint, so its request and publish counters move."""
-    body = json.dumps([{"source": "wire-push", "title": "Pushed headline", "text": "A document sent by push.",
-                        "published_at": "2026-03-02T14:00:00Z"}]).encode()
-    request = urllib.request.Request(f"http://{push.target}/documents", data=body, method="POST",
-                                     headers={"Authorization": f"Bearer {push.token}",  # type: ignore[attr-defined]
-                                              "Content-Type": "application/json"})
+    body = json.dumps(
+        [
+            {
+                "source": "wire-push",
+                "title": "Pushed headline",
+                "text": "A document sent by push.",
+                "published_at": "2026-03-02T14:00:00Z",
+            }
+        ]
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{push.target}/documents",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {push.token}",  # type: ignore[attr-defined]
+            "Content-Type": "application/json",
+        },
+    )
     with urllib.request.urlopen(request, timeout=60) as resp:
         assert resp.status == 202, resp.read()

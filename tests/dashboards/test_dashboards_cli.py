@@ -55,8 +55,15 @@ class FakeGrafana:
                 return web.json_response({"message": "dashboard exists"}, status=412)
             version = previous["version"] + 1 if previous else 1
             self.dashboards[dashboard["uid"]] = {"body": body, "version": version}
-            return web.json_response({"status": "success", "uid": dashboard["uid"], "version": version,
-                                      "url": f"/d/{dashboard['uid']}/x", "id": 1})
+            return web.json_response(
+                {
+                    "status": "success",
+                    "uid": dashboard["uid"],
+                    "version": version,
+                    "url": f"/d/{dashboard['uid']}/x",
+                    "id": 1,
+                }
+            )
         return web.json_response({"message": "not found"}, status=404)
 
     def __enter__(self) -> "FakeGrafana":

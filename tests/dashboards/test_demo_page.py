@@ -27,12 +27,14 @@ FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 # loaded machine, and the detector's clock (the low watermark of the partitions) waits
 # for the slowest, so the Energy / Oil episode is raised all the same.
 SPEED = 0
-PAGE_READY = ("document.body.dataset.loaded === 'true'"
-              " && Number(document.getElementById('chart-sentiment').dataset.points) > 0"
-              " && Number(document.getElementById('chart-negative').dataset.points) > 0"
-              " && Array.from(document.querySelectorAll('#alerts .alert-scope'))"
-              ".some(e => e.textContent === 'topic: Energy / Oil')"
-              " && Number(document.getElementById('chart-negative').dataset.alertMarkers) > 0")
+PAGE_READY = (
+    "document.body.dataset.loaded === 'true'"
+    " && Number(document.getElementById('chart-sentiment').dataset.points) > 0"
+    " && Number(document.getElementById('chart-negative').dataset.points) > 0"
+    " && Array.from(document.querySelectorAll('#alerts .alert-scope'))"
+    ".some(e => e.textContent === 'topic: Energy / Oil')"
+    " && Number(document.getElementById('chart-negative').dataset.alertMarkers) > 0"
+)
 
 
 def wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -51,8 +53,13 @@ def demo(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "FINSENTRY_WEB_TOKEN"}
     with open(log_path, "wb") as log:
         command = ["demo", "--speed", str(SPEED), "--web-port", str(port)]
-        proc = subprocess.Popen(FINSENTRY + command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                env={**env, "FINSENTRY_BACKEND": "torch"})
+        proc = subprocess.Popen(
+            FINSENTRY + command,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**env, "FINSENTRY_BACKEND": "torch"},
+        )
         try:
             wait_for_line(log_path, f"dashboard http://127.0.0.1:{port}/", proc, timeout=300)
             yield proc, f"http://127.0.0.1:{port}/", log_path

@@ -33,10 +33,16 @@ def mapped_fields(mapping: dict, prefix: str = "") -> set[str]:
 def test_committed_files_are_exactly_what_build_writes(tmp_path):
     build.write(tmp_path)
     fresh = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
-    committed = {p.relative_to(build.GENERATED_DIR): p.read_text() for p in build.GENERATED_DIR.rglob("*") if p.is_file()}
-    assert set(fresh) == set(committed), "run `finsentry dashboards build -o dashboards/grafana/generated` and commit the result"
+    committed = {
+        p.relative_to(build.GENERATED_DIR): p.read_text() for p in build.GENERATED_DIR.rglob("*") if p.is_file()
+    }
+    assert set(fresh) == set(committed), (
+        "run `finsentry dashboards build -o dashboards/grafana/generated` and commit the result"
+    )
     for path, content in fresh.items():
-        assert committed[path] == content, f"{path} differs: run `finsentry dashboards build -o dashboards/grafana/generated` and commit"
+        assert committed[path] == content, (
+            f"{path} differs: run `finsentry dashboards build -o dashboards/grafana/generated` and commit"
+        )
 
 
 def test_every_panel_datasource_is_provisioned_with_that_uid():
@@ -83,17 +89,34 @@ def test_panels_have_known_types_unique_ids_and_fit_the_grid():
 
 def test_the_issue_asks_for_these_panels():
     titles = {d.uid: {p.title for p in d.panels} for d in DASHBOARDS}
-    assert {"Sentiment trend per topic", "Negative share per topic", "Volume per topic", "Sentiment per entity",
-            "Negative share per watched entity", "Latest most negative headlines"} <= titles[market.UID]
-    assert {"Throughput", "Ingest → stored latency", "Consumer lag", "Batch size", "Dead letters by stage and reason",
-            "Store errors", "Model version timeline", "Retrain runs"} <= titles[pipeline.UID]
+    assert {
+        "Sentiment trend per topic",
+        "Negative share per topic",
+        "Volume per topic",
+        "Sentiment per entity",
+        "Negative share per watched entity",
+        "Latest most negative headlines",
+    } <= titles[market.UID]
+    assert {
+        "Throughput",
+        "Ingest → stored latency",
+        "Consumer lag",
+        "Batch size",
+        "Dead letters by stage and reason",
+        "Store errors",
+        "Model version timeline",
+        "Retrain runs",
+    } <= titles[pipeline.UID]
     variables = {v.name for v in market.dashboard().variables}
     assert variables == {"topic", "entity", "source"}
     assert market.dashboard().annotations and market.dashboard().annotations[0].datasource == datasources.ALERTS
 
 
 def test_elasticsearch_fields_exist_in_the_store_mapping():
-    mappings = {datasources.DOCUMENTS.uid: mapped_fields(DOCUMENT_MAPPING), datasources.ALERTS.uid: mapped_fields(ALERT_MAPPING)}
+    mappings = {
+        datasources.DOCUMENTS.uid: mapped_fields(DOCUMENT_MAPPING),
+        datasources.ALERTS.uid: mapped_fields(ALERT_MAPPING),
+    }
     field_in_query = re.compile(r"([a-z_][a-z_.]*):")
     dashboard = market.dashboard()
     for item in queries.targets(dashboard):
@@ -142,11 +165,14 @@ def test_every_prometheus_metric_a_panel_or_rule_reads_is_defined_in_the_metrics
         assert not unknown, f"{unknown} in {expr!r} is not a metric of finsentry/metrics.py or training/telemetry.py"
 
 
-@pytest.mark.parametrize("values, expected", [
-    (["Earnings"], "Earnings"),
-    (["Energy / Oil"], r"Energy\ \/\ Oil"),
-    (["Earnings", 'say "hi"'], r'("Earnings" OR "say\ \"hi\"")'),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["Earnings"], "Earnings"),
+        (["Energy / Oil"], r"Energy\ \/\ Oil"),
+        (["Earnings", 'say "hi"'], r'("Earnings" OR "say\ \"hi\"")'),
+    ],
+)
 def test_lucene_formatting_matches_grafana(values, expected):
     assert queries.format_lucene(values) == expected
 
@@ -154,13 +180,17 @@ def test_lucene_formatting_matches_grafana(values, expected):
 def test_all_expands_to_every_option_unless_a_custom_all_value_is_set():
     dashboard = market.dashboard()
     item = next(t for t in queries.targets(dashboard) if t.panel == "Sentiment trend per topic")
-    selections = {"topic": queries.Selection([queries.ALL], ["Earnings", "Macro"]),
-                  "source": queries.Selection([queries.ALL], ["wire-a"])}
+    selections = {
+        "topic": queries.Selection([queries.ALL], ["Earnings", "Macro"]),
+        "source": queries.Selection([queries.ALL], ["wire-a"]),
+    }
     target = queries.interpolated_target(item, dashboard, selections)
     assert target["query"] == 'topic.label:("Earnings" OR "Macro") AND source:*'
     prom = next(t for t in queries.targets(dashboard) if t.panel == "Negative share per topic")
-    assert queries.interpolated_target(prom, dashboard, selections)["expr"] == \
-        'max by (topic) (finsentry_negative_share{topic=~"(Earnings|Macro)"})'
+    assert (
+        queries.interpolated_target(prom, dashboard, selections)["expr"]
+        == 'max by (topic) (finsentry_negative_share{topic=~"(Earnings|Macro)"})'
+    )
 
 
 def test_the_entity_variable_filters_the_watched_entity_panel_and_the_document_panels():
@@ -169,12 +199,16 @@ def test_the_entity_variable_filters_the_watched_entity_panel_and_the_document_p
     volume = next(t for t in queries.targets(dashboard) if t.panel == "Volume per entity")
     every = {"entity": queries.Selection([queries.ALL], ["AAPL", "XOM"]), "source": queries.Selection([queries.ALL])}
     # "All" must be a regex that matches everything, for PromQL and for the Lucene /regex/ alike.
-    assert queries.interpolated_target(share, dashboard, every)["expr"] == \
-        'max by (entity) (finsentry_entity_negative_share{entity=~".*"})'
+    assert (
+        queries.interpolated_target(share, dashboard, every)["expr"]
+        == 'max by (entity) (finsentry_entity_negative_share{entity=~".*"})'
+    )
     assert queries.interpolated_target(volume, dashboard, every)["query"] == "entities:/.*/ AND source:*"
     two = {"entity": queries.Selection(["AAPL", "XOM"]), "source": queries.Selection(["wire-a"])}
-    assert queries.interpolated_target(share, dashboard, two)["expr"] == \
-        'max by (entity) (finsentry_entity_negative_share{entity=~"(AAPL|XOM)"})'
+    assert (
+        queries.interpolated_target(share, dashboard, two)["expr"]
+        == 'max by (entity) (finsentry_entity_negative_share{entity=~"(AAPL|XOM)"})'
+    )
     assert queries.interpolated_target(volume, dashboard, two)["query"] == r"entities:/(AAPL|XOM)/ AND source:wire\-a"
 
 

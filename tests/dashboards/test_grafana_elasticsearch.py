@@ -51,17 +51,24 @@ def filled(es_url):
 
 
 def search(es_url: str, datasource_uid: str, body: dict) -> dict:
-    index = next(d["jsonData"]["index"] for d in datasources.provisioning(PREFIX)["datasources"] if d["uid"] == datasource_uid)
-    request = urllib.request.Request(f"{es_url}/{index}/_search", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    index = next(
+        d["jsonData"]["index"] for d in datasources.provisioning(PREFIX)["datasources"] if d["uid"] == datasource_uid
+    )
+    request = urllib.request.Request(
+        f"{es_url}/{index}/_search",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=30) as resp:
         return json.loads(resp.read())
 
 
 def variable_options(es_url: str, name: str) -> list[str]:
     variable = next(v for v in market.dashboard().variables if v.name == name)
-    answer = search(es_url, variable.datasource.uid,
-                    queries.variable_body(variable, START, END, datasources.DOCUMENTS_TIME_FIELD))
+    answer = search(
+        es_url, variable.datasource.uid, queries.variable_body(variable, START, END, datasources.DOCUMENTS_TIME_FIELD)
+    )
     return [b["key"] for b in answer["aggregations"]["1"]["buckets"]]
 
 
@@ -83,11 +90,16 @@ def filled_buckets(node: dict, bucket_ids: list[str], metric_ids: list[str]) -> 
 
 def selections(es_url: str, all_values: bool) -> dict[str, queries.Selection]:
     if all_values:
-        return {name: queries.Selection([queries.ALL], variable_options(es_url, name))
-                for name in ("topic", "entity", "source")}
+        return {
+            name: queries.Selection([queries.ALL], variable_options(es_url, name))
+            for name in ("topic", "entity", "source")
+        }
     # One value each (AAPL appears in wire-a documents); a topic with characters Lucene must escape.
-    return {"topic": queries.Selection(["Energy / Oil"]), "entity": queries.Selection(["AAPL"]),
-            "source": queries.Selection(["wire-a"])}
+    return {
+        "topic": queries.Selection(["Energy / Oil"]),
+        "entity": queries.Selection(["AAPL"]),
+        "source": queries.Selection(["wire-a"]),
+    }
 
 
 ES_TARGETS = [t for t in queries.targets(market.dashboard()) if t.target["datasource"]["type"] == "elasticsearch"]
@@ -118,6 +130,7 @@ def test_every_elasticsearch_panel_query_returns_buckets(es_url, filled, item, a
         outer_field = target["bucketAggs"][0]["field"]
         keys = {b["key"] for b in answer["aggregations"][bucket_ids[0]]["buckets"]}
         assert keys == {"topic.label": {"Energy / Oil"}, "entities": {"AAPL"}}[outer_field]
+
 
 def test_the_topic_episode_shows_in_the_negative_documents_panel(es_url, filled):
     dashboard = market.dashboard()

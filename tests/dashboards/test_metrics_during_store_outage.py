@@ -30,9 +30,15 @@ def publish(worker, n: int, start: int) -> set[str]:
     """Publish n documents; returns their ids."""
     from finsentry.ingest.producer import DocumentProducer
 
-    docs = [Document(source="wire-outage", title=f"Outage test headline {i}", text=f"Body {i}.",
-                     published_at=CORPUS_END - timedelta(minutes=30) + timedelta(seconds=i)).with_defaults()
-            for i in range(start, start + n)]
+    docs = [
+        Document(
+            source="wire-outage",
+            title=f"Outage test headline {i}",
+            text=f"Body {i}.",
+            published_at=CORPUS_END - timedelta(minutes=30) + timedelta(seconds=i),
+        ).with_defaults()
+        for i in range(start, start + n)
+    ]
     with DocumentProducer(worker.settings) as producer:
         for doc in docs:
             producer.publish(doc)

@@ -53,8 +53,14 @@ def test_every_alert_has_a_routable_severity_a_team_and_a_summary():
         assert rule["annotations"]["summary"].strip(), rule["alert"]
         names.add(rule["alert"])
     # The pipeline-health alerts the dashboards issue asks for, plus the backstop.
-    assert {"FinsentryNoDocumentsScored", "FinsentryConsumerLagGrowing", "FinsentryDeadLetterRateHigh",
-            "FinsentryStoreErrors", "FinsentryModelRolledBack", "FinsentryNegativeShareHigh"} <= names
+    assert {
+        "FinsentryNoDocumentsScored",
+        "FinsentryConsumerLagGrowing",
+        "FinsentryDeadLetterRateHigh",
+        "FinsentryStoreErrors",
+        "FinsentryModelRolledBack",
+        "FinsentryNegativeShareHigh",
+    } <= names
 
 
 def test_every_alert_rule_is_covered_by_a_unit_test():
@@ -69,16 +75,27 @@ def test_amtool_accepts_the_alertmanager_config():
     run(require_tool("amtool"), "check-config", str(ALERTMANAGER))
 
 
-@pytest.mark.parametrize("labels, receivers", [
-    ({"alertname": "FinsentrySpike", "scope": "topic", "key": "Earnings", "severity": "critical"},
-     "risk-team-pager,risk-team-email"),
-    ({"alertname": "FinsentrySpike", "scope": "entity", "key": "AAPL", "severity": "warning"}, "risk-team-email"),
-    ({"alertname": "FinsentryNegativeShareHigh", "severity": "warning", "team": "risk"}, "risk-team-email"),
-    ({"alertname": "FinsentryStoreDown", "severity": "critical", "team": "operations"}, "operations-pager"),
-    ({"alertname": "FinsentryStoreErrors", "severity": "warning", "team": "operations"}, "operations-email"),
-    ({"alertname": "SomethingElse"}, "risk-team-email"),
-])
+@pytest.mark.parametrize(
+    "labels, receivers",
+    [
+        (
+            {"alertname": "FinsentrySpike", "scope": "topic", "key": "Earnings", "severity": "critical"},
+            "risk-team-pager,risk-team-email",
+        ),
+        ({"alertname": "FinsentrySpike", "scope": "entity", "key": "AAPL", "severity": "warning"}, "risk-team-email"),
+        ({"alertname": "FinsentryNegativeShareHigh", "severity": "warning", "team": "risk"}, "risk-team-email"),
+        ({"alertname": "FinsentryStoreDown", "severity": "critical", "team": "operations"}, "operations-pager"),
+        ({"alertname": "FinsentryStoreErrors", "severity": "warning", "team": "operations"}, "operations-email"),
+        ({"alertname": "SomethingElse"}, "risk-team-email"),
+    ],
+)
 def test_alertmanager_routes_by_team_and_severity(labels, receivers):
-    out = run(require_tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}",
-              *(f"{k}={v}" for k, v in labels.items()))
+    out = run(
+        require_tool("amtool"),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER}",
+        *(f"{k}={v}" for k, v in labels.items()),
+    )
     assert out.splitlines()[0].strip() == receivers

@@ -38,7 +38,9 @@ RULES = [r for path in RULE_FILES for g in yaml.safe_load(path.read_text())["gro
 # series still run against this Prometheus, and promtool's unit tests (dashboards/prometheus/
 # tests) cover their firing logic.
 UNAVAILABLE_JOBS = {"kafka-exporter": "kafka-exporter ships as a container image and no container engine runs here"}
-COMMITTED_JOBS = [job["job_name"] for job in yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["scrape_configs"]]
+COMMITTED_JOBS = [
+    job["job_name"] for job in yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["scrape_configs"]
+]
 
 
 def scrape_config_for(targets: dict[str, str]) -> dict:
@@ -52,9 +54,13 @@ def scrape_config_for(targets: dict[str, str]) -> dict:
     config["rule_files"] = [str(p) for p in RULE_FILES]
     config.pop("alerting")
     config["scrape_configs"] = [
-        {**{key: value for key, value in job.items() if not key.endswith("_configs")},
-         "static_configs": [{"targets": [targets[name]]}]}
-        for name, job in jobs.items() if name not in UNAVAILABLE_JOBS]
+        {
+            **{key: value for key, value in job.items() if not key.endswith("_configs")},
+            "static_configs": [{"targets": [targets[name]]}],
+        }
+        for name, job in jobs.items()
+        if name not in UNAVAILABLE_JOBS
+    ]
     return config
 
 
@@ -82,9 +88,14 @@ def keep_publishing(settings, stop: threading.Event) -> None:
     with DocumentProducer(settings) as producer:
         i = 0
         while not stop.is_set():
-            producer.publish(Document(source="wire-trickle", title=f"Oil price update {i} {words[i % 3]}",
-                                      text=f"Oil market {words[i % 3]} in session {i}.",
-                                      published_at=CORPUS_END - timedelta(minutes=10) + timedelta(seconds=i)))
+            producer.publish(
+                Document(
+                    source="wire-trickle",
+                    title=f"Oil price update {i} {words[i % 3]}",
+                    text=f"Oil market {words[i % 3]} in session {i}.",
+                    published_at=CORPUS_END - timedelta(minutes=10) + timedelta(seconds=i),
+                )
+            )
             producer.flush()
             i += 1
             stop.wait(0.2)
@@ -104,7 +115,8 @@ def exporters(dashboard_worker, tmp_path_factory):
         # first drift check (its reference profile takes minutes on the first run, then
         # comes from var/).
         processes["finsentry-scraper"].wait_exporting(
-            ["finsentry_scrape_items_total", "finsentry_scrape_errors_total"], timeout=120)
+            ["finsentry_scrape_items_total", "finsentry_scrape_errors_total"], timeout=120
+        )
         processes["finsentry-trainer"].wait_exporting(["finsentry_drift_psi"], timeout=600)
         yield processes
     finally:
@@ -118,13 +130,24 @@ def prometheus(dashboard_worker, exporters, tmp_path_factory):
     binary = require_tool("prometheus")
     root = tmp_path_factory.mktemp("prometheus")
     port = free_port()
-    targets = {"finsentry-worker": f"127.0.0.1:{dashboard_worker.port}", "prometheus": f"127.0.0.1:{port}",
-               **{job: process.target for job, process in exporters.items()}}
+    targets = {
+        "finsentry-worker": f"127.0.0.1:{dashboard_worker.port}",
+        "prometheus": f"127.0.0.1:{port}",
+        **{job: process.target for job, process in exporters.items()},
+    }
     (root / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(targets)))
     log = open(root / "prometheus.log", "wb")
-    proc = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     stop = threading.Event()
     publisher = threading.Thread(target=keep_publishing, args=(dashboard_worker.settings, stop), daemon=True)
     publisher.start()
@@ -135,10 +158,13 @@ def prometheus(dashboard_worker, exporters, tmp_path_factory):
         # sample of the lag recording rule and of the scraper's counters (deriv and rate
         # need two).
         exporting_since = time.time()
-        ready = ["finsentry:ingest_to_stored_seconds:histogram_quantile_5m",
-                 "deriv(finsentry:consumer_lag_messages:sum[1m])",
-                 "rate(finsentry_scrape_items_total[30s])", "rate(finsentry_scrape_errors_total[30s])",
-                 f"min(timestamp(up == 1)) > {exporting_since + 1:.3f} and count(up == 1) == {len(targets)}"]
+        ready = [
+            "finsentry:ingest_to_stored_seconds:histogram_quantile_5m",
+            "deriv(finsentry:consumer_lag_messages:sum[1m])",
+            "rate(finsentry_scrape_items_total[30s])",
+            "rate(finsentry_scrape_errors_total[30s])",
+            f"min(timestamp(up == 1)) > {exporting_since + 1:.3f} and count(up == 1) == {len(targets)}",
+        ]
         missing: list[str] = ready
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -151,8 +177,10 @@ def prometheus(dashboard_worker, exporters, tmp_path_factory):
                 break
             time.sleep(0.5)
         else:
-            raise TimeoutError(f"no data in Prometheus for {missing}:\n{(root / 'prometheus.log').read_text()}\n"
-                               f"{dashboard_worker.tail()}")
+            raise TimeoutError(
+                f"no data in Prometheus for {missing}:\n{(root / 'prometheus.log').read_text()}\n"
+                f"{dashboard_worker.tail()}"
+            )
         yield prom
     finally:
         stop.set()
@@ -170,10 +198,15 @@ def test_every_job_of_the_committed_config_scrapes_a_running_process(prometheus,
 
 
 # Series the dashboards and rules read that a process other than the worker exports.
-SERIES_FROM = {"finsentry_scrape_items_total": "finsentry-scraper", "finsentry_scrape_errors_total": "finsentry-scraper",
-               "finsentry_scrape_last_success_timestamp_seconds": "finsentry-scraper",
-               "finsentry_push_requests_total": "finsentry-push", "finsentry_ingest_published_total": "finsentry-push",
-               "finsentry_retrain_runs_total": "finsentry-trainer", "finsentry_drift_psi": "finsentry-trainer"}
+SERIES_FROM = {
+    "finsentry_scrape_items_total": "finsentry-scraper",
+    "finsentry_scrape_errors_total": "finsentry-scraper",
+    "finsentry_scrape_last_success_timestamp_seconds": "finsentry-scraper",
+    "finsentry_push_requests_total": "finsentry-push",
+    "finsentry_ingest_published_total": "finsentry-push",
+    "finsentry_retrain_runs_total": "finsentry-trainer",
+    "finsentry_drift_psi": "finsentry-trainer",
+}
 
 
 @pytest.mark.parametrize("series, job", SERIES_FROM.items(), ids=list(SERIES_FROM))
@@ -188,8 +221,11 @@ def panel_exprs() -> list[tuple[str, str]]:
     out = []
     for dashboard in build.dashboards():
         topics = queries.Selection([queries.ALL], ["Earnings", "Macro", "Energy / Oil", EPISODE_TOPIC])
-        selections = {"topic": topics, "entity": queries.Selection([queries.ALL], list(WATCHED)),
-                      "source": queries.Selection([queries.ALL])}
+        selections = {
+            "topic": topics,
+            "entity": queries.Selection([queries.ALL], list(WATCHED)),
+            "source": queries.Selection([queries.ALL]),
+        }
         for item in queries.targets(dashboard):
             if "expr" in item.target:
                 target = queries.interpolated_target(item, dashboard, selections, rate_interval="30s", range_="1h")
@@ -207,8 +243,10 @@ def test_every_prometheus_panel_query_returns_data(prometheus, expr):
 
 
 # The share panels with one value chosen show only that value, and with "All" every one.
-SHARE_PANELS = [("Negative share per topic", "topic", [CALM_TOPIC, EPISODE_TOPIC], EPISODE_TOPIC),
-                ("Negative share per watched entity", "entity", list(WATCHED), WATCHED[1])]
+SHARE_PANELS = [
+    ("Negative share per topic", "topic", [CALM_TOPIC, EPISODE_TOPIC], EPISODE_TOPIC),
+    ("Negative share per watched entity", "entity", list(WATCHED), WATCHED[1]),
+]
 
 
 @pytest.mark.parametrize("panel, variable, options, chosen", SHARE_PANELS, ids=[p[0] for p in SHARE_PANELS])
@@ -236,8 +274,9 @@ def test_alerting_series_come_from_the_running_detector_and_outbox(prometheus, d
 
 def promtool_findings(exposition: str) -> str:
     """What `promtool check metrics` says about an exposition (empty when it finds nothing)."""
-    proc = subprocess.run([require_tool("promtool"), "check", "metrics"], input=exposition,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [require_tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60
+    )
     return (proc.stdout + proc.stderr).strip() or ("" if proc.returncode == 0 else f"exit {proc.returncode}")
 
 
@@ -249,8 +288,9 @@ def test_the_worker_metrics_follow_the_prometheus_naming_conventions(dashboard_w
 
 def test_promtool_check_metrics_reports_a_badly_named_metric():
     # The check above on a counter without _total and in milliseconds: it does find problems.
-    findings = promtool_findings("# HELP x_latency_milliseconds x\n# TYPE x_latency_milliseconds counter\n"
-                                 "x_latency_milliseconds 1\n")
+    findings = promtool_findings(
+        "# HELP x_latency_milliseconds x\n# TYPE x_latency_milliseconds counter\nx_latency_milliseconds 1\n"
+    )
     assert "_total" in findings and "seconds" in findings
 
 
@@ -300,8 +340,8 @@ def alert_signals(expr: str) -> list[str]:
 
 def test_signal_extraction():
     assert alert_signals("a:b > 500\n  and deriv(a:b[10m]) > 0") == ["a:b", "deriv(a:b[10m])"]
-    assert alert_signals('(sum(increase(x[5m])) or vector(0)) == 0') == ["(sum(increase(x[5m])) or vector(0))"]
-    assert alert_signals('r > 0.6 unless on (topic) v < 30') == ["r", "v"]
+    assert alert_signals("(sum(increase(x[5m])) or vector(0)) == 0") == ["(sum(increase(x[5m])) or vector(0))"]
+    assert alert_signals("r > 0.6 unless on (topic) v < 30") == ["r", "v"]
     assert alert_signals('up{job=~"f-.*"} == 0') == ['up{job=~"f-.*"}']
 
 
@@ -316,12 +356,15 @@ def test_every_alert_rule_runs_and_its_signals_have_data(prometheus, rule):
     prometheus.query(rule["expr"])  # valid and evaluable; firing is promtool's unit tests' job
     signals = alert_signals(rule["expr"])
     assert signals
-    external = {signal: exporter for signal in signals for series, exporter in EXTERNAL_SERIES.items()
-                if series in signal}
+    external = {
+        signal: exporter for signal in signals for series, exporter in EXTERNAL_SERIES.items() if series in signal
+    }
     for signal in signals:
         if signal not in external:
             assert prometheus.finite(signal), f"{rule['alert']}: {signal} has no data"
     if external:
-        pytest.skip(f"{', '.join(external)} comes from {', '.join(set(external.values()))}: "
-                    + "; ".join(UNAVAILABLE_JOBS[job] for job in set(external.values()))
-                    + ". promtool's unit tests cover the rule")
+        pytest.skip(
+            f"{', '.join(external)} comes from {', '.join(set(external.values()))}: "
+            + "; ".join(UNAVAILABLE_JOBS[job] for job in set(external.values()))
+            + ". promtool's unit tests cover the rule"
+        )

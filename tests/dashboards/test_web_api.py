@@ -25,7 +25,9 @@ async def test_documents_come_newest_first_with_the_fields_the_page_shows(filled
 
 
 async def test_documents_filter_by_topic_and_sentiment_and_sort_by_score(filled_store):
-    body = await api.documents(filled_store, {"topic": "Earnings", "sentiment": "negative", "sort": "score", "limit": "500"})
+    body = await api.documents(
+        filled_store, {"topic": "Earnings", "sentiment": "negative", "sort": "score", "limit": "500"}
+    )
     docs = body["documents"]
     expected = [d for d in filled_store.corpus if d.topic.label == "Earnings" and d.sentiment.label == "negative"]
     assert len(docs) == len(expected) > 0
@@ -112,15 +114,18 @@ async def test_alerts_carry_their_evidence_and_a_summary(filled_store):
     assert any(ev["title"] == XSS_TITLE for ev in alert["evidence"])
 
 
-@pytest.mark.parametrize("call, params, message", [
-    (api.documents, {"limit": "lots"}, "limit must be a whole number"),
-    (api.documents, {"limit": "100000"}, "limit must be between 1 and 500"),
-    (api.documents, {"sentiment": "grumpy"}, "sentiment must be one of"),
-    (api.documents, {"since": "yesterday"}, "since must be ISO 8601"),
-    (api.documents, {"since": "2024-03-01T10:00:00"}, "since has no time zone"),
-    (api.series, {"by": "planet"}, "by must be one of"),
-    (api.series, {"range_s": "1"}, "range_s must be between"),
-])
+@pytest.mark.parametrize(
+    "call, params, message",
+    [
+        (api.documents, {"limit": "lots"}, "limit must be a whole number"),
+        (api.documents, {"limit": "100000"}, "limit must be between 1 and 500"),
+        (api.documents, {"sentiment": "grumpy"}, "sentiment must be one of"),
+        (api.documents, {"since": "yesterday"}, "since must be ISO 8601"),
+        (api.documents, {"since": "2024-03-01T10:00:00"}, "since has no time zone"),
+        (api.series, {"by": "planet"}, "by must be one of"),
+        (api.series, {"range_s": "1"}, "range_s must be between"),
+    ],
+)
 async def test_bad_parameters_are_refused_with_a_reason(filled_store, call, params, message):
     with pytest.raises(api.BadRequest, match=message):
         await call(filled_store, params)

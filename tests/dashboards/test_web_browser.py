@@ -32,8 +32,9 @@ async def test_the_page_loads_with_charts_alerts_and_documents(page, dashboard_w
         series = int(await page.evaluate(f"document.getElementById('{chart}').dataset.series"))
         assert points > 20 and series >= 3, chart
         assert await page.evaluate(f"document.querySelectorAll('#{chart} canvas').length") >= 1
-    legend = await page.evaluate("Array.from(document.querySelectorAll('#chart-negative .u-legend .u-label'))"
-                                 ".map(e => e.textContent)")
+    legend = await page.evaluate(
+        "Array.from(document.querySelectorAll('#chart-negative .u-legend .u-label')).map(e => e.textContent)"
+    )
     assert "Earnings" in legend
     assert await page.evaluate("document.getElementById('stat-documents').textContent") not in ("", "–")
     # The corpus's alert fires; the detector's own alert (conftest.run_episode) has resolved.
@@ -42,8 +43,11 @@ async def test_the_page_loads_with_charts_alerts_and_documents(page, dashboard_w
     assert await page.evaluate("document.getElementById('stat-alerts').textContent") == "1"
     assert await page.evaluate("document.getElementById('stat-model').textContent") == SHIPPED_VERSION
     assert await page.evaluate("document.querySelectorAll('#alerts > li').length") == len(alerts)
-    assert await page.evaluate("document.querySelectorAll('#alerts .evidence-item').length") == \
-        sum(len(a["evidence"]) for a in alerts) >= 10
+    assert (
+        await page.evaluate("document.querySelectorAll('#alerts .evidence-item').length")
+        == sum(len(a["evidence"]) for a in alerts)
+        >= 10
+    )
     assert await page.evaluate("document.querySelectorAll('#documents > li').length") == 25
     # Explanation words are highlighted inside the headlines.
     assert await page.evaluate("document.querySelectorAll('#documents mark.neg').length") > 0
@@ -65,8 +69,13 @@ def expected_markers(worker, by: str, range_s: str) -> int:
     """The alerts app.js should mark on the negative-share chart: those of the chart's scope
     or global whose episode overlaps the chart's time axis (computed here from the API)."""
     t = json.loads(worker.get(f"/api/series?by={by}&range_s={range_s}&top=8")[2])["t"]
-    return sum(1 for a in worker.alerts() if a["scope"] in (by, "global")
-               and epoch(a["ended_at"] or a["window_end"]) >= t[0] and epoch(a["episode_start"]) <= t[-1])
+    return sum(
+        1
+        for a in worker.alerts()
+        if a["scope"] in (by, "global")
+        and epoch(a["ended_at"] or a["window_end"]) >= t[0]
+        and epoch(a["episode_start"]) <= t[-1]
+    )
 
 
 async def test_alert_markers_follow_the_alerts_of_the_chart_scope(page, dashboard_worker):
@@ -76,11 +85,14 @@ async def test_alert_markers_follow_the_alerts_of_the_chart_scope(page, dashboar
     assert by == "topic" and expected == 2  # the corpus's topic alert and the detector's
     assert int(await page.evaluate(marked)) == expected
     # Per entity: no alert of that scope (or global) exists, so none is drawn.
-    await page.evaluate("const by = document.getElementById('by'); by.value = 'entity';"
-                        "by.dispatchEvent(new Event('change'))")
-    await page.wait_for("document.querySelector('#chart-negative .u-legend .u-label') &&"
-                        " Array.from(document.querySelectorAll('#chart-negative .u-legend .u-label'))"
-                        ".some(e => e.textContent === 'AAPL')")
+    await page.evaluate(
+        "const by = document.getElementById('by'); by.value = 'entity';by.dispatchEvent(new Event('change'))"
+    )
+    await page.wait_for(
+        "document.querySelector('#chart-negative .u-legend .u-label') &&"
+        " Array.from(document.querySelectorAll('#chart-negative .u-legend .u-label'))"
+        ".some(e => e.textContent === 'AAPL')"
+    )
     assert expected_markers(dashboard_worker, "entity", range_s) == 0
     assert int(await page.evaluate(marked)) == 0
     assert not page.exceptions, page.exceptions
@@ -88,8 +100,10 @@ async def test_alert_markers_follow_the_alerts_of_the_chart_scope(page, dashboar
 
 async def test_hostile_markup_in_scraped_text_stays_inert_text(page):
     # The payload is on the page as text, in the document list and in the alert's evidence...
-    shown = await page.evaluate("Array.from(document.querySelectorAll('#documents .title, #alerts .evidence .title'))"
-                                ".map(e => e.textContent).filter(t => t.includes('<img src=x onerror'))")
+    shown = await page.evaluate(
+        "Array.from(document.querySelectorAll('#documents .title, #alerts .evidence .title'))"
+        ".map(e => e.textContent).filter(t => t.includes('<img src=x onerror'))"
+    )
     assert len(shown) == 2
     # ...and nothing of it became markup or ran: no element, no handler, no dialog.
     assert await page.evaluate("typeof window.__finsentry_xss") == "undefined"
@@ -104,8 +118,10 @@ async def test_hostile_markup_in_scraped_text_stays_inert_text(page):
 
 
 async def test_search_box_shows_matching_documents_and_clears(page):
-    await page.evaluate("document.getElementById('search-input').value = 'lawsuit';"
-                        "document.getElementById('search-form').requestSubmit()")
+    await page.evaluate(
+        "document.getElementById('search-input').value = 'lawsuit';"
+        "document.getElementById('search-form').requestSubmit()"
+    )
     await page.wait_for("document.getElementById('documents-title').textContent.startsWith('Search')")
     titles = await page.evaluate("Array.from(document.querySelectorAll('#documents .title')).map(e => e.textContent)")
     assert titles and all("lawsuit" in t.lower() for t in titles)

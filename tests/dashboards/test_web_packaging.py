@@ -26,9 +26,20 @@ def package_data_patterns() -> list[str]:
 def test_every_asset_the_page_serves_is_in_a_package_and_matches_package_data():
     packages = {p.replace(".", "/") for p in find_packages(str(REPO / "dashboards"))}
     patterns = package_data_patterns()
-    assets = [p for d in (server.STATIC_DIR, server.VENDOR_DIR) for p in d.rglob("*")
-              if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
-    assert {a.name for a in assets} >= {"index.html", "app.js", "style.css", "uPlot.iife.min.js", "uPlot.min.css", "LICENSE"}
+    assets = [
+        p
+        for d in (server.STATIC_DIR, server.VENDOR_DIR)
+        for p in d.rglob("*")
+        if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
+    ]
+    assert {a.name for a in assets} >= {
+        "index.html",
+        "app.js",
+        "style.css",
+        "uPlot.iife.min.js",
+        "uPlot.min.css",
+        "LICENSE",
+    }
     for asset in assets:
         folder = asset.parent.relative_to(REPO / "dashboards").as_posix()
         assert folder in packages, f"{folder} is not a package: add an __init__.py so {asset.name} ships"

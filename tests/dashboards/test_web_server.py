@@ -25,8 +25,13 @@ def test_health_and_metrics_need_no_token(dashboard_worker):
     status, headers, body = dashboard_worker.get("/metrics", token=False)
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     text = body.decode()
-    for name in ("finsentry_documents_stored_total", "finsentry_consumer_lag_messages", "finsentry_model_info",
-                 "finsentry_store_bulk_seconds_bucket", "finsentry_ingest_to_stored_seconds_bucket"):
+    for name in (
+        "finsentry_documents_stored_total",
+        "finsentry_consumer_lag_messages",
+        "finsentry_model_info",
+        "finsentry_store_bulk_seconds_bucket",
+        "finsentry_ingest_to_stored_seconds_bucket",
+    ):
         assert name in text, name
 
 
@@ -47,7 +52,12 @@ def test_page_is_served_with_a_strict_content_security_policy(dashboard_worker):
     assert b"/static/app.js" in body and b"/vendor/uplot/uPlot.iife.min.js" in body
     csp = headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-    for asset in ("/static/app.js", "/static/style.css", "/vendor/uplot/uPlot.iife.min.js", "/vendor/uplot/uPlot.min.css"):
+    for asset in (
+        "/static/app.js",
+        "/static/style.css",
+        "/vendor/uplot/uPlot.iife.min.js",
+        "/vendor/uplot/uPlot.min.css",
+    ):
         status, _, body = dashboard_worker.get(asset, token=False)
         assert status == 200 and len(body) > 500, asset
 

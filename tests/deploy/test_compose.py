@@ -30,22 +30,33 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 # What .env must set: the stack refuses to start without each.
-PASSWORDS = {"ELASTIC_PASSWORD": "elastic-test", "GRAFANA_ADMIN_PASSWORD": "grafana-test",
-             "FINSENTRY_ES_PASSWORD": "finsentry-test", "GRAFANA_ES_PASSWORD": "grafana-reader-test",
-             "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk"}
+PASSWORDS = {
+    "ELASTIC_PASSWORD": "elastic-test",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-test",
+    "FINSENTRY_ES_PASSWORD": "finsentry-test",
+    "GRAFANA_ES_PASSWORD": "grafana-reader-test",
+    "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk",
+}
 PROFILES = ["--profile", "gpu", "--profile", "push"]
 FINSENTRY_IMAGES = ("finsentry:cpu", "finsentry:cuda")
 JOBS = {"topic-init", "es-certs", "es-user"}
-FINSENTRY = str(Path(sys.executable).with_name("finsentry"))  # the installed console script  # one-shot: gated by service_completed_successfully
+FINSENTRY = str(
+    Path(sys.executable).with_name("finsentry")
+)  # the installed console script  # one-shot: gated by service_completed_successfully
 
 
 def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     binary = require_binary("docker-compose")
     clean = {k: v for k, v in os.environ.items() if k not in PASSWORDS and not k.startswith("FINSENTRY_")}
     full_env = {**clean, "FINSENTRY_ENV_FILE": ".env.example", **(env or {})}
-    return subprocess.run([binary, "--project-directory", str(ROOT), "-f", str(COMPOSE),
-                           "--env-file", str(ENV_EXAMPLE), *args],
-                          cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [binary, "--project-directory", str(ROOT), "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +114,21 @@ def test_shell_entrypoints_run_finsentry_with_the_command(resolved, tmp_path):
         entrypoint = svc["entrypoint"]
         assert entrypoint[:4] == ["tini", "--", "sh", "-c"] and entrypoint[5] == "finsentry"
         calls = tmp_path / f"{name}.calls"
-        env = {"PATH": f"{recorder.parent}:{os.environ['PATH']}", "CALLS": str(calls),
-               "FINSENTRY_PRUNE_INTERVAL_S": "0.1", "OUTBOX_SLOT_DIR": str(tmp_path),
-               "TRAINING_SEED_DIR": str(tmp_path / "no-seed"), "FINSENTRY_TRAIN_DATA_DIR": str(tmp_path / "tfn")}
+        env = {
+            "PATH": f"{recorder.parent}:{os.environ['PATH']}",
+            "CALLS": str(calls),
+            "FINSENTRY_PRUNE_INTERVAL_S": "0.1",
+            "OUTBOX_SLOT_DIR": str(tmp_path),
+            "TRAINING_SEED_DIR": str(tmp_path / "no-seed"),
+            "FINSENTRY_TRAIN_DATA_DIR": str(tmp_path / "tfn"),
+        }
         script = entrypoint[4].replace("$$", "$")  # as the container sees it after compose's unescaping
-        proc = subprocess.Popen(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["sh", "-c", script, "finsentry", *svc["command"]],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:  # wait for the first call (a loaded machine may take seconds); the retention loop runs on
             deadline = time.monotonic() + 60
             while not (calls.exists() and calls.read_text().endswith("\n")) and proc.poll() is None:
@@ -190,11 +210,14 @@ def test_prometheus_scrapes_services_that_exist(resolved):
     names = set(resolved["services"])
     for svc in resolved["services"].values():
         names |= set((svc.get("networks") or {}).get("default", {}).get("aliases") or [])
-    listening = {"worker": resolved["services"]["worker"]["environment"]["FINSENTRY_WEB_PORT"],
-                 "scraper": resolved["services"]["scraper"]["environment"]["FINSENTRY_SCRAPE_METRICS_PORT"],
-                 "trainer": resolved["services"]["trainer"]["environment"]["FINSENTRY_TRAINER_METRICS_PORT"],
-                 "push": resolved["services"]["push"]["environment"]["FINSENTRY_PUSH_PORT"],
-                 "alertmanager": "9093", "kafka-exporter": "9308"}
+    listening = {
+        "worker": resolved["services"]["worker"]["environment"]["FINSENTRY_WEB_PORT"],
+        "scraper": resolved["services"]["scraper"]["environment"]["FINSENTRY_SCRAPE_METRICS_PORT"],
+        "trainer": resolved["services"]["trainer"]["environment"]["FINSENTRY_TRAINER_METRICS_PORT"],
+        "push": resolved["services"]["push"]["environment"]["FINSENTRY_PUSH_PORT"],
+        "alertmanager": "9093",
+        "kafka-exporter": "9308",
+    }
     targets: list[tuple[str, str]] = []
     for job in config["scrape_configs"]:
         for static in job.get("static_configs", []):
@@ -235,7 +258,9 @@ echo "kafka-configs.sh $*" >> "$CALLS"
 """
 
 
-def run_create_topics(tmp_path: Path, existing_partitions: int, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+def run_create_topics(
+    tmp_path: Path, existing_partitions: int, **env: str
+) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run deploy/kafka/create-topics.sh with stand-ins for Kafka's kafka-topics.sh and
     kafka-configs.sh (Java tools of the Kafka image, which cannot run here) that record
     their arguments."""
@@ -246,9 +271,18 @@ def run_create_topics(tmp_path: Path, existing_partitions: int, **env: str) -> t
         (bin_dir / name).chmod(0o755)
     calls = tmp_path / "calls.txt"
     calls.unlink(missing_ok=True)
-    result = subprocess.run(["sh", str(ROOT / "deploy/kafka/create-topics.sh")], capture_output=True, text=True,
-                            env={"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir), "CALLS": str(calls),
-                                 "STUB_PARTITIONS": str(existing_partitions), **env})
+    result = subprocess.run(
+        ["sh", str(ROOT / "deploy/kafka/create-topics.sh")],
+        capture_output=True,
+        text=True,
+        env={
+            "PATH": os.environ["PATH"],
+            "KAFKA_BIN": str(bin_dir),
+            "CALLS": str(calls),
+            "STUB_PARTITIONS": str(existing_partitions),
+            **env,
+        },
+    )
     return result, calls.read_text().splitlines() if calls.exists() else []
 
 
@@ -260,8 +294,14 @@ def test_topic_init_creates_exactly_the_apps_topics(tmp_path):
     expected = set(app.finsentry.topics.names())
     expected |= {table.changelog_topic.get_topic_name() for table in app.tables.values()}
 
-    result, calls = run_create_topics(tmp_path, 12, FINSENTRY_TOPIC_PREFIX="acme.", FINSENTRY_APP_ID="acme-app",
-                                      FINSENTRY_TOPIC_PARTITIONS="12", FINSENTRY_TOPIC_REPLICATION="3")
+    result, calls = run_create_topics(
+        tmp_path,
+        12,
+        FINSENTRY_TOPIC_PREFIX="acme.",
+        FINSENTRY_APP_ID="acme-app",
+        FINSENTRY_TOPIC_PARTITIONS="12",
+        FINSENTRY_TOPIC_REPLICATION="3",
+    )
     assert result.returncode == 0, result.stderr
     creates = [c.split() for c in calls if "--create" in c]
     created = {args[args.index("--topic") + 1] for args in creates}
@@ -292,8 +332,12 @@ def test_topic_init_fails_when_kafka_does(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "kafka-topics.sh").write_text("#!/bin/sh\necho 'Timed out waiting for a node' >&2\nexit 1\n")
     (bin_dir / "kafka-topics.sh").chmod(0o755)
-    result = subprocess.run(["sh", str(ROOT / "deploy/kafka/create-topics.sh")], capture_output=True, text=True,
-                            env={"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir)})
+    result = subprocess.run(
+        ["sh", str(ROOT / "deploy/kafka/create-topics.sh")],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir)},
+    )
     assert result.returncode != 0  # the workers (service_completed_successfully) wait
 
 
@@ -308,8 +352,14 @@ class SecurityApiStandIn(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        SecurityApiStandIn.received.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                            "type": self.headers.get("Content-Type"), "body": json.loads(body)})
+        SecurityApiStandIn.received.append(
+            {
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "type": self.headers.get("Content-Type"),
+                "body": json.loads(body),
+            }
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -333,12 +383,22 @@ def test_es_user_job_creates_a_restricted_user_without_exposing_passwords(tmp_pa
     superuser, service, reader = 'su"per\\secret', 'fin"sentry\\pw', 'gra"fana\\pw'
     try:
         result = subprocess.run(
-            ["bash", str(ROOT / "deploy/elasticsearch/create-user.sh")], capture_output=True, text=True, timeout=60,
-            env={"PATH": f"{wrapper_dir}:{os.environ['PATH']}", "ES_URL": f"http://127.0.0.1:{server.server_port}",
-                 "ES_CA": str(tmp_path / "unused-ca.crt"), "ELASTIC_PASSWORD": superuser,
-                 "FINSENTRY_ES_USERNAME": "finsentry", "FINSENTRY_ES_PASSWORD": service,
-                 "FINSENTRY_ES_INDEX_PREFIX": "acme", "GRAFANA_ES_USERNAME": "finsentry-grafana",
-                 "GRAFANA_ES_PASSWORD": reader})
+            ["bash", str(ROOT / "deploy/elasticsearch/create-user.sh")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                "PATH": f"{wrapper_dir}:{os.environ['PATH']}",
+                "ES_URL": f"http://127.0.0.1:{server.server_port}",
+                "ES_CA": str(tmp_path / "unused-ca.crt"),
+                "ELASTIC_PASSWORD": superuser,
+                "FINSENTRY_ES_USERNAME": "finsentry",
+                "FINSENTRY_ES_PASSWORD": service,
+                "FINSENTRY_ES_INDEX_PREFIX": "acme",
+                "GRAFANA_ES_USERNAME": "finsentry-grafana",
+                "GRAFANA_ES_PASSWORD": reader,
+            },
+        )
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr
@@ -376,16 +436,26 @@ def test_env_example_documents_every_setting_and_stack_variable():
 
 
 def test_env_example_holds_no_secret_values():
-    values = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
-                  if line and not line.startswith("#"))
-    for name in ("ELASTIC_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FINSENTRY_ES_PASSWORD", "GRAFANA_ES_PASSWORD",
-                 "KAFKA_CLUSTER_ID"):
+    values = dict(
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#")
+    )
+    for name in (
+        "ELASTIC_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "FINSENTRY_ES_PASSWORD",
+        "GRAFANA_ES_PASSWORD",
+        "KAFKA_CLUSTER_ID",
+    ):
         assert values[name] == "", f"{name} must be empty in the example"
 
 
 def env_example_check(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "deploy/env_example.py"), "--check", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "deploy/env_example.py"), "--check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_env_example_is_generated_from_the_settings(tmp_path):
@@ -400,7 +470,9 @@ def test_env_example_is_generated_from_the_settings(tmp_path):
 
 
 def test_dockerfile_has_cpu_and_cuda_targets_and_cpu_is_default():
-    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE | re.IGNORECASE)
+    stages = re.findall(
+        r"^FROM\s+\S+\s+AS\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE | re.IGNORECASE
+    )
     assert {"cpu", "cuda"} <= set(stages)
     assert stages[-1] == "cpu"  # `docker build .` without --target builds the CPU image
     ignored = (ROOT / ".dockerignore").read_text().split()
@@ -436,10 +508,18 @@ def test_worker_outbox_slots_are_taken_over_by_a_recreated_container(resolved, t
     running: dict[str, subprocess.Popen] = {}
 
     def start(name: str) -> str:
-        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OUTBOX_SLOT_DIR": str(outbox),
-               "REPORT_DIR": str(reports), "NAME": name}
-        running[name] = subprocess.Popen(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "OUTBOX_SLOT_DIR": str(outbox),
+            "REPORT_DIR": str(reports),
+            "NAME": name,
+        }
+        running[name] = subprocess.Popen(
+            ["sh", "-c", script, "finsentry", *svc["command"]],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         report = reports / name
         deadline = time.monotonic() + 60
         while not (report.exists() and report.read_text().strip()):
@@ -479,12 +559,17 @@ def test_trainer_seeds_its_empty_volume_without_overwriting(resolved, tmp_path):
     seed.mkdir()
     (seed / "tfns_sentiment_train.csv").write_text("text,label\nseed,1\n")
     (seed / "tfnt_topic_train.csv").write_text("text,label\nseed,2\n")
-    env = {"PATH": f"{recorder.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-           "TRAINING_SEED_DIR": str(seed), "FINSENTRY_TRAIN_DATA_DIR": str(volume)}
+    env = {
+        "PATH": f"{recorder.parent}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "TRAINING_SEED_DIR": str(seed),
+        "FINSENTRY_TRAIN_DATA_DIR": str(volume),
+    }
 
     def run():
-        result = subprocess.run(["sh", "-c", script, "finsentry", *svc["command"]], env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["sh", "-c", script, "finsentry", *svc["command"]], env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
 
     run()  # an empty volume gets the seed
@@ -526,8 +611,9 @@ def image_version(image: str) -> tuple[int, ...]:
 def test_grafana_release_supports_the_shipped_elasticsearch(resolved):
     es = image_version(resolved["services"]["elasticsearch"]["image"])
     grafana = image_version(resolved["services"]["grafana"]["image"])
-    assert grafana[:2] >= supported_grafana_floor(es[0]), \
+    assert grafana[:2] >= supported_grafana_floor(es[0]), (
         f"Grafana {grafana} does not support Elasticsearch {es} (docs/deployment.md)"
+    )
 
 
 def test_the_supported_elasticsearch_servers_match_the_client_range():
@@ -543,8 +629,9 @@ def test_the_supported_elasticsearch_servers_match_the_client_range():
     for major in (7, 8, 9, 10):
         admitted = any(client.specifier.contains(f"{major}.{minor}") for minor in range(0, 30))
         accepted_by_all = all(server - 1 <= major <= server for server in servers)
-        assert not admitted or accepted_by_all, \
+        assert not admitted or accepted_by_all, (
             f"the client range {client.specifier} admits {major}.x, which a supported server ({servers}) refuses"
+        )
 
 
 def test_kafka_has_no_built_in_cluster_id_and_a_cheap_health_check(resolved):

@@ -69,8 +69,9 @@ def test_every_third_party_import_is_declared():
         dists = distributions_of(module)
         if not dists:
             on_demand = {canonicalize_name(r.name) for r in requirements(ON_DEMAND_EXTRAS)}
-            assert canonicalize_name(module) in on_demand, \
+            assert canonicalize_name(module) in on_demand, (
                 f"{module} (imported by {sorted(files)}) is neither installed nor an on-demand extra: declare it"
+            )
             continue
         if not dists & declared:
             undeclared[module] = (sorted(dists), sorted(files))
@@ -110,8 +111,9 @@ def test_the_lock_pins_every_requirement_within_its_declared_range():
     for req in requirements(extras=set(PYPROJECT["project"]["optional-dependencies"]) - ON_DEMAND_EXTRAS):
         name = canonicalize_name(req.name)
         assert name in pins, f"constraints.txt does not pin {req.name}: run `make constraints`"
-        assert req.specifier.contains(pins[name], prereleases=True), \
+        assert req.specifier.contains(pins[name], prereleases=True), (
             f"constraints.txt pins {req.name}=={pins[name]}, outside the declared {req.specifier}"
+        )
 
 
 def test_the_lock_check_fails_on_a_pin_outside_the_range(tmp_path):
@@ -166,7 +168,9 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 def test_torch_comes_from_the_cpu_index_by_default():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(rf"^TORCH_INDEX_URL\s*\?=\s*{re.escape(CPU_INDEX)}\s*$", makefile, flags=re.MULTILINE)
-    torch_line = next(line for line in makefile.splitlines() if '"torch==$(TORCH_VERSION)"' in line and "$(PIP)" in line)
+    torch_line = next(
+        line for line in makefile.splitlines() if '"torch==$(TORCH_VERSION)"' in line and "$(PIP)" in line
+    )
     # An extra index: where PyTorch's host cannot be reached, a local wheel or mirror still serves.
     assert '--extra-index-url "$(TORCH_INDEX_URL)"' in torch_line and "--no-deps" in torch_line
     version = re.search(r"^TORCH_VERSION\s*\?=\s*(\S+)", makefile, flags=re.MULTILINE).group(1)

@@ -38,13 +38,25 @@ def test_every_command_has_help():
 def test_classify_writes_one_line_per_input_in_order(tmp_path):
     aliases = tmp_path / "aliases.csv"  # FINSENTRY_ENTITY_ALIASES replaces the shipped list
     aliases.write_text("ticker,name,aliases\nAAPL,Apple Inc.,Apple\nZBX,Zorblax Industries,Zorblax\n")
-    lines = ["Oil slumps as OPEC+ signals higher output", '{"text": "Apple raises its dividend after record iPhone sales"}',
-             "", "Fed holds rates steady",
-             '{"title": "Zorblax cuts outlook", "text": "Zorblax cuts outlook. Demand for widgets fell sharply."}']
-    out = subprocess.run(FINSENTRY + ["classify", "--backend", "torch"], input="\n".join(lines) + "\n",
-                         capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "FINSENTRY_MODEL_CACHE_DIR": str(tmp_path),
-                              "FINSENTRY_ENTITY_ALIASES": str(aliases)})
+    lines = [
+        "Oil slumps as OPEC+ signals higher output",
+        '{"text": "Apple raises its dividend after record iPhone sales"}',
+        "",
+        "Fed holds rates steady",
+        '{"title": "Zorblax cuts outlook", "text": "Zorblax cuts outlook. Demand for widgets fell sharply."}',
+    ]
+    out = subprocess.run(
+        FINSENTRY + ["classify", "--backend", "torch"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **__import__("os").environ,
+            "FINSENTRY_MODEL_CACHE_DIR": str(tmp_path),
+            "FINSENTRY_ENTITY_ALIASES": str(aliases),
+        },
+    )
     assert out.returncode == 0, out.stderr
     assert "UNEXPECTED" not in out.stderr  # transformers' report of the unused pooler is not shown
     records = [json.loads(line) for line in out.stdout.splitlines()]
@@ -61,8 +73,12 @@ def test_classify_writes_one_line_per_input_in_order(tmp_path):
 
 
 def test_explain_names_the_words_behind_a_clear_negative_headline():
-    out = subprocess.run(FINSENTRY + ["explain", "Shares plunge after the company is charged with accounting fraud",
-                                      "--top", "5"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        FINSENTRY + ["explain", "Shares plunge after the company is charged with accounting fraud", "--top", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "UNEXPECTED" not in out.stderr
     result = json.loads(out.stdout)
@@ -78,15 +94,33 @@ def test_explain_names_the_words_behind_a_clear_negative_headline():
 
 def test_classify_exit_status_says_whether_a_line_failed(tmp_path):
     env = {**__import__("os").environ, "FINSENTRY_MODEL_CACHE_DIR": str(tmp_path)}
-    lines = "Fed holds rates steady\n{bad json\n{\"text\": 5}\nOil slumps\n"
-    out = subprocess.run(FINSENTRY + ["classify", "--backend", "torch"], input=lines, capture_output=True,
-                         text=True, timeout=300, env=env)
+    lines = 'Fed holds rates steady\n{bad json\n{"text": 5}\nOil slumps\n'
+    out = subprocess.run(
+        FINSENTRY + ["classify", "--backend", "torch"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 1
     assert len(out.stdout.splitlines()) == 2  # the two good lines, in order
-    assert "error: line 2: malformed JSON" in out.stderr and "error: line 3: \"text\" must be a string" in out.stderr
-    strict = subprocess.run(FINSENTRY + ["classify", "--backend", "torch", "--strict"], input=lines,
-                            capture_output=True, text=True, timeout=300, env=env)
+    assert "error: line 2: malformed JSON" in out.stderr and 'error: line 3: "text" must be a string' in out.stderr
+    strict = subprocess.run(
+        FINSENTRY + ["classify", "--backend", "torch", "--strict"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert strict.returncode == 2 and len(strict.stdout.splitlines()) == 1 and "line 3" not in strict.stderr
-    clean = subprocess.run(FINSENTRY + ["classify", "--backend", "torch"], input="Fed holds rates steady\n",
-                           capture_output=True, text=True, timeout=300, env=env)
+    clean = subprocess.run(
+        FINSENTRY + ["classify", "--backend", "torch"],
+        input="Fed holds rates steady\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert clean.returncode == 0 and len(clean.stdout.splitlines()) == 1

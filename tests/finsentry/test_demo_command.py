@@ -22,13 +22,27 @@ from finsentry.streams.broker import free_port
 pytestmark = pytest.mark.slow
 
 FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
-SUMMARY_KEYS = {"docs_in", "docs_scored", "docs_stored", "docs_dead_lettered", "alerts", "docs_per_s", "p50_ms", "p99_ms"}
+SUMMARY_KEYS = {
+    "docs_in",
+    "docs_scored",
+    "docs_stored",
+    "docs_dead_lettered",
+    "alerts",
+    "docs_per_s",
+    "p50_ms",
+    "p99_ms",
+}
 
 
 def run_demo(cwd, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(FINSENTRY + ["demo", "--speed", "0", "--web-port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=1800, cwd=cwd,  # generous: a loaded machine
-                          env={**os.environ, "FINSENTRY_BACKEND": "torch", **(env or {})})
+    return subprocess.run(
+        FINSENTRY + ["demo", "--speed", "0", "--web-port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=cwd,  # generous: a loaded machine
+        env={**os.environ, "FINSENTRY_BACKEND": "torch", **(env or {})},
+    )
 
 
 def summary_of(out: subprocess.CompletedProcess) -> dict:
@@ -41,8 +55,9 @@ def test_demo_stores_exactly_max_docs_through_the_negative_episode(tmp_path):
     # 1,200 documents reach past the start of the sample's Energy / Oil episode (minute 20 of
     # event time, near line 614) and past its three malformed records and two exact repeats.
     n = 1200
-    out = run_demo(tmp_path, "--max-docs", str(n), "--backend", "torch",
-                   env={"FINSENTRY_BACKEND": "onnx"})  # the flag, not the environment, must reach the worker
+    out = run_demo(
+        tmp_path, "--max-docs", str(n), "--backend", "torch", env={"FINSENTRY_BACKEND": "onnx"}
+    )  # the flag, not the environment, must reach the worker
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     summary = summary_of(out)
     assert summary["docs_stored"] == n
@@ -57,8 +72,17 @@ def test_demo_stores_exactly_max_docs_through_the_negative_episode(tmp_path):
 
 def test_demo_exits_non_zero_when_max_docs_cannot_be_reached(tmp_path):
     at = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
-    docs = [json.dumps({"source": "wire", "title": f"Story {i}", "text": f"Markets move on story number {i}.",
-                        "published_at": (at + timedelta(seconds=i)).isoformat()}) for i in range(5)]
+    docs = [
+        json.dumps(
+            {
+                "source": "wire",
+                "title": f"Story {i}",
+                "text": f"Markets move on story number {i}.",
+                "published_at": (at + timedelta(seconds=i)).isoformat(),
+            }
+        )
+        for i in range(5)
+    ]
     stream = tmp_path / "five.jsonl"
     stream.write_text("\n".join(docs + [docs[0], '{"source": "wire", "text": "truncated']) + "\n")
     out = run_demo(tmp_path, "--max-docs", "10", "--input", str(stream))
@@ -68,11 +92,19 @@ def test_demo_exits_non_zero_when_max_docs_cannot_be_reached(tmp_path):
 
 
 def stale_document(i: int) -> ScoredDocument:
-    return ScoredDocument(id=f"earlier-run-{i}", source="wire", title=f"Earlier story {i}", text=f"Earlier story {i}.",
-                          published_at=datetime.now(timezone.utc) - timedelta(minutes=i), ingested_at=time.time(),
-                          sentiment=Sentiment(label="neutral", probabilities={"negative": .1, "neutral": .8, "positive": .1},
-                                              score=0.0),
-                          topic=Topic(label="Markets", probability=.9), model_version="v-earlier")
+    return ScoredDocument(
+        id=f"earlier-run-{i}",
+        source="wire",
+        title=f"Earlier story {i}",
+        text=f"Earlier story {i}.",
+        published_at=datetime.now(timezone.utc) - timedelta(minutes=i),
+        ingested_at=time.time(),
+        sentiment=Sentiment(
+            label="neutral", probabilities={"negative": 0.1, "neutral": 0.8, "positive": 0.1}, score=0.0
+        ),
+        topic=Topic(label="Markets", probability=0.9),
+        model_version="v-earlier",
+    )
 
 
 async def seed_and_count(url: str, docs: list[ScoredDocument]) -> int:
@@ -100,7 +132,9 @@ def test_demo_on_an_opensearch_store_counts_only_its_own_run(tmp_path):
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
         summary = summary_of(out)
         assert summary["docs_stored"] == 20 and summary["docs_in"] == 20
-        assert re.search(r"^store +http://\S+prefix=finsentry-demo-\d{8}-\d{6}-[0-9a-f]{6}", out.stdout, re.M), out.stdout
+        assert re.search(r"^store +http://\S+prefix=finsentry-demo-\d{8}-\d{6}-[0-9a-f]{6}", out.stdout, re.M), (
+            out.stdout
+        )
         assert asyncio.run(seed_and_count(url, [])) == 30  # the earlier run's indices are left as they were
     finally:
         server.close()

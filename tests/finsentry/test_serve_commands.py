@@ -36,8 +36,14 @@ def test_broker_command_serves_kafka_clients_and_stops_on_sigterm(port_from, tmp
         args, env = ["--port", str(port)], {"FINSENTRY_BROKER": f"kafka://127.0.0.1:{free_port()}"}
     else:  # no flag: the port of FINSENTRY_BROKER, where workers will look for it
         args, env = [], {"FINSENTRY_BROKER": f"kafka://127.0.0.1:{port}"}
-    proc = subprocess.Popen(FINSENTRY + ["broker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=tmp_path, env={**os.environ, **env})
+    proc = subprocess.Popen(
+        FINSENTRY + ["broker", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+    )
     children: list[int] = []
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
@@ -65,23 +71,50 @@ def test_broker_command_serves_kafka_clients_and_stops_on_sigterm(port_from, tmp
 @pytest.mark.slow
 def test_worker_flags_override_the_environment(broker, make_settings, tmp_path):
     prefix = f"flags-{uuid.uuid4().hex[:8]}."
-    settings = make_settings(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
-                             store=f"sqlite:///{tmp_path / 'flag.db'}")
+    settings = make_settings(
+        broker=broker.url,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=f"finsentry-{prefix}",
+        store=f"sqlite:///{tmp_path / 'flag.db'}",
+    )
     env_port, env_db = free_port(), tmp_path / "env.db"
-    env = settings_env(broker=f"kafka://127.0.0.1:{free_port()}",  # nothing listens there
-                       store=f"sqlite:///{env_db}", web_port=env_port, broker_embedded=True, topic_prefix=prefix,
-                       app_id=settings.app_id, data_dir=settings.data_dir, outbox_path=settings.outbox_path,
-                       registry_dir=settings.registry_dir, backend="torch", broker_session_timeout_s=6,
-                       broker_heartbeat_s=0.5)
-    command = FINSENTRY + ["worker", "--broker", broker.url, "--store", settings.store,
-                           "--web-port", str(settings.web_port)]
+    env = settings_env(
+        broker=f"kafka://127.0.0.1:{free_port()}",  # nothing listens there
+        store=f"sqlite:///{env_db}",
+        web_port=env_port,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=settings.app_id,
+        data_dir=settings.data_dir,
+        outbox_path=settings.outbox_path,
+        registry_dir=settings.registry_dir,
+        backend="torch",
+        broker_session_timeout_s=6,
+        broker_heartbeat_s=0.5,
+    )
+    command = FINSENTRY + [
+        "worker",
+        "--broker",
+        broker.url,
+        "--store",
+        settings.store,
+        "--web-port",
+        str(settings.web_port),
+    ]
 
     # Ready = the model info is served on the flag's port.
     with WorkerProcess(env, tmp_path / "worker.log", settings.web_port, command=command, cwd=tmp_path) as worker:
         producer = DocumentProducer(settings)
-        producer.publish(Document(source="wire", title="Gold climbs", text="Gold climbs to a record as the dollar weakens."))
+        producer.publish(
+            Document(source="wire", title="Gold climbs", text="Gold climbs to a record as the dollar weakens.")
+        )
         producer.flush()
         producer.close()
-        worker.wait_for(lambda: asyncio.run(store_ops.count(settings.store, settings)) == 1, timeout=120, what="the document stored in the flag's store")
+        worker.wait_for(
+            lambda: asyncio.run(store_ops.count(settings.store, settings)) == 1,
+            timeout=120,
+            what="the document stored in the flag's store",
+        )
         assert scrape_metrics(env_port) == {}
     assert not env_db.exists()

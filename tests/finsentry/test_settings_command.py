@@ -35,8 +35,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_settings(tmp_path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    out = subprocess.run(FINSENTRY + ["settings", *args], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, env=env)
+    out = subprocess.run(
+        FINSENTRY + ["settings", *args], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr
     return out
 
@@ -52,8 +53,7 @@ def loaded(tmp_path, dotenv: str) -> Settings:
 
 
 def plain(settings: Settings) -> dict:
-    return {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
-            for k, v in settings.model_dump().items()}
+    return {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v for k, v in settings.model_dump().items()}
 
 
 def expected(env: dict[str, str]) -> Settings:
@@ -87,14 +87,24 @@ def test_a_set_secret_is_named_in_a_comment_not_printed(tmp_path):
 
 
 def test_changed_prints_only_what_differs_from_the_defaults_and_json_is_typed(tmp_path):
-    env = clean_env(FINSENTRY_ALERT_Z_THRESHOLD="4.5", FINSENTRY_LOG_JSON="true", FINSENTRY_BACKEND="torch",
-                    FINSENTRY_TOPIC_PREFIX="finsentry.")  # set, but to its default
+    env = clean_env(
+        FINSENTRY_ALERT_Z_THRESHOLD="4.5",
+        FINSENTRY_LOG_JSON="true",
+        FINSENTRY_BACKEND="torch",
+        FINSENTRY_TOPIC_PREFIX="finsentry.",
+    )  # set, but to its default
     out = run_settings(tmp_path, "--changed", env=env)
-    assert out.stdout.splitlines() == ["FINSENTRY_BACKEND=torch", "FINSENTRY_ALERT_Z_THRESHOLD=4.5",
-                                       "FINSENTRY_LOG_JSON=True"]
+    assert out.stdout.splitlines() == [
+        "FINSENTRY_BACKEND=torch",
+        "FINSENTRY_ALERT_Z_THRESHOLD=4.5",
+        "FINSENTRY_LOG_JSON=True",
+    ]
     out = run_settings(tmp_path, "--changed", "--json", env=env)
-    assert json.loads(out.stdout) == {"FINSENTRY_BACKEND": "torch", "FINSENTRY_ALERT_Z_THRESHOLD": 4.5,
-                                      "FINSENTRY_LOG_JSON": True}
+    assert json.loads(out.stdout) == {
+        "FINSENTRY_BACKEND": "torch",
+        "FINSENTRY_ALERT_Z_THRESHOLD": 4.5,
+        "FINSENTRY_LOG_JSON": True,
+    }
     everything = json.loads(run_settings(tmp_path, "--json", env=clean_env()).stdout)
     assert everything["FINSENTRY_MODEL_PATH"] is None and len(everything) == len(Settings.model_fields)
 
@@ -133,14 +143,24 @@ def test_overrides_are_validated_like_the_environment():
 
 def test_a_bad_flag_fails_at_once_naming_the_flag_and_the_choices(tmp_path):
     # Nothing listens on the broker port: the flag must be refused before any connection.
-    out = subprocess.run(FINSENTRY + ["worker", "--backend", "bogus", "--broker", "kafka://127.0.0.1:9"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path, env=clean_env())
+    out = subprocess.run(
+        FINSENTRY + ["worker", "--backend", "bogus", "--broker", "kafka://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=clean_env(),
+    )
     assert out.returncode == 2
     assert "--backend" in out.stderr and "'torch-bf16'" in out.stderr and "'cuda'" in out.stderr
     assert "Traceback" not in out.stderr
-    for command in (["ingest", "-", "--broker", "no-port"], ["worker", "--broker", "no-port"],
-                    ["alerts", "replay", "--input", "-", "--z", "high"]):
-        out = subprocess.run(FINSENTRY + command, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                             env=clean_env(), input="")
+    for command in (
+        ["ingest", "-", "--broker", "no-port"],
+        ["worker", "--broker", "no-port"],
+        ["alerts", "replay", "--input", "-", "--z", "high"],
+    ):
+        out = subprocess.run(
+            FINSENTRY + command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=clean_env(), input=""
+        )
         assert out.returncode == 2, (command, out.stderr)
         assert f"'{command[-2]}'" in out.stderr and "Traceback" not in out.stderr, out.stderr

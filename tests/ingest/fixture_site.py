@@ -46,8 +46,15 @@ class FixtureSite:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def serve(self, path: str, body: str | bytes, content_type: str = "text/html; charset=utf-8", *,
-              etag: str | None = None, last_modified: str | None = None) -> None:
+    def serve(
+        self,
+        path: str,
+        body: str | bytes,
+        content_type: str = "text/html; charset=utf-8",
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> None:
         if isinstance(body, str):
             body = body.replace("{base}", self.base).encode("utf-8")
         self.pages[path] = Page(body, content_type, etag, last_modified)

@@ -12,8 +12,9 @@ from finsentry.streams.end_offsets import end_offsets_sync
 
 def read_topic(address: str, topic: str, timeout: float = 10.0) -> list:
     """Every record of `topic`, read from offset 0 of each partition up to its end offset."""
-    consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=500)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address, enable_auto_commit=False, group_id=None, consumer_timeout_ms=500
+    )
     try:
         partitions = None
         deadline = time.monotonic() + timeout

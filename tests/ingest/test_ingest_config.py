@@ -40,16 +40,19 @@ def test_a_bare_list_and_replay_paths_relative_to_the_file(tmp_path):
     assert source.path == tmp_path / "data" / "x.jsonl" and source.options.speed == 2 and source.interval_s == 30
 
 
-@pytest.mark.parametrize("text, message", [
-    ("sources:\n - {type: rss, name: a, url: u, options: {full_txt: true}}\n", "source 'a' options: full_txt"),
-    ("sources:\n - {type: gopher, name: a, url: u}\n", "type"),
-    ("sources:\n - {type: rss, name: a, url: u}\n - {type: rss, name: a, url: v}\n", "repeated: a"),
-    ("sources:\n - {type: rss, name: 'has space', url: u}\n", "name"),
-    ("sources:\n - {type: rss, name: a, url: u, interval: soon}\n", "not a duration"),
-    ("sources:\n - {type: reviews, name: r, url: u, options: {fields: {title: t}}}\n", "'text' field is required"),
-    ("sources: [\n", "not valid YAML"),
-    ("just a string\n", "expected a `sources:` list"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("sources:\n - {type: rss, name: a, url: u, options: {full_txt: true}}\n", "source 'a' options: full_txt"),
+        ("sources:\n - {type: gopher, name: a, url: u}\n", "type"),
+        ("sources:\n - {type: rss, name: a, url: u}\n - {type: rss, name: a, url: v}\n", "repeated: a"),
+        ("sources:\n - {type: rss, name: 'has space', url: u}\n", "name"),
+        ("sources:\n - {type: rss, name: a, url: u, interval: soon}\n", "not a duration"),
+        ("sources:\n - {type: reviews, name: r, url: u, options: {fields: {title: t}}}\n", "'text' field is required"),
+        ("sources: [\n", "not valid YAML"),
+        ("just a string\n", "expected a `sources:` list"),
+    ],
+)
 def test_mistakes_are_reported_with_where_and_why(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_sources(write(tmp_path, text))

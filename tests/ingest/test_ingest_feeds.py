@@ -31,6 +31,7 @@ def metric(counter, **labels) -> float:
 @pytest.fixture
 async def rig(settings):
     """fetcher + producer + seen-set as the scraper process has them; closed afterwards."""
+
     class Rig:
         def __init__(self):
             self.fetcher = PoliteFetcher(settings)
@@ -76,8 +77,9 @@ async def test_new_items_are_published_once(site, rig, settings, broker):
 
 
 async def test_conditional_get_is_sent_and_304_honoured(site, rig, settings, broker):
-    site.serve_fixture("/feeds/markets.rss", "markets.rss", RSS, etag='"v1"',
-                       last_modified="Wed, 01 May 2024 10:15:00 GMT")
+    site.serve_fixture(
+        "/feeds/markets.rss", "markets.rss", RSS, etag='"v1"', last_modified="Wed, 01 May 2024 10:15:00 GMT"
+    )
     feed = rig.feed("markets", site.url("/feeds/markets.rss"))
     runner = rig.runner(feed)
     before = metric(metrics.SCRAPE_NOT_MODIFIED, source="markets")
@@ -92,9 +94,16 @@ async def test_conditional_get_is_sent_and_304_honoured(site, rig, settings, bro
     assert metric(metrics.SCRAPE_NOT_MODIFIED, source="markets") == before + 1
 
     # the feed changes: a new ETag, one new item among the old ones
-    body = (site.pages["/feeds/markets.rss"].body.decode()
-            .replace("<item>", "<item><title>Woodgrove recalls cards</title><guid>wire-1004</guid>"
-                               "<description>A printing fault.</description></item><item>", 1))
+    body = (
+        site.pages["/feeds/markets.rss"]
+        .body.decode()
+        .replace(
+            "<item>",
+            "<item><title>Woodgrove recalls cards</title><guid>wire-1004</guid>"
+            "<description>A printing fault.</description></item><item>",
+            1,
+        )
+    )
     site.serve("/feeds/markets.rss", body, RSS, etag='"v2"')
     third = await runner.poll_once(feed)
     assert (third.new, third.seen) == (1, 3)
@@ -162,9 +171,11 @@ async def test_failing_sources_are_retried_without_stopping_the_others(site, rig
     site.serve_fixture("/feeds/earnings.atom", "earnings.atom", ATOM)
     site.fail("/feeds/earnings.atom", 500, 503)  # two server errors, then the feed
     site.serve("/feeds/broken.xml", "<rss><channel><item><title>unterminated", RSS)
-    sources = [rig.feed("markets", site.url("/feeds/markets.rss"), interval=0.05),
-               rig.feed("earnings", site.url("/feeds/earnings.atom"), interval=0.05),
-               rig.feed("broken", site.url("/feeds/broken.xml"), interval=0.05)]
+    sources = [
+        rig.feed("markets", site.url("/feeds/markets.rss"), interval=0.05),
+        rig.feed("earnings", site.url("/feeds/earnings.atom"), interval=0.05),
+        rig.feed("broken", site.url("/feeds/broken.xml"), interval=0.05),
+    ]
     runner = rig.runner(*sources)
     errors_before = metric(metrics.SCRAPE_ERRORS, source="earnings", kind="http_5xx")
     caplog.set_level(logging.INFO, logger="finsentry.ingest")

@@ -42,7 +42,9 @@ async def other_site():
 async def test_requests_to_one_host_are_spaced_and_hosts_are_independent(site, other_site, settings):
     site.serve("/feed", "a")
     time = VirtualTime()
-    fetcher = PoliteFetcher(settings.model_copy(update={"per_host_interval_s": 2.0}), clock=time.clock, sleep=time.sleep)
+    fetcher = PoliteFetcher(
+        settings.model_copy(update={"per_host_interval_s": 2.0}), clock=time.clock, sleep=time.sleep
+    )
     try:
         await fetcher.get(site.url("/feed"))  # robots.txt at t=0, the feed waits 2 s
         await fetcher.get(other_site.url("/feed"))  # another host: its robots.txt goes at once
@@ -57,7 +59,9 @@ async def test_crawl_delay_longer_than_the_interval_is_honoured(site, settings):
     site.serve("/robots.txt", "User-agent: *\nCrawl-delay: 5\n", "text/plain")
     site.serve("/feed", "a")
     time = VirtualTime()
-    fetcher = PoliteFetcher(settings.model_copy(update={"per_host_interval_s": 1.0}), clock=time.clock, sleep=time.sleep)
+    fetcher = PoliteFetcher(
+        settings.model_copy(update={"per_host_interval_s": 1.0}), clock=time.clock, sleep=time.sleep
+    )
     try:
         await fetcher.get(site.url("/feed"))
         await fetcher.get(site.url("/feed"))
@@ -66,18 +70,21 @@ async def test_crawl_delay_longer_than_the_interval_is_honoured(site, settings):
     assert time.sleeps == [5.0, 5.0]
 
 
-@pytest.mark.parametrize("robots, path, allowed", [
-    ("User-agent: *\nDisallow: /private/\n", "/private/x", False),
-    ("User-agent: *\nDisallow: /private/\n", "/public/x", True),
-    ("User-agent: finsentry\nDisallow: /\n\nUser-agent: *\nAllow: /\n", "/public/x", False),
-    ("User-agent: otherbot\nDisallow: /\n", "/public/x", True),
-    # RFC 9309: the longest match wins, not the first rule listed.
-    ("User-agent: *\nAllow: /\nDisallow: /premium/\n", "/premium/a", False),
-    ("User-agent: *\nAllow: /\nDisallow: /premium/\n", "/news/a", True),
-    # `*` matches any run of characters, `$` the end of the path.
-    ("User-agent: *\nDisallow: /*.pdf$\n", "/reports/q3.pdf", False),
-    ("User-agent: *\nDisallow: /*.pdf$\n", "/reports/q3.pdf.html", True),
-])
+@pytest.mark.parametrize(
+    "robots, path, allowed",
+    [
+        ("User-agent: *\nDisallow: /private/\n", "/private/x", False),
+        ("User-agent: *\nDisallow: /private/\n", "/public/x", True),
+        ("User-agent: finsentry\nDisallow: /\n\nUser-agent: *\nAllow: /\n", "/public/x", False),
+        ("User-agent: otherbot\nDisallow: /\n", "/public/x", True),
+        # RFC 9309: the longest match wins, not the first rule listed.
+        ("User-agent: *\nAllow: /\nDisallow: /premium/\n", "/premium/a", False),
+        ("User-agent: *\nAllow: /\nDisallow: /premium/\n", "/news/a", True),
+        # `*` matches any run of characters, `$` the end of the path.
+        ("User-agent: *\nDisallow: /*.pdf$\n", "/reports/q3.pdf", False),
+        ("User-agent: *\nDisallow: /*.pdf$\n", "/reports/q3.pdf.html", True),
+    ],
+)
 async def test_robots_rules_for_our_user_agent(site, settings, robots, path, allowed):
     site.serve("/robots.txt", robots, "text/plain")
     fetcher = PoliteFetcher(settings)
@@ -145,10 +152,21 @@ PAGE = """<html><head><meta http-equiv="Content-Type" content="text/html; charse
 <p>{body}</p><p>{body}</p><p>{body}</p></article></body></html>"""
 
 
-@pytest.mark.parametrize("charset, title, body", [
-    ("windows-1252", "Café société’s outlook", "Profits at the café chain fell – “a difficult quarter”, said the CEO, naïvely optimistic about 2025."),
-    ("shift_jis", "決算発表", "トヨタ自動車の四半期決算は市場予想を下回り、株価は大幅に下落した。経営陣は来期の見通しを引き下げた。"),
-])
+@pytest.mark.parametrize(
+    "charset, title, body",
+    [
+        (
+            "windows-1252",
+            "Café société’s outlook",
+            "Profits at the café chain fell – “a difficult quarter”, said the CEO, naïvely optimistic about 2025.",
+        ),
+        (
+            "shift_jis",
+            "決算発表",
+            "トヨタ自動車の四半期決算は市場予想を下回り、株価は大幅に下落した。経営陣は来期の見通しを引き下げた。",
+        ),
+    ],
+)
 @pytest.mark.parametrize("content_type", ["text/html", "text/html; charset={charset}"])
 def test_article_text_is_decoded_in_the_pages_own_charset(charset, title, body, content_type):
     """The page declares its charset in a meta tag (and maybe the Content-Type header);

@@ -18,8 +18,10 @@ from finsentry.streams.broker import EmbeddedBroker
 
 
 def _docs(n: int) -> list[Document]:
-    return [Document(source="wire", title=f"Company {i} reports quarter {i % 7}", text=f"Body number {i}.")
-            for i in range(n)]
+    return [
+        Document(source="wire", title=f"Company {i} reports quarter {i % 7}", text=f"Body number {i}.")
+        for i in range(n)
+    ]
 
 
 def test_embedded_broker_gets_batches_and_end_offsets_stay_right(settings, broker):
@@ -42,7 +44,9 @@ def test_embedded_broker_gets_batches_and_end_offsets_stay_right(settings, broke
     topic = settings.topic("docs.raw")
     consumer = KafkaConsumer(bootstrap_servers=broker.address, enable_auto_commit=False)
     try:
-        listed = {tp.partition: n for tp, n in consumer.end_offsets([TopicPartition(topic, p) for p in offsets]).items()}
+        listed = {
+            tp.partition: n for tp, n in consumer.end_offsets([TopicPartition(topic, p) for p in offsets]).items()
+        }
     finally:
         consumer.close()
     assert any(listed[p] < len(o) for p, o in offsets.items()), "no multi-record batch was sent"
@@ -86,8 +90,12 @@ def test_the_cluster_config_is_accepted_by_the_client(broker):
 
 
 def test_published_document_keeps_its_content_and_gains_only_its_derived_id(settings, broker):
-    doc = Document(source="wire", title="Bank cuts guidance", text="Shares fell 8% after the bank cut guidance.",
-                   url="https://example.test/a")
+    doc = Document(
+        source="wire",
+        title="Bank cuts guidance",
+        text="Shares fell 8% after the bank cut guidance.",
+        url="https://example.test/a",
+    )
     with DocumentProducer(settings) as producer:
         producer.publish(doc).get(timeout=10)
     (record,) = read_topic(broker.address, settings.topic("docs.raw"))
@@ -132,8 +140,9 @@ def test_unreachable_broker_fails_the_future_and_the_flush(tmp_path):
     the failure is counted — never a silent drop."""
     with EmbeddedBroker() as own:
         settings = Settings(broker=own.url, broker_embedded=True, _env_file=None)
-        producer = DocumentProducer(settings, request_timeout_ms=500, delivery_timeout_ms=1500,
-                                    max_block_ms=1500, reconnect_backoff_max_ms=200)
+        producer = DocumentProducer(
+            settings, request_timeout_ms=500, delivery_timeout_ms=1500, max_block_ms=1500, reconnect_backoff_max_ms=200
+        )
         producer.publish(Document(source="wire", text="first")).get(timeout=10)
     # the broker is stopped now
     future = producer.publish(Document(source="wire", text="second"))
@@ -147,8 +156,14 @@ def test_unreachable_broker_fails_the_future_and_the_flush(tmp_path):
 
 
 def test_sasl_ssl_settings_reach_the_client():
-    settings = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
-                        kafka_username="scraper", kafka_password="pw", kafka_ca_file="/etc/ca.pem", _env_file=None)
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_username="scraper",
+        kafka_password="pw",
+        kafka_ca_file="/etc/ca.pem",
+        _env_file=None,
+    )
     config = producer_config(settings)
     assert config["security_protocol"] == "SASL_SSL"
     assert config["sasl_mechanism"] == "SCRAM-SHA-512"

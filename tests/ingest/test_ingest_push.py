@@ -59,9 +59,12 @@ async def push_requests_served(client) -> dict[str, float]:
     """finsentry_push_requests_total by status, as Prometheus reads it from GET /metrics."""
     answer = await client.get("/metrics")  # no token: Prometheus scrapes it like the worker's
     assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain")
-    return {sample.labels["status"]: sample.value
-            for family in text_string_to_metric_families(await answer.text())
-            for sample in family.samples if sample.name == "finsentry_push_requests_total"}
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(await answer.text())
+        for sample in family.samples
+        if sample.name == "finsentry_push_requests_total"
+    }
 
 
 async def test_metrics_count_rejected_and_accepted_requests(client, settings, broker):
@@ -130,8 +133,9 @@ async def test_serve_push_binds_loopback_and_stops(settings, broker):
                     await asyncio.sleep(0.05)
             else:
                 pytest.fail("the push endpoint did not come up")
-            async with session.post(f"http://127.0.0.1:{port}/documents", json=GOOD,
-                                    headers={"Authorization": f"Bearer {TOKEN}"}) as answer:
+            async with session.post(
+                f"http://127.0.0.1:{port}/documents", json=GOOD, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as answer:
                 assert answer.status == 202
     finally:
         stop.set()

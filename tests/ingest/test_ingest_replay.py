@@ -39,6 +39,7 @@ def jsonl(*objects) -> bytes:
 
 # --- pacing -------------------------------------------------------------------------------
 
+
 def test_pacing_follows_gaps_divided_by_speed():
     stamps = [at(0), at(10), at(10), at(40), at(35), None, at(100)]
     assert pacing_schedule(stamps, speed=10) == [0, 1, 0, 3, 0, 0, 6]
@@ -80,8 +81,11 @@ def test_replay_sleeps_the_schedule(settings):
 def test_rebase_moves_the_first_document_to_now_and_keeps_gaps_and_ids():
     now = datetime(2030, 1, 1, tzinfo=timezone.utc)
     rebase = Rebaser(now)
-    docs = [Document(source="s", text="a", published_at=at(0)), Document(source="s", text="b"),
-            Document(source="s", text="c", published_at=at(90))]
+    docs = [
+        Document(source="s", text="a", published_at=at(0)),
+        Document(source="s", text="b"),
+        Document(source="s", text="c", published_at=at(90)),
+    ]
     shifted = [rebase(d) for d in docs]
     assert shifted[0].published_at == now
     assert shifted[1].published_at is None
@@ -91,9 +95,17 @@ def test_rebase_moves_the_first_document_to_now_and_keeps_gaps_and_ids():
 
 # --- reading ------------------------------------------------------------------------------
 
+
 def test_jsonl_lines_are_documents_or_reasons_with_line_numbers():
-    data = jsonl({"source": "s", "text": "fine"}, b"", b"{broken", {"source": "s", "text": ""},
-                 b"\xff\xfe", {"source": "s", "text": "ok", "rating": "bad"}, ["not", "an", "object"])
+    data = jsonl(
+        {"source": "s", "text": "fine"},
+        b"",
+        b"{broken",
+        {"source": "s", "text": ""},
+        b"\xff\xfe",
+        {"source": "s", "text": "ok", "rating": "bad"},
+        ["not", "an", "object"],
+    )
     lines = list(read_jsonl(io.BytesIO(data), 1000))
     assert [line.number for line in lines] == [1, 3, 4, 5, 6, 7]  # the blank line 2 is no document
     assert lines[0].ok and lines[0].doc.text == "fine"
@@ -112,11 +124,13 @@ def test_text_over_the_limit_is_a_bad_line():
 
 
 def test_csv_columns_are_document_fields():
-    data = ("\ufeffsource,kind,title,text,published_at,rating,meta\n"
-            'app,review,Great,"Fast, cheap ""app""",2024-05-01T09:30:00Z,4.5,"{""author"": ""ann""}"\n'
-            "app,review,,needs more,,,\n"
-            "app,review,,,,,\n"
-            'app,review,x,y,,,{oops\n').encode()
+    data = (
+        "\ufeffsource,kind,title,text,published_at,rating,meta\n"
+        'app,review,Great,"Fast, cheap ""app""",2024-05-01T09:30:00Z,4.5,"{""author"": ""ann""}"\n'
+        "app,review,,needs more,,,\n"
+        "app,review,,,,,\n"
+        "app,review,x,y,,,{oops\n"
+    ).encode()
     lines = list(read_csv(io.BytesIO(data), 1000))
     first, second, empty, bad_meta = lines
     assert first.doc.text == 'Fast, cheap "app"' and first.doc.rating == 4.5
@@ -150,6 +164,7 @@ def test_format_is_detected_from_name_or_first_byte():
 
 # --- the command --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cli():
     app = typer.Typer()
@@ -165,10 +180,14 @@ def test_ingest_publishes_a_jsonl_file_and_reports_counts(cli, settings, broker,
     path = tmp_path / "docs.jsonl"
     path.write_bytes(jsonl(good[0], good[1], b"{oops", good[2], {"source": "wire"}, good[3], good[4]))
     topic = settings.topic("docs.raw")
-    result = CliRunner().invoke(cli, ["ingest", str(path), "--broker", broker.address, "--embedded",
-                                      "--topic", topic, "--no-progress"])
+    result = CliRunner().invoke(
+        cli, ["ingest", str(path), "--broker", broker.address, "--embedded", "--topic", topic, "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines()[-1] == "published 7, failed 0 (2 malformed line(s) sent raw to be dead-lettered)"
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == "published 7, failed 0 (2 malformed line(s) sent raw to be dead-lettered)"
+    )
     records = read_topic(broker.address, topic)
     assert len(records) == 7
     texts = sorted(json.loads(r.value)["text"] for r in records if r.value.startswith(b'{"id"'))
@@ -178,11 +197,19 @@ def test_ingest_publishes_a_jsonl_file_and_reports_counts(cli, settings, broker,
 
 def test_ingest_strict_stops_at_the_first_bad_line(cli, settings, broker, tmp_path):
     path = tmp_path / "docs.jsonl"
-    path.write_bytes(jsonl({"source": "s", "text": "one"}, {"source": "s", "text": "two"},
-                           {"source": "s"}, {"source": "s", "text": "four"}))
+    path.write_bytes(
+        jsonl(
+            {"source": "s", "text": "one"},
+            {"source": "s", "text": "two"},
+            {"source": "s"},
+            {"source": "s", "text": "four"},
+        )
+    )
     topic = settings.topic("docs.raw")
-    result = CliRunner().invoke(cli, ["ingest", str(path), "--broker", broker.address, "--embedded",
-                                      "--topic", topic, "--strict", "--no-progress"])
+    result = CliRunner().invoke(
+        cli,
+        ["ingest", str(path), "--broker", broker.address, "--embedded", "--topic", topic, "--strict", "--no-progress"],
+    )
     assert result.exit_code == 2
     assert "line 3: text: Field required" in result.stderr
     assert sorted(json.loads(r.value)["text"] for r in read_topic(broker.address, topic)) == ["one", "two"]
@@ -191,8 +218,11 @@ def test_ingest_strict_stops_at_the_first_bad_line(cli, settings, broker, tmp_pa
 def test_ingest_reads_csv_from_stdin(cli, settings, broker):
     topic = settings.topic("docs.raw")
     csv_text = "source,kind,text,rating\napp,review,Love it,5\napp,review,Crashes daily,1\n"
-    result = CliRunner().invoke(cli, ["ingest", "-", "--broker", broker.address, "--embedded", "--topic", topic,
-                                      "--no-progress"], input=csv_text)
+    result = CliRunner().invoke(
+        cli,
+        ["ingest", "-", "--broker", broker.address, "--embedded", "--topic", topic, "--no-progress"],
+        input=csv_text,
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "published 2, failed 0"
     ratings = sorted(json.loads(r.value)["rating"] for r in read_topic(broker.address, topic))

@@ -15,12 +15,31 @@ from finsentry.ingest.runner import ScrapeRunner
 from finsentry.ingest.seen import SeenSet
 from finsentry.ingest.source import MalformedSource
 
-JSON_OPTIONS = {"format": "json", "items": "data.reviews",
-                "fields": {"text": "body", "title": "title", "rating": "score", "author": "user.name",
-                           "date": "created_at", "id": "id"}}
-HTML_OPTIONS = {"format": "html", "items": "div.review",
-                "fields": {"text": "div.body", "title": "h3.title", "rating": "span.stars", "author": "span.author",
-                           "date": "time@datetime", "id": "@data-id", "url": "a.permalink@href"}}
+JSON_OPTIONS = {
+    "format": "json",
+    "items": "data.reviews",
+    "fields": {
+        "text": "body",
+        "title": "title",
+        "rating": "score",
+        "author": "user.name",
+        "date": "created_at",
+        "id": "id",
+    },
+}
+HTML_OPTIONS = {
+    "format": "html",
+    "items": "div.review",
+    "fields": {
+        "text": "div.body",
+        "title": "h3.title",
+        "rating": "span.stars",
+        "author": "span.author",
+        "date": "time@datetime",
+        "id": "@data-id",
+        "url": "a.permalink@href",
+    },
+}
 
 
 async def collect(source):

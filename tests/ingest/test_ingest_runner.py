@@ -50,8 +50,17 @@ async def test_a_source_waits_its_interval_after_success_and_backs_off_after_fai
 
 
 def stream_line(i: int) -> str:
-    return json.dumps({"source": "file", "title": f"Item {i}", "text": f"Body {i}",
-                       "published_at": (T0 + timedelta(minutes=i)).isoformat()}) + "\n"
+    return (
+        json.dumps(
+            {
+                "source": "file",
+                "title": f"Item {i}",
+                "text": f"Body {i}",
+                "published_at": (T0 + timedelta(minutes=i)).isoformat(),
+            }
+        )
+        + "\n"
+    )
 
 
 async def test_items_acknowledged_before_a_crash_mid_poll_are_not_republished(settings, broker, tmp_path):

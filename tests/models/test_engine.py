@@ -121,9 +121,11 @@ def test_shipped_card_clears_the_floors_and_the_artifact_fits_the_budget():
 def test_explanations_point_at_the_words_that_matter(engine):
     from finsentry.models.explain import explain
 
-    cases = [("Shares plunge after the company is charged with accounting fraud", {"plunge", "charged", "fraud"}, -1),
-             ("Profit soars to a record and the dividend is raised", {"soars", "record", "raised"}, +1),
-             ("Canada Goose stock price target cut to $50 from $65 at CFRA", {"cut"}, -1)]
+    cases = [
+        ("Shares plunge after the company is charged with accounting fraud", {"plunge", "charged", "fraud"}, -1),
+        ("Profit soars to a record and the dividend is raised", {"soars", "record", "raised"}, +1),
+        ("Canada Goose stock price target cut to $50 from $65 at CFRA", {"cut"}, -1),
+    ]
     for text, words_that_matter, sign in cases:
         ranked = explain(engine, text, top_k=5)
         strongest, weight = max(ranked, key=lambda wv: sign * wv[1])
@@ -244,7 +246,9 @@ def test_cuda_candidate_gets_its_own_model_and_runs_its_host_side_logic(monkeypa
 def test_load_model_warms_up_before_returning(monkeypatch, tmp_path):
     runs = []
     real_run = TorchBackend.run
-    monkeypatch.setattr(TorchBackend, "run", lambda self, ids, mask: runs.append(ids.shape[0]) or real_run(self, ids, mask))
+    monkeypatch.setattr(
+        TorchBackend, "run", lambda self, ids, mask: runs.append(ids.shape[0]) or real_run(self, ids, mask)
+    )
     loaded = load_model(backend="torch", cache_dir=tmp_path)
     assert runs == [engine_mod.WARM_UP_TEXTS]  # one small batch of golden texts, before any caller
     # A cached `auto` choice skips the measuring, not the warm-up.
@@ -295,8 +299,9 @@ def test_auto_requires_agreement_on_each_head(tokenizer):
 
 def test_auto_does_not_serve_a_backend_the_card_records_below_a_floor(tokenizer, tmp_path):
     card = ModelCard.read(SHIPPED_MODEL)
-    card.metrics["heldout_by_backend"]["fast"] = {"tfns-valid": {"sentiment": {
-        "n": 2388, "accuracy": 0.885, "macro_f1": 0.86, "ece": 0.01}}}
+    card.metrics["heldout_by_backend"]["fast"] = {
+        "tfns-valid": {"sentiment": {"n": 2388, "accuracy": 0.885, "macro_f1": 0.86, "ece": 0.01}}
+    }
     assert list(below_floors(card)) == ["fast"]
     cands = {"torch": lambda: LabelsFromIds("torch", delay=0.02), "fast": lambda: LabelsFromIds("fast")}
     cache_file = tmp_path / "auto.json"

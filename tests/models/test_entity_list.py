@@ -46,8 +46,9 @@ def test_company_names_match_without_legal_suffixes():
 
 
 def run_refresh(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FINSENTRY, "models", "entities", "refresh", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [FINSENTRY, "models", "entities", "refresh", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_refresh_moves_renamed_tickers_and_reports_the_rest(tmp_path):
@@ -98,7 +99,9 @@ def test_an_unwritable_list_is_a_clear_error(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "write_text", read_only)
-    result = CliRunner().invoke(app, ["models", "entities", "refresh", "--from", str(listing), "--list", str(companies)])
+    result = CliRunner().invoke(
+        app, ["models", "entities", "refresh", "--from", str(listing), "--list", str(companies)]
+    )
     assert result.exit_code == 2, result.output
     assert "FINSENTRY_ENTITY_ALIASES" in result.output
     assert not isinstance(result.exception, PermissionError)

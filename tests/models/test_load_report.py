@@ -30,8 +30,14 @@ def reports():
 
 
 def report(model, unexpected=(), missing=()) -> None:
-    info = LoadStateDictInfo(missing_keys=set(missing), unexpected_keys=set(unexpected), mismatched_keys=set(),
-                             error_msgs=[], conversion_errors={}, skipped_pp_keys=set())
+    info = LoadStateDictInfo(
+        missing_keys=set(missing),
+        unexpected_keys=set(unexpected),
+        mismatched_keys=set(),
+        error_msgs=[],
+        conversion_errors={},
+        skipped_pp_keys=set(),
+    )
     log_state_dict_report(model, "the-checkpoint", False, info, logger=logging.getLogger(LOGGER))
 
 

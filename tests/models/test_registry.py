@@ -21,9 +21,17 @@ from finsentry.records import ModelUpdate
 def make_artifact(root: Path, version: str, parent: str | None = None, payload: bytes | None = None) -> Path:
     directory = root / f"art-{version}"
     directory.mkdir(parents=True)
-    (directory / "card.json").write_text(json.dumps({"version": version, "parent": parent, "method": "full",
-                                                     "created_at": "2025-01-01T00:00:00+00:00",
-                                                     "data": {"files": {"a.csv": "00"}}}))
+    (directory / "card.json").write_text(
+        json.dumps(
+            {
+                "version": version,
+                "parent": parent,
+                "method": "full",
+                "created_at": "2025-01-01T00:00:00+00:00",
+                "data": {"files": {"a.csv": "00"}},
+            }
+        )
+    )
     (directory / "weights.safetensors").write_bytes(payload or os.urandom(64))
     return directory
 
@@ -40,8 +48,11 @@ def registry(tmp_path: Path, published) -> Registry:
 
 def test_register_lists_a_candidate_with_its_manifest(registry: Registry, tmp_path: Path):
     art = make_artifact(tmp_path, "v1")
-    version = registry.register(art, {"data": {"files": {"x.csv": "ab"}}, "dev": {"sentiment": {"accuracy": 0.9}}},
-                                evaluation={"version": "v1", "sets": {}})
+    version = registry.register(
+        art,
+        {"data": {"files": {"x.csv": "ab"}}, "dev": {"sentiment": {"accuracy": 0.9}}},
+        evaluation={"version": "v1", "sets": {}},
+    )
     assert version.name == "v1" and version.status == "candidate"
     assert (version.path / "card.json").exists() and (version.path / "weights.safetensors").exists()
     manifest = version.manifest

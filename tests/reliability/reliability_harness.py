@@ -38,16 +38,27 @@ SECRETS = {
 
 # Alert scenarios in minutes of event time: small numbers so a test needs a few dozen
 # documents, and no CUSUM, so only the window test decides.
-FAST_DETECTOR = dict(alert_bucket_s=60, alert_lateness_s=120, alert_window_buckets=2,
-                     alert_min_baseline_buckets=4, alert_min_count=10, alert_cusum_h=0.0,
-                     explain_evidence=False)
+FAST_DETECTOR = dict(
+    alert_bucket_s=60,
+    alert_lateness_s=120,
+    alert_window_buckets=2,
+    alert_min_baseline_buckets=4,
+    alert_min_count=10,
+    alert_cusum_h=0.0,
+    explain_evidence=False,
+)
 
 
 def read_topic(address: str, topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every (key, value) of a topic, from the beginning (assign + seek: tansu does not
     support kafka-python consumer groups)."""
-    consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, consumer_timeout_ms=1500,
-                             max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address,
+        enable_auto_commit=False,
+        consumer_timeout_ms=1500,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -67,8 +78,12 @@ class TopicReader:
 
     def __init__(self, address: str, topic: str):
         self.topic = topic
-        self._consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False,
-                                       max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=address,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
         self._assigned = False
 
     def _assign(self) -> bool:
@@ -115,13 +130,20 @@ class Pipeline:
     def __post_init__(self) -> None:
         prefix = f"rel-{uuid.uuid4().hex[:8]}."
         values = dict(
-            broker=self.broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
-            store=f"sqlite:///{self.workdir / 'store.db'}", data_dir=self.workdir / "data",
-            outbox_path=self.workdir / "outbox.db", registry_dir=self.workdir / "registry",
+            broker=self.broker.url,
+            broker_embedded=True,
+            topic_prefix=prefix,
+            app_id=f"finsentry-{prefix}",
+            store=f"sqlite:///{self.workdir / 'store.db'}",
+            data_dir=self.workdir / "data",
+            outbox_path=self.workdir / "outbox.db",
+            registry_dir=self.workdir / "registry",
             seen_path=self.workdir / "seen.db",
-            model_cache_dir=Path("var/test-model-cache").resolve(), backend="torch",
+            model_cache_dir=Path("var/test-model-cache").resolve(),
+            backend="torch",
             log_level="INFO",  # the group's session and heartbeat stay at the defaults users get
-            web_port=free_port(), store_retry_max_s=2.0,
+            web_port=free_port(),
+            store_retry_max_s=2.0,
             **{name: value for name, value in SECRETS.items()},
         )
         values.update(self.overrides)
@@ -177,6 +199,7 @@ class Pipeline:
     # --- read-backs ------------------------------------------------------------------------
     def stored(self) -> dict[str, dict]:
         """Every stored document by id; a second copy of an id would show up in `export_ids`."""
+
         async def export(store):
             return [doc async for doc in store.export()]
 
@@ -207,7 +230,9 @@ class Pipeline:
                 return value
             for worker in self.workers:
                 if worker.proc is not None and worker.proc.returncode is None and worker.proc.poll() is not None:
-                    raise AssertionError(f"worker exited with {worker.proc.returncode} while waiting for {what}:\n{worker.tail()}")
+                    raise AssertionError(
+                        f"worker exited with {worker.proc.returncode} while waiting for {what}:\n{worker.tail()}"
+                    )
             time.sleep(interval)
         tail = self.workers[-1].tail() if self.workers else ""
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
@@ -215,15 +240,35 @@ class Pipeline:
 
 # --- synthetic stories ---------------------------------------------------------------------
 
-COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Wonka",
-             "Soylent", "Tyrell", "Cyberdyne", "Oscorp", "Gringotts", "Monarch", "Nakatomi"]
+COMPANIES = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Oscorp",
+    "Gringotts",
+    "Monarch",
+    "Nakatomi",
+]
 REGIONS = ["Europe", "Asia", "Texas", "Brazil", "Canada", "Japan", "India", "Germany", "Mexico", "Nigeria"]
-NEGATIVE = ["{c} shares plunge after {n} percent revenue collapse and fraud probe in {r}",
-            "{c} slashes outlook, warns of heavy losses as {r} demand crumbles by {n} percent",
-            "{c} stock tumbles {n} percent after regulators sue over accounting fraud in {r}"]
-POSITIVE = ["{c} shares rise {n} percent after record quarterly profit in {r}",
-            "{c} beats estimates and raises full-year guidance on strong {r} sales up {n} percent",
-            "{c} announces dividend increase of {n} percent as {r} growth accelerates"]
+NEGATIVE = [
+    "{c} shares plunge after {n} percent revenue collapse and fraud probe in {r}",
+    "{c} slashes outlook, warns of heavy losses as {r} demand crumbles by {n} percent",
+    "{c} stock tumbles {n} percent after regulators sue over accounting fraud in {r}",
+]
+POSITIVE = [
+    "{c} shares rise {n} percent after record quarterly profit in {r}",
+    "{c} beats estimates and raises full-year guidance on strong {r} sales up {n} percent",
+    "{c} announces dividend increase of {n} percent as {r} growth accelerates",
+]
 
 
 class Stories:
@@ -231,16 +276,24 @@ class Stories:
     check counts each as its own story."""
 
     def __init__(self, seed: int = 0):
-        self._pairs = {kind: iter([(t, c, r) for c, r in product(COMPANIES, REGIONS) for t in templates])
-                       for kind, templates in (("negative", NEGATIVE), ("positive", POSITIVE))}
+        self._pairs = {
+            kind: iter([(t, c, r) for c, r in product(COMPANIES, REGIONS) for t in templates])
+            for kind, templates in (("negative", NEGATIVE), ("positive", POSITIVE))
+        }
         self._n = seed
 
     def make(self, kind: str, published_at: datetime, source: str = "wire") -> Document:
         template, company, region = next(self._pairs[kind])
         self._n += 1
         text = template.format(c=company, r=region, n=3 + self._n % 57)
-        return Document(source=source, kind="news", title=None, text=text,
-                        url=f"https://news.example.test/{self._n}", published_at=published_at)
+        return Document(
+            source=source,
+            kind="news",
+            title=None,
+            text=text,
+            url=f"https://news.example.test/{self._n}",
+            published_at=published_at,
+        )
 
 
 def event_time_origin() -> datetime:
@@ -249,8 +302,9 @@ def event_time_origin() -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-def steady_stream(stories: Stories, t0: datetime, buckets: range, per_bucket: int = 5,
-                  negatives_per_bucket: int = 1) -> list[Document]:
+def steady_stream(
+    stories: Stories, t0: datetime, buckets: range, per_bucket: int = 5, negatives_per_bucket: int = 1
+) -> list[Document]:
     """`per_bucket` stories a minute, `negatives_per_bucket` of them negative."""
     docs = []
     for b in buckets:
@@ -261,8 +315,11 @@ def steady_stream(stories: Stories, t0: datetime, buckets: range, per_bucket: in
 
 
 def spike(stories: Stories, t0: datetime, buckets: range, per_bucket: int = 12) -> list[Document]:
-    return [stories.make("negative", t0 + timedelta(minutes=b, seconds=2 + 4 * i))
-            for b in buckets for i in range(per_bucket)]
+    return [
+        stories.make("negative", t0 + timedelta(minutes=b, seconds=2 + 4 * i))
+        for b in buckets
+        for i in range(per_bucket)
+    ]
 
 
 def doc_id(doc: Document) -> str:

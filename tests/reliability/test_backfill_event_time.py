@@ -69,8 +69,9 @@ def write_jsonl(path: Path, items) -> int:
 
 def cli(pipeline, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, **pipeline.env()}
-    result = subprocess.run([sys.executable, "-m", "finsentry.cli", *args], env=env, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return result
 
@@ -127,9 +128,11 @@ def settle(pipeline, items, timeout: float) -> dict[str, dict]:
         table = changelog(pipeline)
         clocks = [v for k, v in table.items() if k.startswith("clock:")]
         scopes = [v for k, v in table.items() if not k.startswith(("clock:", "pending:"))]
-        done = all(c["low"] is not None and c["low"] >= last_event for c in clocks) \
-            and (table.get("global:all") or {}).get("watermark", 0) >= last_event \
+        done = (
+            all(c["low"] is not None and c["low"] >= last_event for c in clocks)
+            and (table.get("global:all") or {}).get("watermark", 0) >= last_event
             and not any(s.get("chunks") for s in scopes)
+        )
         return table if done else None
 
     return pipeline.wait(caught_up, 180, "the detector's clock past the last document, nothing pending", interval=2.0)
@@ -144,8 +147,9 @@ def check_same_episodes(pipeline, tmp_path: Path, table: dict[str, dict]) -> set
     days = {t[:10] for _, _, t, _ in reference}
     assert len(days) >= COPIES, f"the premise: an episode on every copy's day, got {sorted(reference)}"
     try:  # the last alerts may still be on their way after the changelog shows the clock
-        pipeline.wait(lambda: normalise(worker_episodes(pipeline)) == reference, 60,
-                      "the worker's episodes to equal the replay's")
+        pipeline.wait(
+            lambda: normalise(worker_episodes(pipeline)) == reference, 60, "the worker's episodes to equal the replay's"
+        )
     except AssertionError:
         pass
     late = {k: v["late"] for k, v in table.items() if not k.startswith(("clock:", "pending:")) and v.get("late")}
@@ -172,8 +176,12 @@ def test_backfill_with_one_partition_published_minutes_behind_the_others(pipelin
     items = backfill_lines()
     # The file holds partition n-1's documents ten minutes of event time after the others':
     # that partition is published later than the rest, and read later.
-    order = sorted(items, key=lambda item: item[0] + (lag if isinstance(item[1], dict) and
-                                                       raw_partition(item[1], n) == n - 1 else timedelta(0)))
+    order = sorted(
+        items,
+        key=lambda item: (
+            item[0] + (lag if isinstance(item[1], dict) and raw_partition(item[1], n) == n - 1 else timedelta(0))
+        ),
+    )
     write_jsonl(tmp_path / "backfill.jsonl", order)
     p.start_worker()
     cli(p, "ingest", str(tmp_path / "backfill.jsonl"), "--speed", "0")

@@ -38,6 +38,7 @@ CORPUS = Path(__file__).with_name("corpus") / "hostile.json"
 
 # --- payloads and their fate -----------------------------------------------------------------
 
+
 def corpus_payload(entry: dict) -> bytes | None:
     if "payload_hex" in entry:
         return bytes.fromhex(entry["payload_hex"])
@@ -135,6 +136,7 @@ def wait_accounted(pipeline, payloads: list[bytes | None], letters: NewLetters, 
 
 # --- the corpus --------------------------------------------------------------------------------
 
+
 def test_corpus_bad_records_dead_lettered_with_reason_good_ones_stored(shared_pipeline):
     p = shared_pipeline
     entries = json.loads(CORPUS.read_text())
@@ -151,9 +153,12 @@ def test_corpus_bad_records_dead_lettered_with_reason_good_ones_stored(shared_pi
             letters_by_key.setdefault(letter_key(letter), []).append(letter)
         stored_ids.clear()
         stored_ids.update(p.export_ids())
-        dead = [e for e, pl in zip(entries, payloads) if e["expect"] == "dead" and payload_key(pl) not in letters_by_key]
-        good = [e for e, pl in zip(entries, payloads) if e["expect"] == "stored"
-                and validate(p, pl).id not in stored_ids]
+        dead = [
+            e for e, pl in zip(entries, payloads) if e["expect"] == "dead" and payload_key(pl) not in letters_by_key
+        ]
+        good = [
+            e for e, pl in zip(entries, payloads) if e["expect"] == "stored" and validate(p, pl).id not in stored_ids
+        ]
         return not dead and not good
 
     try:
@@ -193,6 +198,7 @@ def test_corpus_bad_records_dead_lettered_with_reason_good_ones_stored(shared_pi
 
 # --- generated payloads ------------------------------------------------------------------------
 
+
 def around_the_limit(unit: str, delta: int) -> str:
     """A text of about max_text_bytes (100 000) UTF-8 bytes: just under, at, just over."""
     return unit * ((100_000 + delta) // len(unit.encode()))
@@ -201,29 +207,56 @@ def around_the_limit(unit: str, delta: int) -> str:
 ODD_TEXT = st.one_of(
     st.text(min_size=1, max_size=200),  # any language, any code point but lone surrogates
     st.text(alphabet=st.characters(categories=["Cc", "Cf", "Zs", "Mn"]), max_size=50),  # control, format, marks
-    st.sampled_from(["<script>alert(1)</script> shares fall", "<img src=x onerror=alert(1)>", "javascript:alert(1)",
-                     "\u202eevil\u202c", "\ud800", "a\udfffb", "\x00", "", "   ", "Ünïcödé ☃ 𝄞 مرحبا 你好"]),
+    st.sampled_from(
+        [
+            "<script>alert(1)</script> shares fall",
+            "<img src=x onerror=alert(1)>",
+            "javascript:alert(1)",
+            "\u202eevil\u202c",
+            "\ud800",
+            "a\udfffb",
+            "\x00",
+            "",
+            "   ",
+            "Ünïcödé ☃ 𝄞 مرحبا 你好",
+        ]
+    ),
     st.builds(around_the_limit, st.sampled_from(["a", "é", "漢", "😀"]), st.sampled_from([-4, 0, 4, 20_000])),
 )
-ANY_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                        max_leaves=10)
-DATES = st.one_of(st.datetimes(timezones=st.just(timezone.utc)).map(lambda d: d.isoformat()),
-                  st.datetimes().map(lambda d: d.isoformat()), st.text(max_size=12))
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+DATES = st.one_of(
+    st.datetimes(timezones=st.just(timezone.utc)).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.text(max_size=12),
+)
 PAST = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2024, 12, 31), timezones=st.just(timezone.utc))
 
 # A document whose every field has the right type, with odd content (which may still make
 # it invalid: empty or oversized text, NUL, lone surrogates).
 DOCUMENT = st.fixed_dictionaries(
     {"source": st.text(min_size=1, max_size=30), "text": ODD_TEXT},
-    optional={"title": st.one_of(st.none(), ODD_TEXT), "kind": st.sampled_from(["news", "review", "social", "filing"]),
-              "url": st.text(max_size=60), "published_at": PAST.map(lambda d: d.isoformat()),
-              "lang": st.text(max_size=16), "rating": st.floats(allow_nan=True, allow_infinity=True),
-              "meta": st.dictionaries(st.text(max_size=5), st.one_of(ODD_TEXT, ANY_JSON), max_size=3)})
+    optional={
+        "title": st.one_of(st.none(), ODD_TEXT),
+        "kind": st.sampled_from(["news", "review", "social", "filing"]),
+        "url": st.text(max_size=60),
+        "published_at": PAST.map(lambda d: d.isoformat()),
+        "lang": st.text(max_size=16),
+        "rating": st.floats(allow_nan=True, allow_infinity=True),
+        "meta": st.dictionaries(st.text(max_size=5), st.one_of(ODD_TEXT, ANY_JSON), max_size=3),
+    },
+)
 FIELDS = ["id", "source", "kind", "title", "text", "url", "published_at", "lang", "rating", "meta", "unknown"]
 # The same with one field replaced by a value of any type (or an unknown field added).
-ONE_FIELD_WRONG = st.builds(lambda doc, name, value: {**doc, name: value},
-                            DOCUMENT, st.sampled_from(FIELDS), st.one_of(ANY_JSON, DATES, ODD_TEXT))
+ONE_FIELD_WRONG = st.builds(
+    lambda doc, name, value: {**doc, name: value},
+    DOCUMENT,
+    st.sampled_from(FIELDS),
+    st.one_of(ANY_JSON, DATES, ODD_TEXT),
+)
 
 
 def encode(value, ascii_only: bool) -> bytes:
@@ -242,8 +275,12 @@ def splice(payload: bytes, at: float, junk: bytes) -> bytes:
 HOSTILE = st.one_of(  # hypothesis favours the first branches: documents before noise
     st.builds(encode, DOCUMENT, st.booleans()),
     st.builds(encode, ONE_FIELD_WRONG, st.booleans()),
-    st.builds(splice, st.builds(encode, DOCUMENT, st.just(False)), st.floats(0, 1),
-              st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x00"])),
+    st.builds(
+        splice,
+        st.builds(encode, DOCUMENT, st.just(False)),
+        st.floats(0, 1),
+        st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x00"]),
+    ),
     st.builds(encode, ANY_JSON, st.booleans()),
     st.binary(max_size=200),
 ).map(lambda payload: payload[:900_000])  # a Kafka record holds 1 MB; a cut payload is hostile too
@@ -257,8 +294,14 @@ def drawn(strategy: st.SearchStrategy, n: int) -> list:
     # derandomize: the same examples on every run, so the suite's verdict does not depend
     # on a lucky draw (the generated-payload test checks that its mix is neither all good
     # nor all bad, which a random draw of 150 could miss).
-    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def draw(example):
         examples.append(example)
@@ -282,7 +325,9 @@ def test_generated_payloads_are_each_stored_or_dead_lettered(shared_pipeline):
     finally:
         letters.close()
     valid = [f for f in fates if f is not None]
-    assert 0.15 * len(payloads) < len(valid) < 0.85 * len(payloads), f"a poor mix: {len(valid)} of {len(payloads)} valid"
+    assert 0.15 * len(payloads) < len(valid) < 0.85 * len(payloads), (
+        f"a poor mix: {len(valid)} of {len(payloads)} valid"
+    )
     for letter in got:
         assert letter["reason"].strip(), f"a dead letter without a reason: {letter}"
         assert letter["stage"] in ("validate", "score", "index")
@@ -297,16 +342,23 @@ def test_generated_payloads_are_each_stored_or_dead_lettered(shared_pipeline):
 PRINTABLE = st.characters(categories=["L", "M", "N", "P", "S", "Zs"])
 VISIBLE = st.characters(categories=["L", "N", "P", "S"])
 # Unicode's White_Space characters.
-WHITESPACE = st.sampled_from("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-                             "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+WHITESPACE = st.sampled_from(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def printable_text(max_size: int) -> st.SearchStrategy[str]:
     """1 to max_size characters of printable text, at least one of them visible; the length is
     drawn first, so long texts are as likely as short ones."""
+
     def of_length(n: int) -> st.SearchStrategy[str]:
-        return st.builds(lambda text, visible, at: text[:at] + visible + text[at:],
-                         st.text(PRINTABLE, min_size=n - 1, max_size=n - 1), VISIBLE, st.integers(0, n - 1))
+        return st.builds(
+            lambda text, visible, at: text[:at] + visible + text[at:],
+            st.text(PRINTABLE, min_size=n - 1, max_size=n - 1),
+            VISIBLE,
+            st.integers(0, n - 1),
+        )
 
     return st.integers(1, max_size).flatmap(of_length)
 
@@ -314,20 +366,30 @@ def printable_text(max_size: int) -> st.SearchStrategy[str]:
 # Every field of the right type and within its bounds.
 WELL_TYPED = st.fixed_dictionaries(
     {"source": st.text(PRINTABLE, min_size=1, max_size=30)},
-    optional={"title": st.one_of(st.none(), printable_text(200)),
-              "kind": st.sampled_from(["news", "review", "social", "filing"]),
-              "url": st.text(PRINTABLE, max_size=60), "published_at": PAST.map(lambda d: d.isoformat()),
-              "lang": st.text(PRINTABLE, max_size=16), "rating": st.floats(-5, 5),
-              "meta": st.dictionaries(st.text(PRINTABLE, max_size=5), st.text(PRINTABLE, max_size=20), max_size=3)})
-STORABLE = st.tuples(st.builds(lambda doc, text: {**doc, "text": text}, WELL_TYPED, printable_text(1000)),
-                     st.booleans())
+    optional={
+        "title": st.one_of(st.none(), printable_text(200)),
+        "kind": st.sampled_from(["news", "review", "social", "filing"]),
+        "url": st.text(PRINTABLE, max_size=60),
+        "published_at": PAST.map(lambda d: d.isoformat()),
+        "lang": st.text(PRINTABLE, max_size=16),
+        "rating": st.floats(-5, 5),
+        "meta": st.dictionaries(st.text(PRINTABLE, max_size=5), st.text(PRINTABLE, max_size=20), max_size=3),
+    },
+)
+STORABLE = st.tuples(
+    st.builds(lambda doc, text: {**doc, "text": text}, WELL_TYPED, printable_text(1000)), st.booleans()
+)
 BLANK = st.one_of(st.text(WHITESPACE, min_size=1, max_size=20), st.just(""))
-WITH_NUL = st.builds(lambda head, tail: head + "\x00" + tail, st.text(PRINTABLE, max_size=40),
-                     st.text(PRINTABLE, max_size=40))
+WITH_NUL = st.builds(
+    lambda head, tail: head + "\x00" + tail, st.text(PRINTABLE, max_size=40), st.text(PRINTABLE, max_size=40)
+)
 # (document, ASCII-only JSON, the words its dead letter's reason must hold)
 UNSTORABLE = st.one_of(
-    st.tuples(st.builds(lambda doc, text: {**doc, "text": text}, WELL_TYPED, BLANK), st.booleans(), st.just("text is empty")),
-    st.tuples(st.builds(lambda doc, text: {**doc, "text": text}, WELL_TYPED, WITH_NUL), st.booleans(), st.just("NUL")))
+    st.tuples(
+        st.builds(lambda doc, text: {**doc, "text": text}, WELL_TYPED, BLANK), st.booleans(), st.just("text is empty")
+    ),
+    st.tuples(st.builds(lambda doc, text: {**doc, "text": text}, WELL_TYPED, WITH_NUL), st.booleans(), st.just("NUL")),
+)
 
 
 def tagged(doc: dict, tag: str) -> dict:
@@ -377,24 +439,43 @@ def test_well_typed_documents_of_printable_text_are_always_stored(shared_pipelin
 def test_blank_or_nul_text_is_always_dead_lettered_with_its_reason(shared_pipeline):
     cases = [(tagged(doc, "unstorable"), a, reason) for doc, a, reason in drawn(UNSTORABLE, 50)]
     assert {reason for *_, reason in cases} == {"text is empty", "NUL"}  # both kinds drawn
-    fates = settle(shared_pipeline, [encode(doc, a) for doc, a, _ in cases],
-                   [expected_id(doc) for doc, *_ in cases], 180)
-    wrong = [(doc, reason, fate, why) for (doc, _, reason), (fate, why) in zip(cases, fates)
-             if fate != "dead" or not why.startswith("validate: ") or reason not in why]
-    assert not wrong, "\n".join(f"{fate} ({why or 'no reason'}), expected dead-lettered for {reason!r}: {doc!r}"
-                                 for doc, reason, fate, why in wrong)
+    fates = settle(
+        shared_pipeline, [encode(doc, a) for doc, a, _ in cases], [expected_id(doc) for doc, *_ in cases], 180
+    )
+    wrong = [
+        (doc, reason, fate, why)
+        for (doc, _, reason), (fate, why) in zip(cases, fates)
+        if fate != "dead" or not why.startswith("validate: ") or reason not in why
+    ]
+    assert not wrong, "\n".join(
+        f"{fate} ({why or 'no reason'}), expected dead-lettered for {reason!r}: {doc!r}"
+        for doc, reason, fate, why in wrong
+    )
 
 
 # --- a flood of duplicates -----------------------------------------------------------------------
 
+
 def test_flood_of_duplicates_is_stored_once_and_syndication_is_marked(shared_pipeline):
     p = shared_pipeline
     when = datetime.now(timezone.utc) - timedelta(minutes=10)  # within the near-duplicate horizon
-    story = Document(source="flood", title="Regional bank halts withdrawals as deposit run spreads",
-                     text="Regional bank halts withdrawals as deposit run spreads to three states, regulators say.",
-                     url="https://flood.example.test/bank-run", published_at=when)
-    copies = [Document(source=f"outlet-{i}", title=story.title, text=story.text + f" Via outlet {i}.",
-                       url=f"https://outlet-{i}.example.test/bank-run", published_at=when) for i in range(40)]
+    story = Document(
+        source="flood",
+        title="Regional bank halts withdrawals as deposit run spreads",
+        text="Regional bank halts withdrawals as deposit run spreads to three states, regulators say.",
+        url="https://flood.example.test/bank-run",
+        published_at=when,
+    )
+    copies = [
+        Document(
+            source=f"outlet-{i}",
+            title=story.title,
+            text=story.text + f" Via outlet {i}.",
+            url=f"https://outlet-{i}.example.test/bank-run",
+            published_at=when,
+        )
+        for i in range(40)
+    ]
     stored_before = p.count()
     for _ in range(300):
         p.producer.publish(story)
@@ -410,13 +491,17 @@ def test_flood_of_duplicates_is_stored_once_and_syndication_is_marked(shared_pip
 
 # --- event time from long ago ------------------------------------------------------------------
 
+
 def test_a_record_dated_long_ago_does_not_stall_the_worker(shared_pipeline):
     """A story dated in year 1 opens a scope (entity CAT) for the detector; today's story on
     the same company then moves that scope's clock across two thousand years of empty
     minutes. The worker must take that in stride and go on storing."""
     p = shared_pipeline
-    ancient = Document(source="archive", text="Caterpillar warns on demand as dealers cut orders",
-                       published_at=datetime(1, 1, 1, tzinfo=timezone.utc))
+    ancient = Document(
+        source="archive",
+        text="Caterpillar warns on demand as dealers cut orders",
+        published_at=datetime(1, 1, 1, tzinfo=timezone.utc),
+    )
     today = Document(source="wire", text="Caterpillar shares rise after an upbeat dealer survey")
     canary = Document(source="wire", text="Canary: the worker still stores documents after the old one")
     for doc in (ancient, today, canary):  # one at a time: the scope must open with the old record

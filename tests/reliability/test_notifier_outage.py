@@ -57,8 +57,12 @@ def notified(received: list[dict]) -> list[tuple[str, int]]:
 
 def test_alert_fired_while_notifier_down_is_delivered_once_after_recovery(pipeline):
     port = free_port()
-    p = pipeline(**FAST_DETECTOR, apprise_urls=f"json://127.0.0.1:{port}/finsentry",
-                 notify_retry_min_s=0.5, notify_retry_max_s=2.0)
+    p = pipeline(
+        **FAST_DETECTOR,
+        apprise_urls=f"json://127.0.0.1:{port}/finsentry",
+        notify_retry_min_s=0.5,
+        notify_retry_max_s=2.0,
+    )
     stories = Stories()
     t0 = event_time_origin()
     baseline = steady_stream(stories, t0, range(12))
@@ -86,8 +90,11 @@ def test_alert_fired_while_notifier_down_is_delivered_once_after_recovery(pipeli
     server = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        p.wait(lambda: any(i == alert["id"] for i, _ in notified(Receiver.received)), 60,
-               "the alert delivered after the receiver came up")
+        p.wait(
+            lambda: any(i == alert["id"] for i, _ in notified(Receiver.received)),
+            60,
+            "the alert delivered after the receiver came up",
+        )
         p.wait(lambda: p.workers[-1].metrics().get("finsentry_outbox_pending", 1.0) == 0.0, 30, "an empty outbox")
         time.sleep(3 * 2.0)  # longer than the longest back-off: a duplicate would arrive now
     finally:

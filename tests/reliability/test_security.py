@@ -53,13 +53,15 @@ def listening_addresses(port: int) -> set[str]:
             if width == 8:
                 found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
             else:  # four little-endian 32-bit words
-                words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                 found.add(socket.inet_ntop(socket.AF_INET6, words))
     return found
 
 
 def http(url: str, data: bytes | None = None, headers: dict | None = None) -> int:
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data is not None else "GET")
+    request = urllib.request.Request(
+        url, data=data, headers=headers or {}, method="POST" if data is not None else "GET"
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status
@@ -76,6 +78,7 @@ def cli_env(**settings) -> dict[str, str]:
 
 # --- binding ---------------------------------------------------------------------------------
 
+
 def test_every_listener_binds_loopback_by_default():
     settings = Settings(_env_file=None)
     for name in ("web_host", "push_host", "scrape_metrics_host", "trainer_metrics_host"):
@@ -88,6 +91,7 @@ def test_worker_web_server_listens_on_loopback_only(shared_pipeline):
 
 
 # --- tokens ----------------------------------------------------------------------------------
+
 
 def test_dashboard_api_requires_the_configured_token(shared_pipeline):
     base = f"http://127.0.0.1:{shared_pipeline.settings.web_port}"
@@ -104,12 +108,22 @@ def test_dashboard_api_requires_the_configured_token(shared_pipeline):
 
 def test_push_endpoint_binds_loopback_and_requires_its_token(broker, tmp_path):
     port = free_port()
-    env = cli_env(broker=broker.url, broker_embedded="true", topic_prefix=f"sec-{uuid.uuid4().hex[:6]}.",
-                  push_port=port, log_level="DEBUG")
+    env = cli_env(
+        broker=broker.url,
+        broker_embedded="true",
+        topic_prefix=f"sec-{uuid.uuid4().hex[:6]}.",
+        push_port=port,
+        log_level="DEBUG",
+    )
     log = tmp_path / "push.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "finsentry.cli", "push"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "finsentry.cli", "push"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while not listening_addresses(port) and time.monotonic() < deadline:
@@ -132,13 +146,15 @@ def test_push_endpoint_binds_loopback_and_requires_its_token(broker, tmp_path):
 def test_push_endpoint_refuses_to_start_without_a_token(broker):
     env = cli_env(broker=broker.url, broker_embedded="true", push_port=free_port())
     del env["FINSENTRY_PUSH_TOKEN"]
-    result = subprocess.run([sys.executable, "-m", "finsentry.cli", "push"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "push"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "token" in result.stderr.lower()
 
 
 # --- secrets out of logs and output ------------------------------------------------------------
+
 
 def test_worker_log_holds_no_secret(shared_pipeline):
     log = shared_pipeline.logs()
@@ -147,9 +163,13 @@ def test_worker_log_holds_no_secret(shared_pipeline):
 
 
 def test_settings_command_masks_secrets():
-    result = subprocess.run([sys.executable, "-m", "finsentry.cli", "settings"], env=cli_env(
-        kafka_security_protocol="SASL_SSL", kafka_username="svc-finsentry", es_api_key="es-api-key-Pw83Zn"),
-        capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "settings"],
+        env=cli_env(kafka_security_protocol="SASL_SSL", kafka_username="svc-finsentry", es_api_key="es-api-key-Pw83Zn"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "# FINSENTRY_ES_PASSWORD is set but not shown" in result.stdout  # named, as a comment
     assert "# FINSENTRY_ES_API_KEY is set but not shown" in result.stdout
@@ -185,14 +205,25 @@ def test_scraper_log_holds_no_secret(broker, tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sources = tmp_path / "sources.yml"
-    sources.write_text(f"sources:\n  - type: rss\n    name: local-feed\n"
-                       f"    url: http://127.0.0.1:{server.server_port}/feed.xml\n    interval: 5m\n")
+    sources.write_text(
+        f"sources:\n  - type: rss\n    name: local-feed\n"
+        f"    url: http://127.0.0.1:{server.server_port}/feed.xml\n    interval: 5m\n"
+    )
     try:
         result = subprocess.run(
             [sys.executable, "-m", "finsentry.cli", "scrape", "--once", "--config", str(sources)],
-            env=cli_env(broker=broker.url, broker_embedded="true", topic_prefix=f"sec-{uuid.uuid4().hex[:6]}.",
-                        seen_path=tmp_path / "seen.db", log_level="DEBUG", per_host_interval_s=0.1),
-            capture_output=True, text=True, timeout=120)
+            env=cli_env(
+                broker=broker.url,
+                broker_embedded="true",
+                topic_prefix=f"sec-{uuid.uuid4().hex[:6]}.",
+                seen_path=tmp_path / "seen.db",
+                log_level="DEBUG",
+                per_host_interval_s=0.1,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         server.shutdown()
     output = result.stdout + result.stderr
@@ -203,6 +234,7 @@ def test_scraper_log_holds_no_secret(broker, tmp_path):
 
 # The trainer and the retention job log in to the store with its credentials; osmem-server
 # stands in for Elasticsearch.
+
 
 @pytest.fixture
 def credentialed_store(tmp_path):
@@ -221,15 +253,23 @@ def store_with_an_old_document(url: str, days_old: int) -> None:
     from finsentry.store import open_store
 
     when = datetime.now(timezone.utc) - timedelta(days=days_old)
-    doc = ScoredDocument(id="old-story", source="wire", text="Bank shares slide on credit worries",
-                         published_at=when, ingested_at=when.timestamp(), model_version="v-test",
-                         sentiment=Sentiment(label="negative", score=-0.75,
-                                             probabilities={"negative": 0.8, "neutral": 0.15, "positive": 0.05}),
-                         topic=Topic(label="Markets", probability=0.9))
+    doc = ScoredDocument(
+        id="old-story",
+        source="wire",
+        text="Bank shares slide on credit worries",
+        published_at=when,
+        ingested_at=when.timestamp(),
+        model_version="v-test",
+        sentiment=Sentiment(
+            label="negative", score=-0.75, probabilities={"negative": 0.8, "neutral": 0.15, "positive": 0.05}
+        ),
+        topic=Topic(label="Markets", probability=0.9),
+    )
 
     async def write():
-        async with open_store(url, Settings(_env_file=None, es_username="finsentry", es_replicas=0,
-                                            **SECRETS)) as store:
+        async with open_store(
+            url, Settings(_env_file=None, es_username="finsentry", es_replicas=0, **SECRETS)
+        ) as store:
             assert (await store.upsert_many([doc])).stored == 1
 
     asyncio.run(write())
@@ -237,16 +277,27 @@ def store_with_an_old_document(url: str, days_old: int) -> None:
 
 def test_store_prune_output_holds_no_secret(credentialed_store):
     store_with_an_old_document(credentialed_store, days_old=40)
-    env = cli_env(store=credentialed_store, es_username="finsentry", es_replicas=0, log_level="DEBUG",
-                  store_retry_budget_s=0.5)
-    pruned = subprocess.run([sys.executable, "-m", "finsentry.cli", "store", "prune", "--days", "30"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    env = cli_env(
+        store=credentialed_store, es_username="finsentry", es_replicas=0, log_level="DEBUG", store_retry_budget_s=0.5
+    )
+    pruned = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "store", "prune", "--days", "30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     assert "deleted 1 documents" in pruned.stdout and "store pruned" in pruned.stderr  # it did log
     # An unreachable store, with credentials in its URL too: the error names the store, not them.
     unreachable = f"http://finsentry:{SECRETS['es_password']}@127.0.0.1:{free_port()}?compat=opensearch"
-    failed = subprocess.run([sys.executable, "-m", "finsentry.cli", "store", "prune", "--store", unreachable],
-                            env=env, capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "store", "prune", "--store", unreachable],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 1 and "error:" in failed.stderr
     for result in (pruned, failed):
         output = result.stdout + result.stderr
@@ -257,14 +308,28 @@ def test_trainer_log_holds_no_secret(broker, credentialed_store, tmp_path):
     """`finsentry trainer` starts (store, registry, /metrics), runs its first tick — nothing
     is due: the schedule is weekly, the first drift check five minutes away — and stops on
     SIGTERM."""
-    env = cli_env(broker=broker.url, broker_embedded="true", store=credentialed_store, es_username="finsentry",
-                  es_replicas=0, log_level="DEBUG", trainer_metrics_port=free_port(),
-                  registry_dir=tmp_path / "registry", data_dir=tmp_path / "data",
-                  train_data_dir=tmp_path / "tfn", train_extra_dir=tmp_path / "extra")
+    env = cli_env(
+        broker=broker.url,
+        broker_embedded="true",
+        store=credentialed_store,
+        es_username="finsentry",
+        es_replicas=0,
+        log_level="DEBUG",
+        trainer_metrics_port=free_port(),
+        registry_dir=tmp_path / "registry",
+        data_dir=tmp_path / "data",
+        train_data_dir=tmp_path / "tfn",
+        train_extra_dir=tmp_path / "extra",
+    )
     log = tmp_path / "trainer.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "finsentry.cli", "trainer"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "finsentry.cli", "trainer"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while "trainer started" not in log.read_text(errors="replace"):
@@ -284,11 +349,18 @@ def test_trainer_log_holds_no_secret(broker, credentialed_store, tmp_path):
 
 # --- Kafka SASL/TLS reach the clients --------------------------------------------------------
 
+
 def kafka_tls_settings(tmp_path: Path, protocol: str) -> Settings:
     ca = make_ca(tmp_path)["ca"]
-    return Settings(_env_file=None, broker="kafka://k1:9093;k2:9093", kafka_security_protocol=protocol,
-                    kafka_sasl_mechanism="SCRAM-SHA-512", kafka_username="svc-finsentry",
-                    kafka_password=SECRETS["kafka_password"], kafka_ca_file=ca)
+    return Settings(
+        _env_file=None,
+        broker="kafka://k1:9093;k2:9093",
+        kafka_security_protocol=protocol,
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_username="svc-finsentry",
+        kafka_password=SECRETS["kafka_password"],
+        kafka_ca_file=ca,
+    )
 
 
 @pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT", "SSL"])
@@ -327,8 +399,11 @@ def test_kafka_security_settings_reach_every_client(tmp_path, protocol):
     assert updates["security_protocol"] == protocol
     check_ssl_context(updates.get("ssl_context"))
     if sasl:
-        assert (updates["sasl_mechanism"], updates["sasl_plain_username"], updates["sasl_plain_password"]) == \
-            ("SCRAM-SHA-512", "svc-finsentry", SECRETS["kafka_password"])
+        assert (updates["sasl_mechanism"], updates["sasl_plain_username"], updates["sasl_plain_password"]) == (
+            "SCRAM-SHA-512",
+            "svc-finsentry",
+            SECRETS["kafka_password"],
+        )
 
     # The ingest producer (scrapers, push, `finsentry ingest`) and the trainer's publisher.
     producer = producer_config(settings)
@@ -337,12 +412,16 @@ def test_kafka_security_settings_reach_every_client(tmp_path, protocol):
     if tls:
         assert producer["ssl_cafile"] == str(settings.kafka_ca_file)
     if sasl:
-        assert (producer["sasl_mechanism"], producer["sasl_plain_username"], producer["sasl_plain_password"]) == \
-            ("SCRAM-SHA-512", "svc-finsentry", SECRETS["kafka_password"])
+        assert (producer["sasl_mechanism"], producer["sasl_plain_username"], producer["sasl_plain_password"]) == (
+            "SCRAM-SHA-512",
+            "svc-finsentry",
+            SECRETS["kafka_password"],
+        )
     assert SECRETS["kafka_password"] not in repr(settings)  # a settings dump never shows it
 
 
 # --- Elasticsearch TLS, on a real TLS connection ----------------------------------------------
+
 
 def make_ca(directory: Path) -> dict[str, Path]:
     """A throw-away CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
@@ -355,12 +434,40 @@ def make_ca(directory: Path) -> dict[str, Path]:
     def run(*args):
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=finsentry test CA",
-        "-keyout", "ca.key", "-out", "ca.pem")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=finsentry test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
     (d / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.cnf", "-out", "server.pem")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "server.pem",
+    )
     return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
 
 
@@ -453,8 +560,14 @@ def test_elasticsearch_tls_and_credentials_reach_the_client(tls_store_server):
 
     terminator, pki = tls_store_server
     url = f"https://127.0.0.1:{terminator.port}?compat=opensearch"
-    base = dict(_env_file=None, es_username="finsentry", es_password=SECRETS["es_password"], es_replicas=0,
-                store_retry_budget_s=0.5, es_request_timeout_s=5.0)
+    base = dict(
+        _env_file=None,
+        es_username="finsentry",
+        es_password=SECRETS["es_password"],
+        es_replicas=0,
+        store_retry_budget_s=0.5,
+        es_request_timeout_s=5.0,
+    )
 
     # Our CA configured: the certificate verifies, the credentials go along.
     assert asyncio.run(store_count(url, Settings(**base, es_ca_certs=pki["ca"]))) == 0

@@ -31,8 +31,9 @@ OUTAGE_S = float(os.environ.get("RELIABILITY_STORE_OUTAGE_S", "60"))
 
 def _get(url: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method="POST" if body is not None else "GET", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as resp:
         return json.loads(resp.read() or b"{}")
 
@@ -44,11 +45,18 @@ def copy_indices(url: str, prefix: str, directory: Path) -> Path:
     for row in _get(f"{url}/_cat/indices/{prefix}*?format=json&h=index"):
         index = row["index"]
         info = _get(f"{url}/{index}")[index]
-        shape = {k: v for k, v in info["settings"]["index"].items() if k in ("number_of_shards", "number_of_replicas", "analysis")}
-        (directory / f"{index}.index.json").write_text(json.dumps(
-            {"settings": shape, "mappings": info["mappings"], "aliases": info.get("aliases", {})}))
+        shape = {
+            k: v
+            for k, v in info["settings"]["index"].items()
+            if k in ("number_of_shards", "number_of_replicas", "analysis")
+        }
+        (directory / f"{index}.index.json").write_text(
+            json.dumps({"settings": shape, "mappings": info["mappings"], "aliases": info.get("aliases", {})})
+        )
         hits = _get(f"{url}/{index}/_search", {"size": 10_000, "query": {"match_all": {}}})["hits"]["hits"]
-        bulk = [line for hit in hits for line in (json.dumps({"index": {"_id": hit["_id"]}}), json.dumps(hit["_source"]))]
+        bulk = [
+            line for hit in hits for line in (json.dumps({"index": {"_id": hit["_id"]}}), json.dumps(hit["_source"]))
+        ]
         if bulk:
             (directory / f"{index}.ndjson").write_text("\n".join(bulk) + "\n")
     return directory
@@ -58,9 +66,15 @@ def test_store_outage_mid_stream_loses_and_duplicates_nothing(pipeline, tmp_path
     addr = f"127.0.0.1:{free_port()}"
     server = OsmemServer.start(addr=addr, japanese=False)
     try:
-        p = pipeline(store=f"http://{addr}?compat=opensearch", es_username="finsentry", es_replicas=0,
-                     store_retry_budget_s=1.0, es_request_timeout_s=3.0, store_retry_max_s=2.0,
-                     alert_min_count=1_000_000)
+        p = pipeline(
+            store=f"http://{addr}?compat=opensearch",
+            es_username="finsentry",
+            es_replicas=0,
+            store_retry_budget_s=1.0,
+            es_request_timeout_s=3.0,
+            store_retry_max_s=2.0,
+            alert_min_count=1_000_000,
+        )
         stories = Stories()
         t0 = event_time_origin()
         before = steady_stream(stories, t0, range(6))  # 30 documents
@@ -79,16 +93,24 @@ def test_store_outage_mid_stream_loses_and_duplicates_nothing(pipeline, tmp_path
         down_at = time.monotonic()
         errors_before = p.workers[-1].metrics().get("finsentry_store_errors_total", 0.0)
         p.publish(during[:1])
-        errors_noticed = p.wait(lambda: p.workers[-1].metrics().get("finsentry_store_errors_total", 0.0) > errors_before
-                                and p.workers[-1].metrics().get("finsentry_store_errors_total"), 120,
-                                "the worker to notice the outage")
+        errors_noticed = p.wait(
+            lambda: (
+                p.workers[-1].metrics().get("finsentry_store_errors_total", 0.0) > errors_before
+                and p.workers[-1].metrics().get("finsentry_store_errors_total")
+            ),
+            120,
+            "the worker to notice the outage",
+        )
         p.publish(during[1:], pace_s=0.75 * OUTAGE_S / len(during))  # spread over most of the outage
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert p.workers[-1].proc.poll() is None, "the worker must ride out the outage"
         # Still retrying at the end of the outage: it never gave up on the batch. (A wait, not
         # one scrape: a scrape can time out on a loaded machine; the store stays down meanwhile.)
-        p.wait(lambda: p.workers[-1].metrics().get("finsentry_store_errors_total", 0.0) > errors_noticed, 120,
-               "another failed store attempt at the end of the outage")
+        p.wait(
+            lambda: p.workers[-1].metrics().get("finsentry_store_errors_total", 0.0) > errors_noticed,
+            120,
+            "another failed store attempt at the end of the outage",
+        )
 
         # ... and returns, on the same port, with its data.
         server = OsmemServer.start(seed=[str(seed)], addr=addr, japanese=False)

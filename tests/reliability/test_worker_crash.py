@@ -66,8 +66,13 @@ def detector_state(pipeline, key: str) -> dict | None:
 def offline_alerts(settings, records: list[ScoredDocument]) -> list:
     """The worker's detector code with a dict for state, fed in event-time order."""
     detector = Detector(DetectorConfig.from_settings(settings), {}, record_metrics=False)
-    return [alert for record in records for obs in fan_out(record) for alert in detector.observe(obs)
-            if alert.scope == "global"]
+    return [
+        alert
+        for record in records
+        for obs in fan_out(record)
+        for alert in detector.observe(obs)
+        if alert.scope == "global"
+    ]
 
 
 def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipeline):
@@ -75,8 +80,9 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
     stories = Stories()
     t0 = event_time_origin()
     phase_a = steady_stream(stories, t0, range(12))  # 60 stories in minutes 0-11, 1 in 5 negative
-    phase_b = [stories.make("negative", t0 + timedelta(minutes=1 + i // 6, seconds=1 + 9 * (i % 6)))
-               for i in range(36)]  # minutes 1-6: closed once A has been observed
+    phase_b = [
+        stories.make("negative", t0 + timedelta(minutes=1 + i // 6, seconds=1 + 9 * (i % 6))) for i in range(36)
+    ]  # minutes 1-6: closed once A has been observed
     phase_c = spike(stories, t0, range(12, 14))  # 24 negative stories in minutes 12-13
     last_a = max(d.published_at for d in phase_a).timestamp()
 
@@ -86,9 +92,12 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
     p.publish(phase_a)
     ids_a = {doc_id(d) for d in phase_a}
     p.wait(lambda: ids_a <= set(p.export_ids()), 300, "phase A stored")
-    state = p.wait(lambda: (s := detector_state(p, "global:all")) and s["watermark"] >= last_a and s,
-                   180, "the detector's changelog to show phase A observed (the clock passes the last "
-                   "document once the partitions without later ones are idle)")
+    state = p.wait(
+        lambda: (s := detector_state(p, "global:all")) and s["watermark"] >= last_a and s,
+        180,
+        "the detector's changelog to show phase A observed (the clock passes the last "
+        "document once the partitions without later ones are idle)",
+    )
     assert state["baseline"]["buckets"] >= FAST_DETECTOR["alert_min_baseline_buckets"]
 
     # Phase B, paced, and the worker killed while it is being stored.
@@ -118,8 +127,11 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
     p.publish(phase_c)
     ids_c = {doc_id(d) for d in phase_c}
     p.wait(lambda: ids_c <= set(p.export_ids()), 300, "phase C stored")
-    alerts = p.wait(lambda: [a for a in p.alerts() if a["scope"] == "global"], 180,
-                    "a global alert on the burst (it needs the baseline from before the kill)")
+    alerts = p.wait(
+        lambda: [a for a in p.alerts() if a["scope"] == "global"],
+        180,
+        "a global alert on the burst (it needs the baseline from before the kill)",
+    )
 
     # Every document, no other; counted by the store's upserts, so a loss cannot hide behind
     # the unique id: each id upserted at least once, those held at the kill at least twice.
@@ -144,8 +156,11 @@ def test_kill_9_mid_stream_keeps_every_document_once_and_restores_baselines(pipe
     # The same detector offline: with A's baseline the burst alerts, without it it does not.
     def records(ids, order):
         fields = ScoredDocument.model_fields  # the stored form adds stored_at
-        return [ScoredDocument.model_validate({k: v for k, v in stored[doc_id(d)].items() if k in fields})
-                for d in order if doc_id(d) in ids]
+        return [
+            ScoredDocument.model_validate({k: v for k, v in stored[doc_id(d)].items() if k in fields})
+            for d in order
+            if doc_id(d) in ids
+        ]
 
     assert offline_alerts(p.settings, records(ids_a, phase_a) + records(ids_b, phase_b) + records(ids_c, phase_c))
     assert offline_alerts(p.settings, records(ids_b, phase_b) + records(ids_c, phase_c)) == []

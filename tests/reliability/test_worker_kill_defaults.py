@@ -33,16 +33,21 @@ def load_drill():
 
 drill = load_drill()
 KillSnapshot, all_committed, install_upsert_log = drill.KillSnapshot, drill.all_committed, drill.install_upsert_log
-sample_documents, stored_count, stored_ids, upserts = (drill.sample_documents, drill.stored_count, drill.stored_ids,
-                                                       drill.upserts)
+sample_documents, stored_count, stored_ids, upserts = (
+    drill.sample_documents,
+    drill.stored_count,
+    drill.stored_ids,
+    drill.upserts,
+)
 
 pytestmark = pytest.mark.reliability
 
 DOCUMENTS = 3000
 KILL_AT = 600
 # What a user gets: no shortened group timeouts.
-DEFAULT_GROUP_SETTINGS = {name: Settings.model_fields[name].default
-                          for name in ("broker_session_timeout_s", "broker_heartbeat_s")}
+DEFAULT_GROUP_SETTINGS = {
+    name: Settings.model_fields[name].default for name in ("broker_session_timeout_s", "broker_heartbeat_s")
+}
 
 
 def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once(pipeline):
@@ -61,16 +66,20 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
     at_kill = drill.settled_snapshot(address, group, p.settings.topic, db)
 
     # The kill landed mid-batch: the store holds documents the group has not acknowledged.
-    assert at_kill.unacknowledged_stored, ("the kill must land while stored documents are not yet "
-                                           f"acknowledged (uncommitted: {at_kill.uncommitted})")
+    assert at_kill.unacknowledged_stored, (
+        f"the kill must land while stored documents are not yet acknowledged (uncommitted: {at_kill.uncommitted})"
+    )
     assert at_kill.uncommitted["docs.valid"] > 0
     assert len(at_kill.stored) < DOCUMENTS
 
     started = time.monotonic()
     second = p.start_worker()
     wait_while_progressing(p, lambda: stored_count(db), DOCUMENTS, stall_s=300, limit_s=2400)
-    p.wait(lambda: not any(all_committed(address, group, p.settings.topic).values()), 120,
-           "the group's committed offsets to reach the end of docs.raw, docs.valid and docs.scored")
+    p.wait(
+        lambda: not any(all_committed(address, group, p.settings.topic).values()),
+        120,
+        "the group's committed offsets to reach the end of docs.raw, docs.valid and docs.scored",
+    )
     drained_s = time.monotonic() - started
 
     counted = upserts(db)
@@ -82,8 +91,10 @@ def test_kill_9_with_a_backlog_under_default_settings_stores_every_document_once
     assert p.dead_letters() == []
 
     p.wait(lambda: health(second.web_port)[0] == 200, 60, "/healthz to answer ready once the backlog is done")
-    print(f"stored {DOCUMENTS} after the restart in {drained_s:.0f}s; upserts {sum(counted.values())}, "
-          f"re-delivered {len(redelivered)} of {len(at_kill.stored)} stored at the kill")
+    print(
+        f"stored {DOCUMENTS} after the restart in {drained_s:.0f}s; upserts {sum(counted.values())}, "
+        f"re-delivered {len(redelivered)} of {len(at_kill.stored)} stored at the kill"
+    )
 
 
 def wait_while_progressing(p, count, target: int, stall_s: float, limit_s: float) -> None:
@@ -98,8 +109,9 @@ def wait_while_progressing(p, count, target: int, stall_s: float, limit_s: float
         if value != last:
             last, last_change = value, now
         if now - last_change > stall_s:
-            raise AssertionError(f"stored documents stuck at {value} of {target} for {stall_s:.0f}s:\n"
-                                 f"{p.workers[-1].tail()}")
+            raise AssertionError(
+                f"stored documents stuck at {value} of {target} for {stall_s:.0f}s:\n{p.workers[-1].tail()}"
+            )
         return value >= target
 
     p.wait(done, limit_s, f"all {target} documents stored after the restart", interval=1.0)

@@ -50,8 +50,11 @@ def _delete_prefix(es_url: str, prefix: str) -> None:
 
         token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
-    for path in (f"/{names.docs_pattern},{names.alerts},{names.labels}?ignore_unavailable=true&allow_no_indices=true",
-                 f"/_index_template/{names.docs_template}", f"/_ilm/policy/{prefix}-docs-retention"):
+    for path in (
+        f"/{names.docs_pattern},{names.alerts},{names.labels}?ignore_unavailable=true&allow_no_indices=true",
+        f"/_index_template/{names.docs_template}",
+        f"/_ilm/policy/{prefix}-docs-retention",
+    ):
         request = urllib.request.Request(base + path, method="DELETE", headers=headers)
         try:
             urllib.request.urlopen(request, timeout=30).read()

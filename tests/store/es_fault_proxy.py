@@ -77,15 +77,16 @@ class FaultProxy:
     def _upstream_headers(self, request: web.Request) -> dict[str, str]:
         return {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
 
-    async def _forward(self, request: web.Request, body: bytes,
-                       failed: list[tuple[int, dict]] | None = None) -> web.Response:
-        async with self._session.request(request.method, self.upstream + request.path_qs,
-                                         data=body or None, headers=self._upstream_headers(request)) as resp:
+    async def _forward(
+        self, request: web.Request, body: bytes, failed: list[tuple[int, dict]] | None = None
+    ) -> web.Response:
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=body or None, headers=self._upstream_headers(request)
+        ) as resp:
             payload = await resp.read()
             if failed and resp.status == 200:
                 return self._bulk_response(json.loads(payload), failed)
-            return web.Response(body=payload, status=resp.status,
-                                content_type=resp.content_type, charset=resp.charset)
+            return web.Response(body=payload, status=resp.status, content_type=resp.content_type, charset=resp.charset)
 
     def _take_failing_items(self, body: bytes) -> tuple[bytes, list[tuple[int, dict]]]:
         """The bulk body without the items due to fail, and those items (position, answer)."""
@@ -95,14 +96,25 @@ class FaultProxy:
         i = position = 0
         while i < len(lines):
             action = json.loads(lines[i])
-            (op, meta), = action.items()
-            item = lines[i:i + (1 if op == "delete" else 2)]
+            ((op, meta),) = action.items()
+            item = lines[i : i + (1 if op == "delete" else 2)]
             i += len(item)
             statuses = self.item_faults.get(meta.get("_id"), [])
             if op == "index" and statuses:
                 status = statuses.pop(0)
-                failed.append((position, {op: {"_index": meta["_index"], "_id": meta["_id"], "status": status,
-                                               "error": error_body(status)}}))
+                failed.append(
+                    (
+                        position,
+                        {
+                            op: {
+                                "_index": meta["_index"],
+                                "_id": meta["_id"],
+                                "status": status,
+                                "error": error_body(status),
+                            }
+                        },
+                    )
+                )
             else:
                 kept += item
                 if op == "index":
@@ -119,8 +131,10 @@ class FaultProxy:
 
 
 _VENDOR_MEDIA_TYPE = re.compile(r"application/vnd\.elasticsearch\+(json|x-ndjson)\s*(;\s*compatible-with=\d+)?")
-_NOT_FOUND = {"ilm": ("resource_not_found_exception", "Lifecycle policy not found: {}"),
-              "ism": ("status_exception", "Policy not found")}
+_NOT_FOUND = {
+    "ilm": ("resource_not_found_exception", "Lifecycle policy not found: {}"),
+    "ism": ("status_exception", "Policy not found"),
+}
 
 
 class LifecycleProxy(FaultProxy):
@@ -144,7 +158,7 @@ class LifecycleProxy(FaultProxy):
     async def _handle(self, request: web.Request) -> web.Response:
         response = self._injected_fault(request)
         if response is None and request.path.startswith(self.prefix):
-            response = await self._policy(request, request.path[len(self.prefix):])
+            response = await self._policy(request, request.path[len(self.prefix) :])
         elif response is None and request.method == "PUT" and request.path.startswith("/_index_template/"):
             response = await self._template(request)
         elif response is None:
@@ -158,12 +172,17 @@ class LifecycleProxy(FaultProxy):
             body = await request.json()
             self.policy_puts.append((name, body))
             self.policies[name] = body["policy"]
-            return web.json_response({"acknowledged": True} if self.api == "ilm" else {"_id": name, "_version": 1},
-                                     status=200 if self.api == "ilm" else 201)
+            return web.json_response(
+                {"acknowledged": True} if self.api == "ilm" else {"_id": name, "_version": 1},
+                status=200 if self.api == "ilm" else 201,
+            )
         if request.method == "GET" and name in self.policies:
             policy = self.policies[name]
-            return web.json_response({name: {"version": 1, "policy": policy}} if self.api == "ilm"
-                                     else {"_id": name, "_version": 1, "policy": policy})
+            return web.json_response(
+                {name: {"version": 1, "policy": policy}}
+                if self.api == "ilm"
+                else {"_id": name, "_version": 1, "policy": policy}
+            )
         kind, reason = _NOT_FOUND[self.api]
         error = {"type": kind, "reason": reason.format(name)}
         return web.json_response({"error": error | {"root_cause": [error]}, "status": 404}, status=404)
@@ -204,11 +223,14 @@ class MediaTypeCheckingProxy(LifecycleProxy):
             self.seen.append(value)
             match = _COMPATIBLE_WITH.search(value)
             if match and int(match.group(1)) not in (self.server_major, self.server_major - 1):
-                reason = (f"A compatible version is required on both Content-Type and Accept headers if either one "
-                          f"has requested a compatible version. Accept={value}; only versions "
-                          f"{self.server_major - 1} and {self.server_major} are supported")
-                response = web.json_response({"error": {"type": "media_type_header_exception", "reason": reason},
-                                              "status": 400}, status=400)
+                reason = (
+                    f"A compatible version is required on both Content-Type and Accept headers if either one "
+                    f"has requested a compatible version. Accept={value}; only versions "
+                    f"{self.server_major - 1} and {self.server_major} are supported"
+                )
+                response = web.json_response(
+                    {"error": {"type": "media_type_header_exception", "reason": reason}, "status": 400}, status=400
+                )
                 response.headers["X-Elastic-Product"] = "Elasticsearch"
                 return response
         return await super()._handle(request)
@@ -230,6 +252,8 @@ class ReadOnlyProxy(FaultProxy):
         if request.method in ("GET", "HEAD") or (request.method == "POST" and _READS.search(request.path)):
             return await super()._handle(request)
         self.refused.append((request.method, request.path))
-        error = {"type": "security_exception",
-                 "reason": f"action [{request.method} {request.path}] is unauthorized for user [analyst]"}
+        error = {
+            "type": "security_exception",
+            "reason": f"action [{request.method} {request.path}] is unauthorized for user [analyst]",
+        }
         return web.json_response({"error": error, "status": 403}, status=403)

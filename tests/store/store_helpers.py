@@ -13,22 +13,41 @@ from finsentry.settings import Settings
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
 
-_PROBS = {"negative": {"negative": .8, "neutral": .15, "positive": .05},
-          "neutral": {"negative": .1, "neutral": .8, "positive": .1},
-          "positive": {"negative": .05, "neutral": .15, "positive": .8}}
+_PROBS = {
+    "negative": {"negative": 0.8, "neutral": 0.15, "positive": 0.05},
+    "neutral": {"negative": 0.1, "neutral": 0.8, "positive": 0.1},
+    "positive": {"negative": 0.05, "neutral": 0.15, "positive": 0.8},
+}
 
 
-def scored(i: int, *, sentiment: str = "neutral", score: float | None = None, topic: str = "Markets",
-           minutes: float | None = None, **fields) -> ScoredDocument:
+def scored(
+    i: int,
+    *,
+    sentiment: str = "neutral",
+    score: float | None = None,
+    topic: str = "Markets",
+    minutes: float | None = None,
+    **fields,
+) -> ScoredDocument:
     """Document number i, published i minutes after T0 unless told otherwise."""
     probs = _PROBS[sentiment]
     base = dict(
-        id=f"doc-{i:05d}", source="wire", kind="news", title=f"Story {i}", text=f"Body of story {i}.",
+        id=f"doc-{i:05d}",
+        source="wire",
+        kind="news",
+        title=f"Story {i}",
+        text=f"Body of story {i}.",
         published_at=T0 + timedelta(minutes=i if minutes is None else minutes),
-        sentiment=Sentiment(label=sentiment, probabilities=probs,
-                            score=probs["positive"] - probs["negative"] if score is None else score),
-        topic=Topic(label=topic, probability=.9), entities=[], model_version="v-test",
-        ingested_at=T0.timestamp(), explanation=[("story", 0.1)],
+        sentiment=Sentiment(
+            label=sentiment,
+            probabilities=probs,
+            score=probs["positive"] - probs["negative"] if score is None else score,
+        ),
+        topic=Topic(label=topic, probability=0.9),
+        entities=[],
+        model_version="v-test",
+        ingested_at=T0.timestamp(),
+        explanation=[("story", 0.1)],
     )
     base.update(fields)
     return ScoredDocument(**base)
@@ -36,18 +55,35 @@ def scored(i: int, *, sentiment: str = "neutral", score: float | None = None, to
 
 def alert(update: int = 0, *, key: str = "Energy", updated_at: datetime | None = None, **fields) -> Alert:
     start = T0
-    base = dict(id=Alert.make_id("topic", key, start), scope="topic", key=key, severity="warning",
-                update=update, episode_start=start, window_start=start, window_end=start + timedelta(minutes=3),
-                negative_share=.6, baseline=.2, statistic=5.0, volume=40, baseline_volume=35.0,
-                updated_at=updated_at or start + timedelta(minutes=update))
+    base = dict(
+        id=Alert.make_id("topic", key, start),
+        scope="topic",
+        key=key,
+        severity="warning",
+        update=update,
+        episode_start=start,
+        window_start=start,
+        window_end=start + timedelta(minutes=3),
+        negative_share=0.6,
+        baseline=0.2,
+        statistic=5.0,
+        volume=40,
+        baseline_volume=35.0,
+        updated_at=updated_at or start + timedelta(minutes=update),
+    )
     base.update(fields)
     return Alert(**base)
 
 
 def store_settings(**overrides) -> Settings:
     """Settings for store tests: no replicas, short retry budget, no .env file."""
-    base = dict(es_replicas=0, store_retry_budget_s=1.0, es_request_timeout_s=10.0, store_batch_size=200,
-                sqlite_busy_timeout_s=2.0)
+    base = dict(
+        es_replicas=0,
+        store_retry_budget_s=1.0,
+        es_request_timeout_s=10.0,
+        store_batch_size=200,
+        sqlite_busy_timeout_s=2.0,
+    )
     base.update(overrides)
     return Settings(_env_file=None, **base)
 
@@ -74,8 +110,9 @@ def dump_as_seed(url: str, pattern: str, directory: Path) -> Path:
         info = http_json("GET", f"{url}/{index}")[index]
         settings = info["settings"]["index"]
         kept = {k: settings[k] for k in ("number_of_shards", "number_of_replicas", "analysis") if k in settings}
-        (directory / f"{index}.index.json").write_text(json.dumps(
-            {"settings": kept, "mappings": info["mappings"], "aliases": info.get("aliases", {})}))
+        (directory / f"{index}.index.json").write_text(
+            json.dumps({"settings": kept, "mappings": info["mappings"], "aliases": info.get("aliases", {})})
+        )
         hits = http_json("POST", f"{url}/{index}/_search", {"size": 10000, "query": {"match_all": {}}})["hits"]["hits"]
         lines = []
         for hit in hits:

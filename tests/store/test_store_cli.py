@@ -71,7 +71,11 @@ def test_count_search_export_prune(store_url, tmp_path):
     result = run("export", "--store", store_url, "--output", str(out))
     assert result.exit_code == 0
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
-        "doc-00000", "doc-00001", "doc-00002", "doc-00003"]
+        "doc-00000",
+        "doc-00001",
+        "doc-00002",
+        "doc-00003",
+    ]
     stdout = run("export", "--store", store_url, "--sentiment", "negative").stdout.splitlines()
     assert len(stdout) == 3
 
@@ -86,7 +90,9 @@ def test_count_search_export_prune(store_url, tmp_path):
     # The output mixes the job's log lines (stderr) with its result lines (stdout).
     results = [line for line in result.stdout.splitlines() if line.startswith("deleted ")]
     assert result.exit_code == 0 and [line.split(" before ")[0] for line in results] == [
-        "deleted 1 documents published", "deleted 1 alerts last updated"]
+        "deleted 1 documents published",
+        "deleted 1 alerts last updated",
+    ]
     assert run("count", "--store", store_url).stdout.strip() == "3"
 
     async def alert_keys():

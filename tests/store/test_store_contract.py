@@ -77,17 +77,20 @@ def filter_corpus() -> list[ScoredDocument]:
     ]
 
 
-@pytest.mark.parametrize("query, expected", [
-    (SearchQuery(source="wire"), {0, 1, 4}),
-    (SearchQuery(kind="review"), {2}),
-    (SearchQuery(topic="Energy"), {0, 1, 4}),
-    (SearchQuery(entity="CVX"), {1, 3, 4}),
-    (SearchQuery(sentiment="negative"), {0, 2, 4}),
-    (SearchQuery(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)), {1, 2}),  # [since, until)
-    (SearchQuery(source="wire", sentiment="negative", entity="CVX"), {4}),
-    (SearchQuery(topic="Nothing"), set()),
-    (SearchQuery(), {0, 1, 2, 3, 4}),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        (SearchQuery(source="wire"), {0, 1, 4}),
+        (SearchQuery(kind="review"), {2}),
+        (SearchQuery(topic="Energy"), {0, 1, 4}),
+        (SearchQuery(entity="CVX"), {1, 3, 4}),
+        (SearchQuery(sentiment="negative"), {0, 2, 4}),
+        (SearchQuery(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)), {1, 2}),  # [since, until)
+        (SearchQuery(source="wire", sentiment="negative", entity="CVX"), {4}),
+        (SearchQuery(topic="Nothing"), set()),
+        (SearchQuery(), {0, 1, 2, 3, 4}),
+    ],
+)
 async def test_filters(store, query, expected):
     await write(store, filter_corpus())
     assert {int(i[-5:]) for i in ids(await store.search(query))} == expected
@@ -95,21 +98,37 @@ async def test_filters(store, query, expected):
 
 
 async def test_sort_newest_first_or_most_negative_first_with_limit(store):
-    await write(store, [scored(0, score=-0.2), scored(1, score=-0.9), scored(2, score=0.5),
-                        scored(3, score=-0.9), scored(4, score=0.0)])
+    await write(
+        store,
+        [
+            scored(0, score=-0.2),
+            scored(1, score=-0.9),
+            scored(2, score=0.5),
+            scored(3, score=-0.9),
+            scored(4, score=0.0),
+        ],
+    )
     assert ids(await store.search(SearchQuery(limit=3))) == ["doc-00004", "doc-00003", "doc-00002"]
     # Ties on score: the newer first.
-    assert ids(await store.search(SearchQuery(sort="score", limit=4))) == ["doc-00003", "doc-00001", "doc-00000", "doc-00004"]
+    assert ids(await store.search(SearchQuery(sort="score", limit=4))) == [
+        "doc-00003",
+        "doc-00001",
+        "doc-00000",
+        "doc-00004",
+    ]
 
 
 async def test_full_text_over_title_and_text(store):
-    await write(store, [
-        scored(0, title="Bank downgraded by analysts", text="Shares fell."),
-        scored(1, title="Oil rallies", text="Crude jumps as the bank of England holds rates."),
-        scored(2, title="Crédit Agricole profit", text="Quarterly earnings beat."),
-        scored(3, title="Downgrades pile up", text="Several brokers cut targets."),
-        scored(4, title="Don't sell yet", text="Guidance raised to 3.5% growth, capex_plan steady."),
-    ])
+    await write(
+        store,
+        [
+            scored(0, title="Bank downgraded by analysts", text="Shares fell."),
+            scored(1, title="Oil rallies", text="Crude jumps as the bank of England holds rates."),
+            scored(2, title="Crédit Agricole profit", text="Quarterly earnings beat."),
+            scored(3, title="Downgrades pile up", text="Several brokers cut targets."),
+            scored(4, title="Don't sell yet", text="Guidance raised to 3.5% growth, capex_plan steady."),
+        ],
+    )
 
     async def found(text):
         return sorted(ids(await store.search(SearchQuery(text=text))))
@@ -147,21 +166,29 @@ async def test_aggregate_buckets_count_mean_score_and_negative_share(store):
     ]
     by_entity = await store.aggregate(AggregateQuery(by="entity", interval_s=300))
     assert [(b.key, b.start, b.count, round(b.negative_share, 6)) for b in by_entity] == [
-        ("CVX", T0, 2, 0.5), ("XOM", T0, 2, 1.0), ("XOM", T0 + timedelta(minutes=10), 1, 0.0)]
+        ("CVX", T0, 2, 0.5),
+        ("XOM", T0, 2, 1.0),
+        ("XOM", T0 + timedelta(minutes=10), 1, 0.0),
+    ]
     overall = await store.aggregate(AggregateQuery(by="none", interval_s=3600))
     assert [(b.key, b.start, b.count, round(b.negative_share, 6)) for b in overall] == [("all", T0, 5, 0.4)]
     only_cvx = await store.aggregate(AggregateQuery(by="entity", interval_s=300, keys=["CVX"]))
     assert [(b.key, b.count) for b in only_cvx] == [("CVX", 2)]
-    window = await store.aggregate(AggregateQuery(by="topic", interval_s=60, since=T0 + timedelta(minutes=1),
-                                                  until=T0 + timedelta(minutes=4)))
+    window = await store.aggregate(
+        AggregateQuery(by="topic", interval_s=60, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=4))
+    )
     assert [(b.key, b.start, b.count) for b in window] == [
-        ("Energy", T0 + timedelta(minutes=1), 1), ("Macro", T0 + timedelta(minutes=2), 1)]
+        ("Energy", T0 + timedelta(minutes=1), 1),
+        ("Macro", T0 + timedelta(minutes=2), 1),
+    ]
 
 
 async def test_near_duplicates_are_counted_once_in_aggregates(store):
     story = scored(0, topic="Energy", sentiment="negative", score=-0.9)
-    copies = [scored(i, minutes=1, topic="Energy", sentiment="negative", score=-0.9, dup_of=story.id,
-                     source=f"outlet-{i}") for i in range(1, 6)]
+    copies = [
+        scored(i, minutes=1, topic="Energy", sentiment="negative", score=-0.9, dup_of=story.id, source=f"outlet-{i}")
+        for i in range(1, 6)
+    ]
     other = scored(9, minutes=2, topic="Energy", sentiment="positive", score=0.8)
     await write(store, [story, *copies, other])
     assert await store.count() == 7  # the store keeps every copy
@@ -179,7 +206,10 @@ async def test_alerts_upsert_by_id_newest_update_wins_listed_newest_first(store)
     await store.put_alert(alert(0, key="Macro", updated_at=T0 + timedelta(minutes=30)))
     await store.refresh()
     listed = await store.alerts()
-    assert [(a["key"], a["update"], a["severity"]) for a in listed] == [("Macro", 0, "warning"), ("Energy", 2, "critical")]
+    assert [(a["key"], a["update"], a["severity"]) for a in listed] == [
+        ("Macro", 0, "warning"),
+        ("Energy", 2, "critical"),
+    ]
     assert [a["key"] for a in await store.alerts(since=T0 + timedelta(minutes=10))] == ["Macro"]
     assert len(await store.alerts(limit=1)) == 1
     assert listed[1]["id"] == first.id and listed[1]["evidence"] == []
@@ -190,7 +220,9 @@ async def test_labels_are_stored_with_the_document_text_one_per_analyst(store):
     await write(store, [doc])
     await store.put_label(Label(doc_id=doc.id, sentiment="negative", analyst="ana", at=T0))
     await store.put_label(Label(doc_id=doc.id, sentiment="neutral", analyst="ana", at=T0 + timedelta(hours=1)))
-    await store.put_label(Label(doc_id=doc.id, sentiment="positive", analyst="ana", at=T0 + timedelta(minutes=5)))  # stale
+    await store.put_label(
+        Label(doc_id=doc.id, sentiment="positive", analyst="ana", at=T0 + timedelta(minutes=5))
+    )  # stale
     await store.put_label(Label(doc_id=doc.id, topic="Earnings", analyst="bob", at=T0 + timedelta(minutes=1)))
     with pytest.raises(UnknownDocument):
         await store.put_label(Label(doc_id="doc-nope", sentiment="negative"))

@@ -89,8 +89,10 @@ async def test_daily_indices_behind_the_alias_with_the_explicit_mapping(es_store
     await es_store.upsert_many([scored(0), scored(1, minutes=day2 + 1), scored(2, minutes=day2 + 2)])
     await es_store.upsert_many([scored(1, minutes=day2 + 1, title="again")])  # re-delivery: same day index
     await es_store.refresh()
-    counts = {row["index"]: int(row["docs.count"]) for row in
-              await c.cat.indices(index=names.docs_pattern, format="json", h="index,docs.count")}
+    counts = {
+        row["index"]: int(row["docs.count"])
+        for row in await c.cat.indices(index=names.docs_pattern, format="json", h="index,docs.count")
+    }
     assert counts == {f"{names.prefix}-docs-2024.03.04": 1, f"{names.prefix}-docs-2024.03.05": 2}
     aliases = await c.indices.get_alias(name=names.docs_alias)
     assert set(aliases.body) == set(counts)
@@ -109,8 +111,9 @@ async def test_a_re_dated_copy_the_store_rejects_leaves_the_first_copy_in_place(
     later = 2 * 24 * 60
     await es_store.upsert_many([scored(0), scored(1, meta={"rank": 4}), scored(5, minutes=later, meta={"rank": 1})])
     # doc 1 moves to the day where meta.rank is mapped as a number, with a string: refused there.
-    result = await es_store.upsert_many([scored(1, minutes=later, meta={"rank": "top"}),
-                                         scored(0, minutes=later, title="moved")])
+    result = await es_store.upsert_many(
+        [scored(1, minutes=later, meta={"rank": "top"}), scored(0, minutes=later, title="moved")]
+    )
     await es_store.refresh()
     assert result.stored == 1 and [r.id for r in result.rejected] == ["doc-00001"]
     kept = await es_store.get("doc-00001")
@@ -129,12 +132,19 @@ async def test_alert_evidence_with_explanations_is_kept_verbatim(es_store):
 
 
 def test_plain_media_types_replace_only_the_vendor_types():
-    headers = HttpHeaders({"Accept": "application/vnd.elasticsearch+json; compatible-with=9",
-                           "Content-Type": "application/vnd.elasticsearch+x-ndjson; compatible-with=9",
-                           "X-Opaque-Id": "abc"})
+    headers = HttpHeaders(
+        {
+            "Accept": "application/vnd.elasticsearch+json; compatible-with=9",
+            "Content-Type": "application/vnd.elasticsearch+x-ndjson; compatible-with=9",
+            "X-Opaque-Id": "abc",
+        }
+    )
     plain = plain_media_types(headers)
     assert (plain["accept"], plain["content-type"], plain["x-opaque-id"]) == (
-        "application/json", "application/x-ndjson", "abc")
+        "application/json",
+        "application/x-ndjson",
+        "abc",
+    )
     assert headers["accept"].startswith("application/vnd")  # the caller's headers are not modified
 
 
@@ -143,8 +153,13 @@ def test_responses_are_marked_as_the_product_only_when_the_server_did_not_say():
     from elastic_transport._node import NodeApiResponse
 
     def response(headers):
-        meta = ApiResponseMeta(status=200, http_version="1.1", headers=HttpHeaders(headers), duration=0.0,
-                               node=NodeConfig("http", "localhost", 9200))
+        meta = ApiResponseMeta(
+            status=200,
+            http_version="1.1",
+            headers=HttpHeaders(headers),
+            duration=0.0,
+            node=NodeConfig("http", "localhost", 9200),
+        )
         return NodeApiResponse(meta, b"{}")
 
     assert _as_product(response({})).meta.headers["x-elastic-product"] == "Elasticsearch"
@@ -226,8 +241,11 @@ async def test_refused_credentials_keep_the_batch_waiting_logged_and_counted_as_
         result = await write_with_retry(store, [scored(0), scored(1)], initial_backoff_s=0.01)
     assert (result.stored, result.rejected) == (2, [])
     assert store_errors("auth") - auth == 3 and store_errors("transient") == transient
-    refusals = [r.getMessage() for r in caplog.records
-                if r.levelno == logging.ERROR and "authentication or authorization failed" in r.getMessage()]
+    refusals = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR and "authentication or authorization failed" in r.getMessage()
+    ]
     assert [m.split("error=")[1][:3] for m in refusals] == ["401", "403", "403"]
     assert proxy.forwarded["doc-00001"] == 1
     await store.refresh()
@@ -240,7 +258,9 @@ async def test_a_cluster_refusing_writes_makes_the_store_unavailable_then_the_re
 
     server = OsmemServer.start(japanese=False)
     try:
-        async with ElasticsearchStore(f"{server.url}?compat=opensearch", store_settings(store_retry_budget_s=0.3)) as store:
+        async with ElasticsearchStore(
+            f"{server.url}?compat=opensearch", store_settings(store_retry_budget_s=0.3)
+        ) as store:
             await store.upsert_many([scored(0)])
             server.freeze()
             auth = store_errors("auth")
@@ -260,7 +280,9 @@ async def test_a_cluster_refusing_writes_makes_the_store_unavailable_then_the_re
 async def test_an_unreachable_cluster_is_unavailable_within_the_budget():
     from store_helpers import free_port
 
-    store = ElasticsearchStore(f"http://127.0.0.1:{free_port()}?compat=opensearch", store_settings(store_retry_budget_s=0.5))
+    store = ElasticsearchStore(
+        f"http://127.0.0.1:{free_port()}?compat=opensearch", store_settings(store_retry_budget_s=0.5)
+    )
     with pytest.raises(StoreUnavailable, match="127.0.0.1"):
         await store.open()
 
@@ -281,7 +303,7 @@ async def test_start_up_creates_an_ilm_policy_the_docs_template_names(behind_lif
     await store.open()
     name = f"{store.names.prefix}-docs-retention"
     # One policy: the alerts share one index, which a lifecycle policy would delete whole.
-    (put_name, body), = proxy.policy_puts
+    ((put_name, body),) = proxy.policy_puts
     assert put_name == name
     # The index of day D goes when the prune job would drop D: once today is more than 30 days after D.
     assert body["policy"]["phases"] == {"delete": {"min_age": "31d", "actions": {"delete": {}}}}
@@ -296,12 +318,13 @@ async def test_start_up_creates_an_ilm_policy_the_docs_template_names(behind_lif
 async def test_start_up_creates_an_ism_policy_for_the_daily_indices_on_opensearch(behind_lifecycle_api):
     proxy, store = await behind_lifecycle_api("ism", es_retention_days=7)
     await store.open()
-    (put_name, body), = proxy.policy_puts
+    ((put_name, body),) = proxy.policy_puts
     policy = body["policy"]
     assert put_name == f"{store.names.prefix}-docs-retention"
     states = {state["name"]: state for state in policy["states"]}
     assert states[policy["default_state"]]["transitions"] == [
-        {"state_name": "delete", "conditions": {"min_index_age": "8d"}}]
+        {"state_name": "delete", "conditions": {"min_index_age": "8d"}}
+    ]
     assert states["delete"]["actions"] == [{"delete": {}}]
     assert [t["index_patterns"] for t in policy["ism_template"]] == [[store.names.docs_pattern]]
     assert not [key for key in template_settings(proxy) if key.startswith("index.lifecycle")]
@@ -322,7 +345,8 @@ async def test_an_existing_retention_policy_is_left_as_the_operator_edited_it(be
 
 
 async def test_a_refused_ilm_api_falls_back_to_the_prune_job_without_counting_as_refused_credentials(
-        behind_lifecycle_api, caplog):
+    behind_lifecycle_api, caplog
+):
     proxy, store = await behind_lifecycle_api("ilm")
     # A user without the manage_ilm privilege: 403 security_exception on the policy.
     proxy.request_faults.append((f"/_ilm/policy/{store.names.prefix}-docs-retention", 403))

@@ -68,8 +68,9 @@ async def test_the_stand_in_refuses_a_newer_client_as_elasticsearch_8_does(serve
 
 def test_the_installed_client_is_in_the_supported_range():
     major = int(importlib.metadata.version("elasticsearch").split(".")[0])
-    assert all(server - 1 <= major <= server for server in SUPPORTED_SERVERS), \
+    assert all(server - 1 <= major <= server for server in SUPPORTED_SERVERS), (
         f"elasticsearch {major}.x sends compatible-with={major}, which a {SUPPORTED_SERVERS} server refuses"
+    )
 
 
 async def test_opensearch_mode_sends_plain_json(server_of, osmem_server):
@@ -81,4 +82,3 @@ async def test_opensearch_mode_sends_plain_json(server_of, osmem_server):
         assert await write_and_count(f"{clone.url}?compat=opensearch") == 2
     finally:
         clone.close()
-

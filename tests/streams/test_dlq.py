@@ -26,18 +26,33 @@ FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
-    env.update(settings_env(broker=settings.broker, broker_embedded=True, topic_prefix=settings.topic_prefix,
-                            app_id=settings.app_id, log_level="WARNING"))
+    env.update(
+        settings_env(
+            broker=settings.broker,
+            broker_embedded=True,
+            topic_prefix=settings.topic_prefix,
+            app_id=settings.app_id,
+            log_level="WARNING",
+        )
+    )
     return subprocess.run(FINSENTRY + list(args), capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_letters_are_listed_filtered_and_planned_without_a_worker(broker, make_settings):
     prefix = f"dlq-{uuid.uuid4().hex[:8]}."
     s = make_settings(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"fs-{prefix}")
-    letters = [DeadLetter.of(b'{"source": "x", "text": "cut', "malformed JSON: Unterminated string", "validate",
-                             topic=s.topic("docs.raw"), partition=0, offset=3),
-               DeadLetter.of(b"\xff\xfe", "payload is not valid UTF-8 (byte 0)", "validate", topic=s.topic("docs.raw")),
-               DeadLetter.of(b'{"scope": "topic"}', "invalid observation: Field required", "detect")]
+    letters = [
+        DeadLetter.of(
+            b'{"source": "x", "text": "cut',
+            "malformed JSON: Unterminated string",
+            "validate",
+            topic=s.topic("docs.raw"),
+            partition=0,
+            offset=3,
+        ),
+        DeadLetter.of(b"\xff\xfe", "payload is not valid UTF-8 (byte 0)", "validate", topic=s.topic("docs.raw")),
+        DeadLetter.of(b'{"scope": "topic"}', "invalid observation: Field required", "detect"),
+    ]
     with DocumentProducer(s, topic=s.topic("dlq")) as producer:
         for letter in letters:
             producer.publish_raw(letter.model_dump_json().encode()).get(timeout=60)
@@ -66,14 +81,23 @@ def test_letters_are_listed_filtered_and_planned_without_a_worker(broker, make_s
 
 
 def big_document() -> Document:
-    return Document(source="wire", title="Regulator fines bank over reporting failures",
-                    text="Regulator fines bank over reporting failures. " + "The details of the case follow. " * 30,
-                    url="https://example.test/fine", published_at=datetime(2026, 3, 2, 14, tzinfo=timezone.utc))
+    return Document(
+        source="wire",
+        title="Regulator fines bank over reporting failures",
+        text="Regulator fines bank over reporting failures. " + "The details of the case follow. " * 30,
+        url="https://example.test/fine",
+        published_at=datetime(2026, 3, 2, 14, tzinfo=timezone.utc),
+    )
 
 
 def small_document() -> Document:
-    return Document(source="wire", title="Fed holds rates steady", text="Fed holds rates steady, signals patience.",
-                    url="https://example.test/fed", published_at=datetime(2026, 3, 2, 14, 1, tzinfo=timezone.utc))
+    return Document(
+        source="wire",
+        title="Fed holds rates steady",
+        text="Fed holds rates steady, signals patience.",
+        url="https://example.test/fed",
+        published_at=datetime(2026, 3, 2, 14, 1, tzinfo=timezone.utc),
+    )
 
 
 async def stored(settings: Settings, doc_id: str | None = None):
@@ -93,10 +117,23 @@ def assert_json_log(worker: WorkerProcess) -> None:
 def test_a_redriven_letter_is_stored_once_after_the_fix(broker, make_settings, tmp_path):
     prefix = f"redrive-{uuid.uuid4().hex[:8]}."
     s = make_settings(broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"fs-{prefix}")
-    common = dict(broker=s.broker, broker_embedded=True, topic_prefix=prefix, app_id=s.app_id, store=s.store,
-                  data_dir=s.data_dir, outbox_path=s.outbox_path, registry_dir=s.registry_dir,
-                  model_cache_dir=s.model_cache_dir, backend="torch", broker_session_timeout_s=6,
-                  broker_heartbeat_s=0.5, web_port=s.web_port, log_json=True, log_level="INFO")
+    common = dict(
+        broker=s.broker,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=s.app_id,
+        store=s.store,
+        data_dir=s.data_dir,
+        outbox_path=s.outbox_path,
+        registry_dir=s.registry_dir,
+        model_cache_dir=s.model_cache_dir,
+        backend="torch",
+        broker_session_timeout_s=6,
+        broker_heartbeat_s=0.5,
+        web_port=s.web_port,
+        log_json=True,
+        log_level="INFO",
+    )
     big, small = with_stable_id(big_document()), with_stable_id(small_document())
 
     # Before the fix: a text limit too small for the big document.
@@ -104,8 +141,11 @@ def test_a_redriven_letter_is_stored_once_after_the_fix(broker, make_settings, t
         with DocumentProducer(s) as producer:
             producer.publish(big_document())
             producer.publish(small_document())
-        worker.wait_for(lambda: asyncio.run(stored(s))[0] == 1 and list(read_letters(s)), timeout=180,
-                        what="one stored, one dead-lettered")
+        worker.wait_for(
+            lambda: asyncio.run(stored(s))[0] == 1 and list(read_letters(s)),
+            timeout=180,
+            what="one stored, one dead-lettered",
+        )
     assert_json_log(worker)
     [letter] = list(read_letters(s))
     assert letter.letter.stage == "validate" and "over the limit of 300" in letter.letter.reason
@@ -127,8 +167,11 @@ def test_a_redriven_letter_is_stored_once_after_the_fix(broker, make_settings, t
         before = worker.metrics().get("finsentry_documents_stored_total", 0)
         again = cli(s, "dlq", "redrive", "--letter", letter.address)
         assert again.returncode == 0, again.stderr
-        worker.wait_for(lambda: worker.metrics().get("finsentry_documents_stored_total", 0) > before, timeout=180,
-                        what="second redrive stored")
+        worker.wait_for(
+            lambda: worker.metrics().get("finsentry_documents_stored_total", 0) > before,
+            timeout=180,
+            what="second redrive stored",
+        )
         assert asyncio.run(stored(s))[0] == 2
         assert len(list(read_letters(s))) == 1  # nothing new was dead-lettered
     assert_json_log(worker)
@@ -142,10 +185,20 @@ def test_letters_are_selected_oldest_first_across_partitions():
     from finsentry.streams.dlq import Letter, LetterFilter, select
 
     t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-    read = [Letter(partition=p, offset=o, letter=DeadLetter.of(b"{", f"letter {minutes}", "validate",
-                                                               at=t0 + timedelta(minutes=minutes)))
-            for p, o, minutes in [(0, 0, 30), (0, 1, 40), (1, 0, 10), (2, 0, 20)]]
+    read = [
+        Letter(
+            partition=p,
+            offset=o,
+            letter=DeadLetter.of(b"{", f"letter {minutes}", "validate", at=t0 + timedelta(minutes=minutes)),
+        )
+        for p, o, minutes in [(0, 0, 30), (0, 1, 40), (1, 0, 10), (2, 0, 20)]
+    ]
     read.append(Letter(partition=3, offset=0, letter=None, problem="not a dead letter"))
-    assert [i.letter.reason if i.letter else None for i in select(read, LetterFilter())] == \
-        ["letter 10", "letter 20", "letter 30", "letter 40", None]
+    assert [i.letter.reason if i.letter else None for i in select(read, LetterFilter())] == [
+        "letter 10",
+        "letter 20",
+        "letter 30",
+        "letter 40",
+        None,
+    ]
     assert [i.letter.reason for i in select(read, LetterFilter(), limit=2)] == ["letter 10", "letter 20"]

@@ -30,8 +30,15 @@ TANSU_ENDS = [1, 11, 16, 17]  # newest batch's base offset + 1
 def send_batches(address: str, topic: str, compression: str | None) -> tuple[list[int], list[int], list[int]]:
     """Send BATCHES as one record batch each to partition 0. Returns the offsets the broker
     assigned, ListOffsets(LATEST) after each batch, and the fetch high watermark after each."""
-    producer = KafkaProducer(bootstrap_servers=address, acks="all", linger_ms=60_000, batch_size=1 << 20,
-                             enable_idempotence=False, compression_type=compression, max_in_flight_requests_per_connection=1)
+    producer = KafkaProducer(
+        bootstrap_servers=address,
+        acks="all",
+        linger_ms=60_000,
+        batch_size=1 << 20,
+        enable_idempotence=False,
+        compression_type=compression,
+        max_in_flight_requests_per_connection=1,
+    )
     consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, fetch_max_wait_ms=100)
     tp = TopicPartition(topic, 0)
     offsets, latest, highwaters = [], [], []
@@ -61,8 +68,10 @@ def test_list_offsets_latest_answers_the_newest_batch_base_plus_one(broker, comp
     offsets, latest, highwaters = send_batches(broker.address, unique_topic(), compression)
     assert offsets == list(range(sum(BATCHES)))  # Produce assigns the right offsets
     assert highwaters == RIGHT_ENDS  # and the fetch response's high watermark is right
-    assert latest != RIGHT_ENDS, ("ListOffsets(LATEST) now answers the log end offset: the worker's one-record-"
-                                  "per-batch producer setting against the embedded broker can be lifted")
+    assert latest != RIGHT_ENDS, (
+        "ListOffsets(LATEST) now answers the log end offset: the worker's one-record-"
+        "per-batch producer setting against the embedded broker can be lifted"
+    )
     assert latest == TANSU_ENDS
 
 
@@ -72,8 +81,9 @@ def test_fetch_earliest_times_and_commits_are_right_with_multi_record_batches(br
     send_batches(broker.address, topic, compression)
     tp = TopicPartition(topic, 0)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(bootstrap_servers=broker.address, group_id=group, enable_auto_commit=False,
-                             fetch_max_wait_ms=100)
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.address, group_id=group, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
     try:
         consumer.assign([tp])
         assert consumer.beginning_offsets([tp])[tp] == 0

@@ -69,12 +69,26 @@ def test_a_partition_with_work_that_was_never_read_is_waited_for_within_the_boun
 
 # --- the pause itself, on the worker's consumer ---------------------------------------------
 
+
 def fetched(tp, offsets):
     from aiokafka.structs import ConsumerRecord
 
-    return [ConsumerRecord(topic=tp.topic, partition=tp.partition, offset=o, timestamp=0, timestamp_type=0,
-                           key=b"k", value=b"v", checksum=None, serialized_key_size=1,
-                           serialized_value_size=1, headers=()) for o in offsets]
+    return [
+        ConsumerRecord(
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=o,
+            timestamp=0,
+            timestamp_type=0,
+            key=b"k",
+            value=b"v",
+            checksum=None,
+            serialized_key_size=1,
+            serialized_value_size=1,
+            headers=(),
+        )
+        for o in offsets
+    ]
 
 
 def worker_consumer():
@@ -88,8 +102,9 @@ def worker_consumer():
     async def nothing(*args):
         return None
 
-    return app.transport.create_consumer(callback=nothing, on_partitions_revoked=nothing,
-                                         on_partitions_assigned=nothing)
+    return app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
 
 
 def test_records_already_fetched_for_a_partition_paused_meanwhile_are_still_handed_over():
@@ -103,11 +118,13 @@ def test_records_already_fetched_for_a_partition_paused_meanwhile_are_still_hand
     from finsentry.streams import transport  # noqa: F401 - registers the scheme
 
     app = faust.App("flow-pause-test", broker=f"{transport.SCHEME}://localhost:1")
+
     async def nothing(*args):
         return None
 
-    consumer = app.transport.create_consumer(callback=nothing, on_partitions_revoked=nothing,
-                                             on_partitions_assigned=nothing)
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
     a, b = TP("docs.valid", 0), TP("docs.valid", 1)
     records = {a: fetched(a, range(0, 4)), b: fetched(b, range(0, 4))}
     consumer._set_active_tps({a, b})

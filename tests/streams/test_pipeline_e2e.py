@@ -64,21 +64,44 @@ def read_topic(address: str, topic: str) -> list[bytes]:
 
 def documents(n: int) -> list[Document]:
     base = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
-    return [Document(source=f"wire-{i % 3}", kind="news", title=f"{HEADLINES[i % len(HEADLINES)]} ({i})",
-                     text=f"{HEADLINES[i % len(HEADLINES)]}. Story number {i} with details.",
-                     url=f"https://example.test/{i}", published_at=base + timedelta(seconds=7 * i))
-            for i in range(n)]
+    return [
+        Document(
+            source=f"wire-{i % 3}",
+            kind="news",
+            title=f"{HEADLINES[i % len(HEADLINES)]} ({i})",
+            text=f"{HEADLINES[i % len(HEADLINES)]}. Story number {i} with details.",
+            url=f"https://example.test/{i}",
+            published_at=base + timedelta(seconds=7 * i),
+        )
+        for i in range(n)
+    ]
 
 
 def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings, tmp_path):
     prefix = f"e2e-{uuid.uuid4().hex[:8]}."
-    settings = make_settings(broker=broker.url, broker_embedded=True, topic_prefix=prefix,
-                             app_id=f"finsentry-{prefix}", max_text_bytes=100_000)
-    env = settings_env(broker=settings.broker, broker_embedded=True, topic_prefix=prefix, app_id=settings.app_id,
-                       store=settings.store, web_port=settings.web_port, data_dir=settings.data_dir,
-                       outbox_path=settings.outbox_path, registry_dir=settings.registry_dir,
-                       model_cache_dir=settings.model_cache_dir, backend="torch",
-                       broker_session_timeout_s=6, broker_heartbeat_s=0.5, max_text_bytes=100_000)
+    settings = make_settings(
+        broker=broker.url,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=f"finsentry-{prefix}",
+        max_text_bytes=100_000,
+    )
+    env = settings_env(
+        broker=settings.broker,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=settings.app_id,
+        store=settings.store,
+        web_port=settings.web_port,
+        data_dir=settings.data_dir,
+        outbox_path=settings.outbox_path,
+        registry_dir=settings.registry_dir,
+        model_cache_dir=settings.model_cache_dir,
+        backend="torch",
+        broker_session_timeout_s=6,
+        broker_heartbeat_s=0.5,
+        max_text_bytes=100_000,
+    )
     docs = documents(60)
     with WorkerProcess(env, tmp_path / "worker.log", settings.web_port) as worker:
         producer = DocumentProducer(settings)
@@ -96,13 +119,17 @@ def test_documents_stored_once_and_bad_ones_dead_lettered(broker, make_settings,
         def stored_total() -> float | None:
             return worker.metrics().get("finsentry_documents_stored_total")
 
-        stored_before, = worker.wait_for(lambda: (total := stored_total()) is not None and (total,), timeout=60,
-                                         what="a /metrics scrape")
+        (stored_before,) = worker.wait_for(
+            lambda: (total := stored_total()) is not None and (total,), timeout=60, what="a /metrics scrape"
+        )
         for doc in docs:
             producer.publish(doc)
         producer.flush()
-        worker.wait_for(lambda: (total := stored_total()) is not None and total >= stored_before + len(docs),
-                        timeout=120, what="the re-delivered documents stored")
+        worker.wait_for(
+            lambda: (total := stored_total()) is not None and total >= stored_before + len(docs),
+            timeout=120,
+            what="the re-delivered documents stored",
+        )
         served = served_version(settings.web_port)
         assert served == json.loads((SHIPPED_MODEL / "card.json").read_text())["version"]
         producer.close()
@@ -144,8 +171,12 @@ def served_version(port: int) -> str | None:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
         text = resp.read().decode()
-    versions = [sample.labels["version"] for family in text_string_to_metric_families(text)
-                for sample in family.samples if sample.name == "finsentry_model_info" and sample.value == 1]
+    versions = [
+        sample.labels["version"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "finsentry_model_info" and sample.value == 1
+    ]
     assert len(versions) == 1, versions
     return versions[0]
 

@@ -17,19 +17,30 @@ from finsentry.streams.rescore import rescore
 
 FINSENTRY = [sys.executable, "-m", "finsentry.cli"]
 T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
-HEADLINES = ["Shares plunge after the company is charged with accounting fraud",
-             "Apple beats earnings estimates and raises its dividend",
-             "Oil slumps as OPEC+ signals higher output"]
+HEADLINES = [
+    "Shares plunge after the company is charged with accounting fraud",
+    "Apple beats earnings estimates and raises its dividend",
+    "Oil slumps as OPEC+ signals higher output",
+]
 
 
 def old_record(i: int, day: int = 0) -> ScoredDocument:
     """Scored by an older model that called everything neutral, 'Markets'."""
-    return ScoredDocument(id=f"doc-{day}-{i}", source="wire", title=HEADLINES[i % 3], text=f"{HEADLINES[i % 3]}. Story {i}.",
-                          published_at=T0 + timedelta(days=day, minutes=i), ingested_at=T0.timestamp(),
-                          sentiment=Sentiment(label="neutral", probabilities={"negative": .1, "neutral": .8, "positive": .1},
-                                              score=0.0),
-                          topic=Topic(label="Markets", probability=.5), model_version="m-old",
-                          dup_of="doc-0-0" if i == 3 else None, explanation=[("old", 0.1)])
+    return ScoredDocument(
+        id=f"doc-{day}-{i}",
+        source="wire",
+        title=HEADLINES[i % 3],
+        text=f"{HEADLINES[i % 3]}. Story {i}.",
+        published_at=T0 + timedelta(days=day, minutes=i),
+        ingested_at=T0.timestamp(),
+        sentiment=Sentiment(
+            label="neutral", probabilities={"negative": 0.1, "neutral": 0.8, "positive": 0.1}, score=0.0
+        ),
+        topic=Topic(label="Markets", probability=0.5),
+        model_version="m-old",
+        dup_of="doc-0-0" if i == 3 else None,
+        explanation=[("old", 0.1)],
+    )
 
 
 async def fill(url: str, settings) -> None:
@@ -70,15 +81,31 @@ def test_rescore_command_prints_a_summary_and_refuses_a_missing_store(make_setti
     settings = make_settings()
     asyncio.run(fill(settings.store, settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
-    env.update(FINSENTRY_STORE=settings.store, FINSENTRY_BACKEND="torch", FINSENTRY_REGISTRY_DIR=str(tmp_path / "reg"),
-               FINSENTRY_MODEL_CACHE_DIR=str(settings.model_cache_dir))
-    out = subprocess.run(FINSENTRY + ["rescore", "--since", "2026-03-02", "--until", "2026-03-03"],
-                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    env.update(
+        FINSENTRY_STORE=settings.store,
+        FINSENTRY_BACKEND="torch",
+        FINSENTRY_REGISTRY_DIR=str(tmp_path / "reg"),
+        FINSENTRY_MODEL_CACHE_DIR=str(settings.model_cache_dir),
+    )
+    out = subprocess.run(
+        FINSENTRY + ["rescore", "--since", "2026-03-02", "--until", "2026-03-03"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert (summary["scanned"], summary["rescored"], summary["skipped"]) == (7, 7, 0)
     assert "%|" not in out.stderr  # no progress bar when stderr is no terminal
-    missing = subprocess.run(FINSENTRY + ["rescore", "--since", "7d", "--store", f"sqlite:///{tmp_path}/typo.db"],
-                             capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    missing = subprocess.run(
+        FINSENTRY + ["rescore", "--since", "7d", "--store", f"sqlite:///{tmp_path}/typo.db"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert missing.returncode == 1 and "no SQLite store" in missing.stderr
     assert not (tmp_path / "typo.db").exists()

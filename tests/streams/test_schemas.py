@@ -24,13 +24,21 @@ def test_committed_schemas_match_the_records():
 
 def test_check_command_fails_on_a_stale_file(tmp_path):
     schemas.write(tmp_path)
-    ok = subprocess.run([sys.executable, "-m", "finsentry.cli", "schemas", "--check", str(tmp_path)],
-                        capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "schemas", "--check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     stale = tmp_path / "docs.raw.schema.json"
     stale.write_text(stale.read_text().replace('"source"', '"origin"'))
-    out = subprocess.run([sys.executable, "-m", "finsentry.cli", "schemas", "--check", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "schemas", "--check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1 and "docs.raw.schema.json: differs" in out.stderr
 
 
@@ -39,16 +47,38 @@ def fields_of(schema: dict) -> tuple[set[str], set[str]]:
 
 
 def test_every_field_a_record_writes_is_in_its_schema():
-    scored = ScoredDocument(id="d1", source="wire", text="Oil slumps", published_at=NOW,
-                            sentiment=Sentiment(label="negative", probabilities={"negative": .9, "neutral": .05, "positive": .05},
-                                                score=-.85),
-                            topic=Topic(label="Energy | Oil", probability=.9), model_version="m1")
-    samples = {"docs.raw": Document(source="wire", text="Oil slumps"), "docs.scored": scored,
-               "alerts": Alert(id="a", scope="topic", key="Energy", severity="warning", episode_start=NOW,
-                               window_start=NOW, window_end=NOW, negative_share=.6, baseline=.2, statistic=5,
-                               volume=30, baseline_volume=25),
-               "dlq": DeadLetter.of(b"{", "malformed JSON", "validate"), "labels": Label(doc_id="d1", sentiment="negative"),
-               "model-updates": ModelUpdate(action="promote", version="m2")}
+    scored = ScoredDocument(
+        id="d1",
+        source="wire",
+        text="Oil slumps",
+        published_at=NOW,
+        sentiment=Sentiment(
+            label="negative", probabilities={"negative": 0.9, "neutral": 0.05, "positive": 0.05}, score=-0.85
+        ),
+        topic=Topic(label="Energy | Oil", probability=0.9),
+        model_version="m1",
+    )
+    samples = {
+        "docs.raw": Document(source="wire", text="Oil slumps"),
+        "docs.scored": scored,
+        "alerts": Alert(
+            id="a",
+            scope="topic",
+            key="Energy",
+            severity="warning",
+            episode_start=NOW,
+            window_start=NOW,
+            window_end=NOW,
+            negative_share=0.6,
+            baseline=0.2,
+            statistic=5,
+            volume=30,
+            baseline_volume=25,
+        ),
+        "dlq": DeadLetter.of(b"{", "malformed JSON", "validate"),
+        "labels": Label(doc_id="d1", sentiment="negative"),
+        "model-updates": ModelUpdate(action="promote", version="m2"),
+    }
     for topic, record in samples.items():
         properties, required = fields_of(json.loads((COMMITTED / f"{topic}.schema.json").read_text()))
         written = set(json.loads(record.model_dump_json()))

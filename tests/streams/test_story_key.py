@@ -16,13 +16,29 @@ HEADLINE = "Oil prices slump as OPEC talks collapse in Vienna"
 LONG = "Oil prices slump to a six month low as OPEC talks collapse in Vienna without any output deal"
 
 
-@pytest.mark.parametrize("copy", [
-    "BREAKING: " + HEADLINE, "Breaking News - " + HEADLINE, "UPDATE 1-" + HEADLINE, "RPT-UPDATE 2-" + HEADLINE,
-    "EXCLUSIVE: " + HEADLINE, HEADLINE + " - Reuters", HEADLINE + " (Bloomberg)", HEADLINE + " [Reuters]",
-    HEADLINE + " | Zero Hedge", HEADLINE + " — Financial Times", HEADLINE + " - Reuters (wire-b)",
-    "UPDATE 1-" + HEADLINE + " - Reuters", "Markets: " + HEADLINE + " via @desk", HEADLINE + " https://t.co/abc123",
-    HEADLINE.upper(), HEADLINE.lower() + "!", '"' + HEADLINE + '."', "  " + HEADLINE + "  ",
-])
+@pytest.mark.parametrize(
+    "copy",
+    [
+        "BREAKING: " + HEADLINE,
+        "Breaking News - " + HEADLINE,
+        "UPDATE 1-" + HEADLINE,
+        "RPT-UPDATE 2-" + HEADLINE,
+        "EXCLUSIVE: " + HEADLINE,
+        HEADLINE + " - Reuters",
+        HEADLINE + " (Bloomberg)",
+        HEADLINE + " [Reuters]",
+        HEADLINE + " | Zero Hedge",
+        HEADLINE + " — Financial Times",
+        HEADLINE + " - Reuters (wire-b)",
+        "UPDATE 1-" + HEADLINE + " - Reuters",
+        "Markets: " + HEADLINE + " via @desk",
+        HEADLINE + " https://t.co/abc123",
+        HEADLINE.upper(),
+        HEADLINE.lower() + "!",
+        '"' + HEADLINE + '."',
+        "  " + HEADLINE + "  ",
+    ],
+)
 def test_an_outlet_copy_gets_the_key_of_the_original(copy):
     assert story_key(copy, "body") == story_key(HEADLINE, "other body")
 
@@ -36,11 +52,14 @@ def test_without_a_title_the_text_is_keyed_the_same_way():
     assert story_key(None, "BREAKING: " + HEADLINE) == story_key(HEADLINE, "")
 
 
-@pytest.mark.parametrize("other", [
-    "Oil prices surge as OPEC agrees output cut in Vienna",
-    "Gas prices slump as OPEC talks collapse in Vienna",
-    "Oil prices slump as OPEC talks collapse in Doha",
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        "Oil prices surge as OPEC agrees output cut in Vienna",
+        "Gas prices slump as OPEC talks collapse in Vienna",
+        "Oil prices slump as OPEC talks collapse in Doha",
+    ],
+)
 def test_different_stories_get_different_keys(other):
     assert story_key(other, "") != story_key(HEADLINE, "")
 
@@ -71,9 +90,13 @@ def test_every_syndicated_copy_in_the_demo_sample_shares_the_key_of_its_original
                 rows.append(row)
     originals = {row["title"]: row for row in rows}
     tagged = re.compile(r"^(.*) \((%s)\)$" % "|".join(map(re.escape, build_demo.SOURCES)), re.DOTALL)
-    copies = [(row, originals[m.group(1)]) for row in rows
-              if (m := tagged.match(row["title"])) and m.group(1) in originals]
+    copies = [
+        (row, originals[m.group(1)]) for row in rows if (m := tagged.match(row["title"])) and m.group(1) in originals
+    ]
     assert len(copies) >= 40  # 48 in the shipped sample
-    apart = [copy["title"] for copy, original in copies
-             if story_key(copy["title"], copy["text"]) != story_key(original["title"], original["text"])]
+    apart = [
+        copy["title"]
+        for copy, original in copies
+        if story_key(copy["title"], copy["text"]) != story_key(original["title"], original["text"])
+    ]
     assert apart == []

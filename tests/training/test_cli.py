@@ -24,10 +24,15 @@ def env(monkeypatch, tmp_path: Path, tiny_data: Path, broker):
     """The commands read settings from FINSENTRY_* like in production."""
     prefix = unique_prefix()
     values = {
-        "FINSENTRY_BROKER": broker.url, "FINSENTRY_BROKER_EMBEDDED": "true", "FINSENTRY_TOPIC_PREFIX": prefix,
-        "FINSENTRY_REGISTRY_DIR": str(tmp_path / "registry"), "FINSENTRY_DATA_DIR": str(tmp_path / "var"),
-        "FINSENTRY_STORE": f"sqlite:///{tmp_path / 'store.db'}", "FINSENTRY_TRAIN_DATA_DIR": str(tiny_data),
-        "FINSENTRY_PRODUCER_DELIVERY_TIMEOUT_S": "15", "FINSENTRY_LOG_LEVEL": "WARNING",
+        "FINSENTRY_BROKER": broker.url,
+        "FINSENTRY_BROKER_EMBEDDED": "true",
+        "FINSENTRY_TOPIC_PREFIX": prefix,
+        "FINSENTRY_REGISTRY_DIR": str(tmp_path / "registry"),
+        "FINSENTRY_DATA_DIR": str(tmp_path / "var"),
+        "FINSENTRY_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+        "FINSENTRY_TRAIN_DATA_DIR": str(tiny_data),
+        "FINSENTRY_PRODUCER_DELIVERY_TIMEOUT_S": "15",
+        "FINSENTRY_LOG_LEVEL": "WARNING",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -51,11 +56,14 @@ def test_label_is_published_to_the_labels_topic(env, broker):
     assert (label.doc_id, label.sentiment, label.topic, label.analyst) == ("doc-42", "negative", "Earnings", "qa")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["doc-1"], "give --sentiment and/or --topic"),
-    (["doc-1", "--sentiment", "bullishish"], "sentiment"),
-    (["doc-1", "--topic", "Astrology"], "unknown topic label"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["doc-1"], "give --sentiment and/or --topic"),
+        (["doc-1", "--sentiment", "bullishish"], "sentiment"),
+        (["doc-1", "--topic", "Astrology"], "unknown topic label"),
+    ],
+)
 def test_bad_labels_are_refused_with_a_clear_error(env, args, message):
     result = invoke("label", *args)
     assert result.exit_code == 2 and message in result.output
@@ -85,16 +93,30 @@ def test_models_commands_promote_list_show_and_roll_back(env, tmp_path: Path, br
     assert shown["status"] == "retired" and "false alerts" in shown["events"][-1]["reason"]
     missing = invoke("models", "promote", "m9")
     assert missing.exit_code == 2 and "no model version 'm9'" in missing.output
-    updates = [ModelUpdate.model_validate_json(r.value)
-               for r in read_topic(broker.address, env.topic("model-updates"), expected=3)]
+    updates = [
+        ModelUpdate.model_validate_json(r.value)
+        for r in read_topic(broker.address, env.topic("model-updates"), expected=3)
+    ]
     assert [(u.action, u.version) for u in updates] == [("promote", "m1"), ("promote", "m2"), ("rollback", "m1")]
 
 
 def test_train_then_eval_then_register_records_the_gate_decision(env, tmp_path: Path, tiny_data: Path):
     run = tmp_path / "run"
-    trained = invoke("train", "--sentiment-file", str(tiny_data / "tfns_sentiment_train.csv"),
-                     "--topic-file", str(tiny_data / "tfnt_topic_train.csv"), "--max-steps", "2",
-                     "--batch-size", "8", "--output", str(run), "--version", "m-cli")
+    trained = invoke(
+        "train",
+        "--sentiment-file",
+        str(tiny_data / "tfns_sentiment_train.csv"),
+        "--topic-file",
+        str(tiny_data / "tfnt_topic_train.csv"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--output",
+        str(run),
+        "--version",
+        "m-cli",
+    )
     assert trained.exit_code == 0, trained.output
     assert "%|" not in trained.stderr  # stderr is no terminal: no progress bar unless --progress
     assert json.loads(trained.stdout.splitlines()[-1])["version"] == "m-cli"
@@ -116,19 +138,51 @@ def test_train_then_eval_then_register_records_the_gate_decision(env, tmp_path: 
 
 
 def test_train_from_a_parent_replays_its_training_data_but_never_its_heldout_split(
-        env, tmp_path: Path, tiny_data: Path, fresh_sentiment_rows):
+    env, tmp_path: Path, tiny_data: Path, fresh_sentiment_rows
+):
     parent = tmp_path / "parent"
     files = [tiny_data / "tfns_sentiment_train.csv", tiny_data / "tfnt_topic_train.csv"]
-    first = invoke("train", "--sentiment-file", str(files[0]), "--topic-file", str(files[1]), "--max-steps", "2",
-                   "--batch-size", "8", "--output", str(parent), "--version", "m-parent", "--no-progress")
+    first = invoke(
+        "train",
+        "--sentiment-file",
+        str(files[0]),
+        "--topic-file",
+        str(files[1]),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--output",
+        str(parent),
+        "--version",
+        "m-parent",
+        "--no-progress",
+    )
     assert first.exit_code == 0, first.output
     new = tmp_path / "new.jsonl"
     names = {"0": "negative", "1": "positive", "2": "neutral"}
-    new.write_text("".join(json.dumps({"text": r["text"], "sentiment": names[r["label"]]}) + "\n"
-                           for r in fresh_sentiment_rows))
+    new.write_text(
+        "".join(json.dumps({"text": r["text"], "sentiment": names[r["label"]]}) + "\n" for r in fresh_sentiment_rows)
+    )
     child = tmp_path / "child"
-    second = invoke("train", "--labelled", str(new), "--parent", str(parent), "--replay-fraction", "1",
-                    "--max-steps", "2", "--batch-size", "8", "--output", str(child), "--version", "m-kid", "--no-progress")
+    second = invoke(
+        "train",
+        "--labelled",
+        str(new),
+        "--parent",
+        str(parent),
+        "--replay-fraction",
+        "1",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--output",
+        str(child),
+        "--version",
+        "m-kid",
+        "--no-progress",
+    )
     assert second.exit_code == 0, second.output
 
     held = set(read_labelled(parent / "model" / "heldout.jsonl"))

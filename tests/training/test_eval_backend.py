@@ -18,9 +18,12 @@ ONNX_CACHE = Path(__file__).resolve().parents[2] / "var" / "test-model-cache"  #
 
 @pytest.fixture
 def evaluate_cli(monkeypatch, tmp_path: Path, tiny_data: Path):
-    for key, value in {"FINSENTRY_TRAIN_DATA_DIR": str(tiny_data), "FINSENTRY_MODEL_CACHE_DIR": str(ONNX_CACHE),
-                       "FINSENTRY_REGISTRY_DIR": str(tmp_path / "registry"),
-                       "FINSENTRY_STORE": f"sqlite:///{tmp_path / 'store.db'}"}.items():
+    for key, value in {
+        "FINSENTRY_TRAIN_DATA_DIR": str(tiny_data),
+        "FINSENTRY_MODEL_CACHE_DIR": str(ONNX_CACHE),
+        "FINSENTRY_REGISTRY_DIR": str(tmp_path / "registry"),
+        "FINSENTRY_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+    }.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
 
@@ -32,8 +35,12 @@ def evaluate_cli(monkeypatch, tmp_path: Path, tiny_data: Path):
 
 
 def accuracies(report: dict) -> dict[tuple[str, str], float]:
-    return {(name, head): entry[head]["accuracy"] for name, entry in report["sets"].items()
-            for head in ("sentiment", "topic") if head in entry}
+    return {
+        (name, head): entry[head]["accuracy"]
+        for name, entry in report["sets"].items()
+        for head in ("sentiment", "topic")
+        if head in entry
+    }
 
 
 def test_eval_scores_through_the_named_backend(evaluate_cli):
@@ -66,12 +73,29 @@ def test_the_model_card_says_plainly_when_a_served_backend_misses_a_floor():
     from finsentry.training.model_card import record_backends, render
 
     card = ModelCard.read(SHIPPED_MODEL)
-    sets = {"tfns-valid": {"n": 2388, "sentiment": {"n": 2388, "accuracy": 0.885, "macro_f1": 0.86, "ece": 0.01}},
-            "tfnt-test": {"n": 4117, "topic": {"n": 4117, "accuracy": 0.91, "macro_f1": 0.9, "ece": 0.02}}}
-    record_backends(card, {"slow-but-right": {"sets": {**sets, "tfns-valid": {
-        "n": 2388, "sentiment": {"n": 2388, "accuracy": 0.895, "macro_f1": 0.86, "ece": 0.01}}}},
-        "quick": {"sets": sets}})
+    sets = {
+        "tfns-valid": {"n": 2388, "sentiment": {"n": 2388, "accuracy": 0.885, "macro_f1": 0.86, "ece": 0.01}},
+        "tfnt-test": {"n": 4117, "topic": {"n": 4117, "accuracy": 0.91, "macro_f1": 0.9, "ece": 0.02}},
+    }
+    record_backends(
+        card,
+        {
+            "slow-but-right": {
+                "sets": {
+                    **sets,
+                    "tfns-valid": {
+                        "n": 2388,
+                        "sentiment": {"n": 2388, "accuracy": 0.895, "macro_f1": 0.86, "ece": 0.01},
+                    },
+                }
+            },
+            "quick": {"sets": sets},
+        },
+    )
     text = render(card, None)
-    assert "| quick | tfns-valid | sentiment | 2388 | 0.8850 | 0.8600 | 0.0100 | **below the floor: accuracy below 0.89** |" in text
+    assert (
+        "| quick | tfns-valid | sentiment | 2388 | 0.8850 | 0.8600 | 0.0100 | **below the floor: accuracy below 0.89** |"
+        in text
+    )
     assert "| slow-but-right | tfns-valid | sentiment | 2388 | 0.8950 | 0.8600 | 0.0100 | clears the floor |" in text
     assert list(below_floors(card)) == ["quick"]  # and `auto` will not serve with it

@@ -41,8 +41,11 @@ def small_file(tiny_data: Path, tmp_path_factory) -> Path:
 
 
 def arguments(output: Path, data: Path, **overrides) -> TrainArguments:
-    return TrainArguments(output_dir=output, sentiment_files=[data],
-                          **{**TINY_TRAIN, "epochs": 2, "progress": False, "version": "m-small", **overrides})
+    return TrainArguments(
+        output_dir=output,
+        sentiment_files=[data],
+        **{**TINY_TRAIN, "epochs": 2, "progress": False, "version": "m-small", **overrides},
+    )
 
 
 def weights_sha256(report: dict) -> str:
@@ -76,8 +79,9 @@ def test_identical_runs_give_identical_weights(reference, small_file: Path, tmp_
     assert weights_sha256(other_seed) != weights_sha256(reference)  # the hash does see the weights
 
 
-def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(reference, small_file: Path, tmp_path: Path,
-                                                                     monkeypatch):
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(
+    reference, small_file: Path, tmp_path: Path, monkeypatch
+):
     args = arguments(tmp_path / "run", small_file)
     interrupt_second_epoch(monkeypatch)
     with pytest.raises(Interrupted):
@@ -120,10 +124,13 @@ def test_lora_run_merges_into_an_artifact_the_engine_serves(small_file: Path, tm
     # LoRA moved the targeted projections and nothing else of the encoder.
     base = {k: v.half().float() for k, v in MultiTaskClassifier.from_base(card.encoder).state_dict().items()}
     state = trained.state_dict()
-    assert not torch.equal(state["encoder.encoder.layer.0.attention.self.query.weight"],
-                           base["encoder.encoder.layer.0.attention.self.query.weight"])
-    assert torch.equal(state["encoder.embeddings.position_embeddings.weight"],
-                       base["encoder.embeddings.position_embeddings.weight"])
+    assert not torch.equal(
+        state["encoder.encoder.layer.0.attention.self.query.weight"],
+        base["encoder.encoder.layer.0.attention.self.query.weight"],
+    )
+    assert torch.equal(
+        state["encoder.embeddings.position_embeddings.weight"], base["encoder.embeddings.position_embeddings.weight"]
+    )
 
     # The engine serves the merged model as training measured it on its dev split.
     _, dev = training_split(args)

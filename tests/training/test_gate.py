@@ -12,26 +12,45 @@ from finsentry.training.evaluate import GoldenSet, gate, render
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None, gate_tolerance=0.01, gate_max_forgetting=0.02, gate_max_ece_increase=0.03,
-                    gate_min_examples=100, gate_min_sentiment_accuracy=0.80, gate_min_sentiment_macro_f1=0.75,
-                    gate_min_topic_accuracy=0.80)
+    return Settings(
+        _env_file=None,
+        gate_tolerance=0.01,
+        gate_max_forgetting=0.02,
+        gate_max_ece_increase=0.03,
+        gate_min_examples=100,
+        gate_min_sentiment_accuracy=0.80,
+        gate_min_sentiment_macro_f1=0.75,
+        gate_min_topic_accuracy=0.80,
+    )
 
 
 def head(accuracy: float, macro_f1: float | None = None, ece: float = 0.03, n: int = 2000) -> dict:
-    return {"n": n, "accuracy": accuracy, "macro_f1": macro_f1 if macro_f1 is not None else accuracy - 0.03, "ece": ece,
-            "per_class": {}, "confusion": []}
+    return {
+        "n": n,
+        "accuracy": accuracy,
+        "macro_f1": macro_f1 if macro_f1 is not None else accuracy - 0.03,
+        "ece": ece,
+        "per_class": {},
+        "confusion": [],
+    }
 
 
-def report(version: str, parent: str | None = None, sent=0.90, f1=0.87, topic=0.91, s_ece=0.03, held=None,
-           analyst_n=40) -> dict:
+def report(
+    version: str, parent: str | None = None, sent=0.90, f1=0.87, topic=0.91, s_ece=0.03, held=None, analyst_n=40
+) -> dict:
     sets = {
         "tfns-valid": {"n": 2388, "sha256": "s1", "role": "golden", "sentiment": head(sent, f1, s_ece, 2388)},
         "tfnt-test": {"n": 4117, "sha256": "t1", "role": "golden", "topic": head(topic, n=4117)},
         "analyst": {"n": analyst_n, "sha256": "a1", "role": "golden", "sentiment": head(0.5, n=analyst_n)},
     }
     if held is not None:
-        sets["heldout:m0"] = {"n": 2600, "sha256": "h1", "role": "forgetting",
-                              "sentiment": head(held[0], n=1000), "topic": head(held[1], n=1600)}
+        sets["heldout:m0"] = {
+            "n": 2600,
+            "sha256": "h1",
+            "role": "forgetting",
+            "sentiment": head(held[0], n=1000),
+            "topic": head(held[1], n=1600),
+        }
     return {"version": version, "parent": parent, "sets": sets}
 
 
@@ -41,8 +60,12 @@ def test_a_candidate_as_good_as_the_current_is_promoted(settings):
     decision = gate(candidate, current, settings)
     assert decision.promote, decision.reasons
     passed = {c["check"] for c in decision.checks if c["passed"]}
-    assert {"tfns-valid/sentiment/accuracy vs current", "tfns-valid/sentiment/accuracy >= floor",
-            "heldout:m0/topic/accuracy drop", "tfns-valid/sentiment/ece vs current"} <= passed
+    assert {
+        "tfns-valid/sentiment/accuracy vs current",
+        "tfns-valid/sentiment/accuracy >= floor",
+        "heldout:m0/topic/accuracy drop",
+        "tfns-valid/sentiment/ece vs current",
+    } <= passed
     # the analyst set is too small to gate on: noted, not compared
     assert any(c.get("note", "").startswith("analyst: 40 examples") for c in decision.checks)
 
@@ -50,7 +73,9 @@ def test_a_candidate_as_good_as_the_current_is_promoted(settings):
 def test_worse_than_current_beyond_tolerance_is_rejected(settings):
     decision = gate(report("m1", parent="m0", sent=0.885, held=(0.93, 0.94)), report("m0", held=(0.93, 0.94)), settings)
     assert not decision.promote
-    assert decision.reasons == ["tfns-valid: sentiment accuracy 0.8850 is worse than the current model's 0.9000 by more than 0.0100"]
+    assert decision.reasons == [
+        "tfns-valid: sentiment accuracy 0.8850 is worse than the current model's 0.9000 by more than 0.0100"
+    ]
 
 
 def test_floors_apply_even_without_a_current_model(settings):
@@ -68,7 +93,9 @@ def test_calibration_getting_worse_is_rejected(settings):
 def test_forgetting_beyond_the_bound_is_rejected(settings):
     decision = gate(report("m1", parent="m0", held=(0.90, 0.94)), report("m0", held=(0.93, 0.94)), settings)
     assert not decision.promote
-    assert decision.reasons[0].startswith("forgetting: sentiment accuracy on the parent's held-out split fell by 0.0300")
+    assert decision.reasons[0].startswith(
+        "forgetting: sentiment accuracy on the parent's held-out split fell by 0.0300"
+    )
 
 
 def test_forgetting_that_was_not_measured_is_rejected(settings):
@@ -80,7 +107,12 @@ def test_forgetting_is_judged_against_the_parent_not_a_different_current(setting
     parent = report("m0", held=(0.93, 0.94))
     current = report("mX")  # promoted while the candidate trained
     current["sets"]["heldout:m0"] = parent["sets"]["heldout:m0"]
-    ok = gate(report("m1", parent="m0", held=(0.925, 0.94)), current, settings, parent={"version": "m0", "sets": {"heldout:m0": parent["sets"]["heldout:m0"]}})
+    ok = gate(
+        report("m1", parent="m0", held=(0.925, 0.94)),
+        current,
+        settings,
+        parent={"version": "m0", "sets": {"heldout:m0": parent["sets"]["heldout:m0"]}},
+    )
     assert ok.promote, ok.reasons
 
 
@@ -92,8 +124,11 @@ def test_sets_evaluated_on_different_examples_cannot_be_compared(settings):
 
 
 def test_nothing_to_judge_on_is_rejected(settings):
-    tiny = {"version": "m1", "parent": None, "sets": {"analyst": {"n": 5, "sha256": "a", "role": "golden",
-                                                                  "sentiment": head(1.0, n=5)}}}
+    tiny = {
+        "version": "m1",
+        "parent": None,
+        "sets": {"analyst": {"n": 5, "sha256": "a", "role": "golden", "sentiment": head(1.0, n=5)}},
+    }
     decision = gate(tiny, None, settings)
     assert not decision.promote and "no golden set with at least 100 examples" in decision.reasons[0]
 

@@ -32,9 +32,14 @@ from finsentry.publish import ModelUpdatePublisher
 pytestmark = pytest.mark.slow
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data" / "tfn"
-HEADLINES = ["Oil slumps as OPEC+ signals higher output", "Apple beats earnings estimates, raises dividend",
-             "Fed holds rates steady, signals patience", "Tesla recalls vehicles over steering defect",
-             "Gold climbs to record as dollar weakens", "Nvidia shares jump on AI chip demand"]
+HEADLINES = [
+    "Oil slumps as OPEC+ signals higher output",
+    "Apple beats earnings estimates, raises dividend",
+    "Fed holds rates steady, signals patience",
+    "Tesla recalls vehicles over steering defect",
+    "Gold climbs to record as dollar weakens",
+    "Nvidia shares jump on AI chip demand",
+]
 
 
 TRICKLE_PACE_S = 0.25
@@ -63,7 +68,12 @@ def load_window(log_file: Path, version: str) -> tuple[float, float]:
         message = entry.get("msg", "")
         if received is None and message.startswith(f"model update received action=promote version={version}"):
             received = at
-        elif received is not None and swapped is None and message.startswith("model swapped") and f"to={version} " in message:
+        elif (
+            received is not None
+            and swapped is None
+            and message.startswith("model swapped")
+            and f"to={version} " in message
+        ):
             swapped = at
     assert received is not None and swapped is not None, f"no load of {version} in the worker log"
     return received, swapped
@@ -71,9 +81,13 @@ def load_window(log_file: Path, version: str) -> tuple[float, float]:
 
 def document(phase: str, i: int) -> Document:
     base = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
-    return Document(source="wire", title=f"{HEADLINES[i % len(HEADLINES)]} ({phase} {i})",
-                    text=f"{HEADLINES[i % len(HEADLINES)]}. Story {phase}-{i}.", url=f"https://example.test/{phase}/{i}",
-                    published_at=base + timedelta(seconds=i)).with_defaults()
+    return Document(
+        source="wire",
+        title=f"{HEADLINES[i % len(HEADLINES)]} ({phase} {i})",
+        text=f"{HEADLINES[i % len(HEADLINES)]}. Story {phase}-{i}.",
+        url=f"https://example.test/{phase}/{i}",
+        published_at=base + timedelta(seconds=i),
+    ).with_defaults()
 
 
 def documents(phase: str, n: int) -> list[Document]:
@@ -128,13 +142,21 @@ def train_child(settings, registry: Registry, labels: list[Label], tiny_data: Pa
     called just before the gate decides (and the registry promotes)."""
     parent = registry.serving()
     feedback, analyst_golden = split_feedback(labels, settings.feedback_golden_share)
-    args = plan(settings, parent, feedback, root / "run", "m-child", max_steps=4,
-                **{**TINY_TRAIN, "learning_rate": 2e-5, "head_learning_rate": 2e-4})
+    args = plan(
+        settings,
+        parent,
+        feedback,
+        root / "run",
+        "m-child",
+        max_steps=4,
+        **{**TINY_TRAIN, "learning_rate": 2e-5, "head_learning_rate": 2e-4},
+    )
     report = train(args)
     artifact = Path(report["artifact"])
     save_lineage(args, artifact, report)
     sets = golden_sets(tiny_data, analyst_golden) + [
-        GoldenSet(f"heldout:{parent.name}", heldout_examples(parent.path, REPO_DATA)[:150], role="forgetting")]
+        GoldenSet(f"heldout:{parent.name}", heldout_examples(parent.path, REPO_DATA)[:150], role="forgetting")
+    ]
     candidate, current = evaluate(artifact, sets), evaluate(parent.path, sets)
     if before_decision is not None:
         before_decision()
@@ -142,31 +164,57 @@ def train_child(settings, registry: Registry, labels: list[Label], tiny_data: Pa
 
 
 def test_worker_swaps_to_the_promoted_child_and_back_storing_every_document_once(
-        broker, training_settings, tiny_data, fresh_sentiment_rows, tmp_path, request):
+    broker, training_settings, tiny_data, fresh_sentiment_rows, tmp_path, request
+):
     # The shipped model is part of the repository: its absence is a broken checkout, not a reason to skip.
     assert (SHIPPED_MODEL / "card.json").exists(), f"the shipped model is missing from {SHIPPED_MODEL}"
     prefix = f"swap-{uuid.uuid4().hex[:8]}."
     settings = training_settings(
-        broker=broker.url, broker_embedded=True, topic_prefix=prefix, app_id=f"finsentry-{prefix}",
-        train_data_dir=REPO_DATA, train_replay_fraction=0.005, train_min_new_examples=10,
-        gate_tolerance=0.05, gate_max_forgetting=0.05, gate_max_ece_increase=0.1, gate_min_examples=50,
-        gate_min_sentiment_accuracy=0.80, gate_min_sentiment_macro_f1=0.75, gate_min_topic_accuracy=0.75,
-        web_port=0, backend="torch")
+        broker=broker.url,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=f"finsentry-{prefix}",
+        train_data_dir=REPO_DATA,
+        train_replay_fraction=0.005,
+        train_min_new_examples=10,
+        gate_tolerance=0.05,
+        gate_max_forgetting=0.05,
+        gate_max_ece_increase=0.1,
+        gate_min_examples=50,
+        gate_min_sentiment_accuracy=0.80,
+        gate_min_sentiment_macro_f1=0.75,
+        gate_min_topic_accuracy=0.75,
+        web_port=0,
+        backend="torch",
+    )
     from finsentry.streams.broker import free_port
 
     settings = settings.model_copy(update={"web_port": free_port()})
     registry = Registry(settings.registry_dir, publisher=ModelUpdatePublisher(settings))
     shipped = read_card(SHIPPED_MODEL)["version"]
     names = {"0": "negative", "1": "positive", "2": "neutral"}
-    labels = [Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"])
-              for i, r in enumerate(fresh_sentiment_rows)]
+    labels = [
+        Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"])
+        for i, r in enumerate(fresh_sentiment_rows)
+    ]
 
-    env = settings_env(broker=settings.broker, broker_embedded=True, topic_prefix=prefix, app_id=settings.app_id,
-                       store=settings.store, web_port=settings.web_port, data_dir=settings.data_dir,
-                       outbox_path=tmp_path / "outbox.db", registry_dir=settings.registry_dir,
-                       model_cache_dir=Path("var/test-model-cache").resolve(), backend="torch",
-                       inference_threads=1, broker_session_timeout_s=6, broker_heartbeat_s=0.5,
-                       log_json=True)  # timestamps to the millisecond: the load window
+    env = settings_env(
+        broker=settings.broker,
+        broker_embedded=True,
+        topic_prefix=prefix,
+        app_id=settings.app_id,
+        store=settings.store,
+        web_port=settings.web_port,
+        data_dir=settings.data_dir,
+        outbox_path=tmp_path / "outbox.db",
+        registry_dir=settings.registry_dir,
+        model_cache_dir=Path("var/test-model-cache").resolve(),
+        backend="torch",
+        inference_threads=1,
+        broker_session_timeout_s=6,
+        broker_heartbeat_s=0.5,
+        log_json=True,
+    )  # timestamps to the millisecond: the load window
     before, after, back = (documents(p, 20) for p in ("before", "after", "back"))
     # Workers follow model-updates from its end, so the topic exists before they start, as
     # the production stack's topic-init makes sure.
@@ -229,4 +277,5 @@ def test_worker_swaps_to_the_promoted_child_and_back_storing_every_document_once
     print(f"candidate loaded in {end - start:.1f}s: {in_window} documents stored meanwhile, longest pause {pause:.1f}s")
     assert pause <= pause_bound(end - start), (
         f"no document stored for {pause:.1f}s of the {end - start:.1f}s the candidate took to load "
-        f"({in_window} stored meanwhile; bound {pause_bound(end - start):.1f}s)")
+        f"({in_window} stored meanwhile; bound {pause_bound(end - start):.1f}s)"
+    )

@@ -46,16 +46,26 @@ def child(lineage, fresh_sentiment_rows):
     extra = Path(settings.train_extra_dir)
     extra.mkdir(parents=True, exist_ok=True)
     rows = sample_rows("tfnt_topic_train.csv", 1, 1, skip=10)  # past the tiny slice's 8 per topic
-    (extra / "topics.jsonl").write_text("".join(
-        json.dumps({"text": r["text"], "topic": TOPIC_LABELS[int(r["label"])]}) + "\n" for r in rows))
-    return retrain(settings, lineage["registry"], analyst_labels(fresh_sentiment_rows), "drift",
-                   {"psi_sentiment": 0.4}, version="m-child", max_steps=4, **TINY_TRAIN)
+    (extra / "topics.jsonl").write_text(
+        "".join(json.dumps({"text": r["text"], "topic": TOPIC_LABELS[int(r["label"])]}) + "\n" for r in rows)
+    )
+    return retrain(
+        settings,
+        lineage["registry"],
+        analyst_labels(fresh_sentiment_rows),
+        "drift",
+        {"psi_sentiment": 0.4},
+        version="m-child",
+        max_steps=4,
+        **TINY_TRAIN,
+    )
 
 
 def analyst_labels(rows) -> list[Label]:
     names = {"0": "negative", "1": "positive", "2": "neutral"}
-    return [Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"], analyst="qa")
-            for i, r in enumerate(rows)]
+    return [
+        Label(doc_id=f"doc-{i}", sentiment=names[r["label"]], text=r["text"], analyst="qa") for i, r in enumerate(rows)
+    ]
 
 
 def test_first_run_trains_from_base_and_is_promoted_through_the_gate(lineage):
@@ -111,7 +121,10 @@ def test_child_is_gated_on_forgetting_then_rollback_restores_the_parent(lineage,
     records = read_topic(broker.address, settings.topic("model-updates"), expected=3)
     updates = [ModelUpdate.model_validate_json(r.value) for r in records]
     assert [(u.action, u.version) for u in updates] == [
-        ("promote", "m-first"), ("promote", "m-child"), ("rollback", "m-first")]
+        ("promote", "m-first"),
+        ("promote", "m-child"),
+        ("rollback", "m-first"),
+    ]
     assert {r.key for r in records} == {b"model"}  # one key: one partition, in order
 
 
@@ -128,7 +141,8 @@ def test_grandchild_replays_the_first_generation_from_the_registry(lineage, chil
     parent = registry.get("m-child")
     kept = parent.path / DATA_DIR
     assert {p.name: file_sha256(p) for p in kept.iterdir()} == {
-        k: v for k, v in parent.manifest.data["files"].items() if k != "analyst_feedback"}
+        k: v for k, v in parent.manifest.data["files"].items() if k != "analyst_feedback"
+    }
 
     data = Path(settings.train_data_dir)
     first_generation = set(read_tfns(data / "tfns_sentiment_train.csv") + read_tfnt(data / "tfnt_topic_train.csv"))

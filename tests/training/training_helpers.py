@@ -31,7 +31,7 @@ def sample_rows(name: str, per_class: int, seed: int, skip: int = 0) -> list[dic
     by_label: dict[str, list[dict[str, str]]] = {}
     for row in rows:
         by_label.setdefault(row["label"], []).append(row)
-    picked = [r for label in sorted(by_label) for r in by_label[label][skip:skip + per_class]]
+    picked = [r for label in sorted(by_label) for r in by_label[label][skip : skip + per_class]]
     rng.shuffle(picked)
     return picked
 
@@ -50,11 +50,20 @@ def unique_prefix() -> str:
 def tiny_settings(root: Path, data: Path, **overrides) -> Settings:
     """Settings for a training test under `root`; pass broker=... to publish to the embedded broker."""
     base = dict(
-        data_dir=root / "var", registry_dir=root / "registry", train_data_dir=data,
-        train_extra_dir=root / "extra", store=f"sqlite:///{root / 'store.db'}",
-        train_method="full", train_max_steps=16, train_epochs=1.0, train_min_new_examples=10,
-        gate_min_examples=50, topic_prefix=unique_prefix(), producer_delivery_timeout_s=15.0,
-        log_level="WARNING", **TINY_FLOORS,
+        data_dir=root / "var",
+        registry_dir=root / "registry",
+        train_data_dir=data,
+        train_extra_dir=root / "extra",
+        store=f"sqlite:///{root / 'store.db'}",
+        train_method="full",
+        train_max_steps=16,
+        train_epochs=1.0,
+        train_min_new_examples=10,
+        gate_min_examples=50,
+        topic_prefix=unique_prefix(),
+        producer_delivery_timeout_s=15.0,
+        log_level="WARNING",
+        **TINY_FLOORS,
     )
     base.update(overrides)
     return Settings(_env_file=None, **base)
@@ -64,8 +73,9 @@ def read_topic(address: str, topic: str, expected: int, timeout_s: float = 20.0)
     """Every record of `topic` from the beginning, until `expected` arrived (or timeout)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=address, group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=500)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address, group_id=None, enable_auto_commit=False, consumer_timeout_ms=500
+    )
     try:
         deadline = time.monotonic() + timeout_s
         partitions = None
@@ -95,8 +105,15 @@ def write_tiny_data(out: Path) -> Path:
     return out
 
 
-def synthetic_records(n: int, sentiment_mix: dict[str, float], topic_mix: dict[str, float],
-                      confidence: float, version: str, seed: int, start=None) -> list:
+def synthetic_records(
+    n: int,
+    sentiment_mix: dict[str, float],
+    topic_mix: dict[str, float],
+    confidence: float,
+    version: str,
+    seed: int,
+    start=None,
+) -> list:
     """Scored documents whose predictions follow the given class mixes, with top-class
     confidences spread around `confidence` (a stand-in for a stream of real traffic)."""
     from datetime import datetime, timedelta, timezone
@@ -112,9 +129,18 @@ def synthetic_records(n: int, sentiment_mix: dict[str, float], topic_mix: dict[s
         label = rng.choices(s_names, s_weights)[0]
         conf = min(0.99, max(0.34, rng.gauss(confidence, 0.05)))
         probs = {name: conf if name == label else (1 - conf) / 2 for name in ("negative", "neutral", "positive")}
-        out.append(ScoredDocument(
-            id=f"{version}-{seed}-{i}", source="synthetic", text=f"story {i}", published_at=start + timedelta(seconds=i),
-            sentiment=Sentiment(label=label, probabilities=probs, score=probs["positive"] - probs["negative"]),
-            topic=Topic(label=rng.choices(t_names, t_weights)[0], probability=min(0.99, max(0.05, rng.gauss(confidence, 0.05)))),
-            model_version=version))
+        out.append(
+            ScoredDocument(
+                id=f"{version}-{seed}-{i}",
+                source="synthetic",
+                text=f"story {i}",
+                published_at=start + timedelta(seconds=i),
+                sentiment=Sentiment(label=label, probabilities=probs, score=probs["positive"] - probs["negative"]),
+                topic=Topic(
+                    label=rng.choices(t_names, t_weights)[0],
+                    probability=min(0.99, max(0.05, rng.gauss(confidence, 0.05))),
+                ),
+                model_version=version,
+            )
+        )
     return out

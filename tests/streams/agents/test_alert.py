@@ -16,12 +16,27 @@ T0 = datetime(2026, 1, 5, 13, 0, tzinfo=timezone.utc)
 
 
 def scored(i: int, negative: bool, at: datetime, topic: str = "Energy / Oil", entities=("XOM",)) -> ScoredDocument:
-    probs = {"negative": .9, "neutral": .05, "positive": .05} if negative else {"negative": .05, "neutral": .9, "positive": .05}
-    return ScoredDocument(id=f"doc-{i}", source="wire", title=f"headline {i}", text=f"story {i}", published_at=at,
-                          ingested_at=at.timestamp(), model_version="v-test",
-                          sentiment=Sentiment(label="negative" if negative else "neutral", probabilities=probs,
-                                              score=probs["positive"] - probs["negative"]),
-                          topic=Topic(label=topic, probability=.9), entities=list(entities))
+    probs = (
+        {"negative": 0.9, "neutral": 0.05, "positive": 0.05}
+        if negative
+        else {"negative": 0.05, "neutral": 0.9, "positive": 0.05}
+    )
+    return ScoredDocument(
+        id=f"doc-{i}",
+        source="wire",
+        title=f"headline {i}",
+        text=f"story {i}",
+        published_at=at,
+        ingested_at=at.timestamp(),
+        model_version="v-test",
+        sentiment=Sentiment(
+            label="negative" if negative else "neutral",
+            probabilities=probs,
+            score=probs["positive"] - probs["negative"],
+        ),
+        topic=Topic(label=topic, probability=0.9),
+        entities=list(entities),
+    )
 
 
 async def read_groups(h, n: int) -> list[ObservationGroup]:
@@ -42,8 +57,12 @@ async def test_observe_fans_out_one_observation_per_scope_keyed_for_partitioning
         await agent.put(scored(1, True, T0, entities=("XOM", "CVX")).model_dump_json().encode(), key=b"k")
         groups = await read_groups(h, 4)
     got = [o for g in groups for o in g.observations]
-    assert sorted((o.scope, o.key) for o in got) == [("entity", "CVX"), ("entity", "XOM"), ("global", "all"),
-                                                     ("topic", "Energy / Oil")]
+    assert sorted((o.scope, o.key) for o in got) == [
+        ("entity", "CVX"),
+        ("entity", "XOM"),
+        ("global", "all"),
+        ("topic", "Energy / Oil"),
+    ]
     assert all(o.doc_id == "doc-1" and o.negative for o in got)
     assert all(g.key == g.observations[0].state_key for g in groups)
 
@@ -81,28 +100,49 @@ async def test_detect_dead_letters_a_message_it_cannot_read_and_keeps_going(harn
 async def test_detect_raises_one_alert_for_a_spike_over_the_table_state(make_settings):
     from tests.streams.agents.conftest import Harness
 
-    settings = make_settings(alert_min_count=8, alert_min_baseline_buckets=3, alert_window_buckets=1,
-                             alert_z_threshold=3.0, alert_min_share_increase=0.2)
+    settings = make_settings(
+        alert_min_count=8,
+        alert_min_baseline_buckets=3,
+        alert_window_buckets=1,
+        alert_z_threshold=3.0,
+        alert_min_share_increase=0.2,
+    )
     h = Harness(settings, ("alert",))
     detect = h.agent("detect")
     i = 0
     async with detect.test_context() as agent:
         for minute in range(8):  # calm: about one negative story in ten
             for k in range(10):
-                obs = Observation(scope="topic", key="Energy / Oil", doc_id=f"c{i}", negative=(k == 0), score=0.0,
-                                  published_at=T0 + timedelta(minutes=minute, seconds=5 * k), title=f"calm {i}")
+                obs = Observation(
+                    scope="topic",
+                    key="Energy / Oil",
+                    doc_id=f"c{i}",
+                    negative=(k == 0),
+                    score=0.0,
+                    published_at=T0 + timedelta(minutes=minute, seconds=5 * k),
+                    title=f"calm {i}",
+                )
                 await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
                 i += 1
         for minute in range(8, 11):  # the spike: nearly all negative, distinct stories
             for k in range(12):
-                obs = Observation(scope="topic", key="Energy / Oil", doc_id=f"s{i}", negative=(k != 0), score=-0.8,
-                                  published_at=T0 + timedelta(minutes=minute, seconds=4 * k), title=f"spike {i}")
+                obs = Observation(
+                    scope="topic",
+                    key="Energy / Oil",
+                    doc_id=f"s{i}",
+                    negative=(k != 0),
+                    score=-0.8,
+                    published_at=T0 + timedelta(minutes=minute, seconds=4 * k),
+                    title=f"spike {i}",
+                )
                 await agent.put(obs.model_dump_json().encode(), key=b"topic:Energy / Oil")
                 i += 1
         alerts = [Alert.model_validate_json(v) for v in await h.read("alerts", 1)]
         # The scope goes quiet: a tick (what the worker's timer sends) ends the episode.
         quiet = (T0 + timedelta(hours=2)).timestamp()
-        await agent.put(Tick(tick=quiet, key="topic:Energy / Oil").model_dump_json().encode(), key=b"topic:Energy / Oil")
+        await agent.put(
+            Tick(tick=quiet, key="topic:Energy / Oil").model_dump_json().encode(), key=b"topic:Energy / Oil"
+        )
         updates = []
         while not updates or updates[-1].status != "resolved":
             updates += [Alert.model_validate_json(v) for v in await h.read("alerts", 1)]
@@ -119,9 +159,20 @@ async def test_notify_stores_the_alert(harness, tmp_path):
     await store.open()
     h = harness(("alert",), store=store)
     h.rt.settings = h.rt.settings.model_copy(update={"explain_evidence": False})
-    alert = Alert(id="a1", scope="topic", key="Energy / Oil", severity="warning", episode_start=T0, window_start=T0,
-                  window_end=T0 + timedelta(minutes=3), negative_share=.8, baseline=.2, statistic=6.1, volume=40,
-                  baseline_volume=10.0)
+    alert = Alert(
+        id="a1",
+        scope="topic",
+        key="Energy / Oil",
+        severity="warning",
+        episode_start=T0,
+        window_start=T0,
+        window_end=T0 + timedelta(minutes=3),
+        negative_share=0.8,
+        baseline=0.2,
+        statistic=6.1,
+        volume=40,
+        baseline_volume=10.0,
+    )
     async with h.agent("notify").test_context() as agent:
         await agent.put(alert.model_dump_json().encode(), key=b"a1")
         for _ in range(1200):  # up to 60 s: a loaded machine is slow, the loop ends on the condition
@@ -133,11 +184,24 @@ async def test_notify_stores_the_alert(harness, tmp_path):
     await store.close()
 
 
-
 def spike_alert(update: int, evidence: list[Evidence]) -> Alert:
-    return Alert(id="a1", scope="topic", key="Energy / Oil", severity="warning", episode_start=T0, window_start=T0,
-                 window_end=T0 + timedelta(minutes=3), negative_share=.8, baseline=.2, statistic=6.1, volume=40,
-                 baseline_volume=10.0, update=update, change="opened" if update == 0 else "updated", evidence=evidence)
+    return Alert(
+        id="a1",
+        scope="topic",
+        key="Energy / Oil",
+        severity="warning",
+        episode_start=T0,
+        window_start=T0,
+        window_end=T0 + timedelta(minutes=3),
+        negative_share=0.8,
+        baseline=0.2,
+        statistic=6.1,
+        volume=40,
+        baseline_volume=10.0,
+        update=update,
+        change="opened" if update == 0 else "updated",
+        evidence=evidence,
+    )
 
 
 async def until(predicate, what: str, timeout: float = 20.0) -> None:
@@ -172,8 +236,10 @@ async def test_notify_explains_the_evidence_once_per_document(harness, tmp_path,
     await store.open()
     h = harness(("alert",), engine=engine, store=store)
     assert h.rt.settings.explain_evidence  # the default
-    first = [Evidence(id="d1", title="Oil prices slump as OPEC talks collapse", score=-0.9),
-             Evidence(id="d2", title="Refiners cut output after a fire at the plant", score=-0.8)]
+    first = [
+        Evidence(id="d1", title="Oil prices slump as OPEC talks collapse", score=-0.9),
+        Evidence(id="d2", title="Refiners cut output after a fire at the plant", score=-0.8),
+    ]
     later = [*first, Evidence(id="d3", title="Crude tumbles to a six month low on weak demand", score=-0.85)]
 
     async with h.agent("notify").test_context() as agent:
@@ -228,10 +294,14 @@ async def test_notify_queues_the_alert_during_a_store_outage_and_stores_it_after
             other.execute("ROLLBACK")
         other.close()
     rows = await outbox.rows()
-    assert [(r["alert_id"], r["update_no"], r["state"]) for r in rows] == [("a1", 0, "superseded"), ("a1", 1, "pending")]
+    assert [(r["alert_id"], r["update_no"], r["state"]) for r in rows] == [
+        ("a1", 0, "superseded"),
+        ("a1", 1, "pending"),
+    ]
     assert b"invalid alert" in letter and b'"stage":"notify"' in letter
     await outbox.stop()
     await store.close()
+
 
 async def test_labels_are_stored_with_the_document_text(harness, tmp_path):
     store = SqliteStore(tmp_path / "s.db")

@@ -8,10 +8,20 @@ from finsentry.store.sqlite import SqliteStore
 
 
 def scored(i: int, text: str = "Oil falls") -> ScoredDocument:
-    return ScoredDocument(id=f"doc-{i}", source="wire", title=text, text=text,
-                          published_at=datetime(2026, 1, 5, 13, i, tzinfo=timezone.utc), ingested_at=1767618000.0,
-                          sentiment=Sentiment(label="negative", probabilities={"negative": .8, "neutral": .15, "positive": .05}, score=-.75),
-                          topic=Topic(label="Energy / Oil", probability=.9), entities=["XOM"], model_version="v-test")
+    return ScoredDocument(
+        id=f"doc-{i}",
+        source="wire",
+        title=text,
+        text=text,
+        published_at=datetime(2026, 1, 5, 13, i, tzinfo=timezone.utc),
+        ingested_at=1767618000.0,
+        sentiment=Sentiment(
+            label="negative", probabilities={"negative": 0.8, "neutral": 0.15, "positive": 0.05}, score=-0.75
+        ),
+        topic=Topic(label="Energy / Oil", probability=0.9),
+        entities=["XOM"],
+        model_version="v-test",
+    )
 
 
 class FlakySqlite(SqliteStore):
@@ -29,7 +39,9 @@ class FlakySqlite(SqliteStore):
             raise StoreUnavailable("injected outage")
         keep = [r for r in records if r.id != self.reject]
         result = await super().upsert_many(keep)
-        rejected = [Rejected(id=r.id, reason="mapper_parsing_exception: field [meta.x]") for r in records if r.id == self.reject]
+        rejected = [
+            Rejected(id=r.id, reason="mapper_parsing_exception: field [meta.x]") for r in records if r.id == self.reject
+        ]
         return UpsertResult(stored=result.stored, rejected=rejected)
 
 
@@ -79,7 +91,9 @@ async def test_a_mapping_conflict_on_elasticsearch_is_dead_lettered_with_the_sto
         return scored(i).model_copy(update={"meta": {"rank": rank}})
 
     server = OsmemServer.start(japanese=False)
-    store = ElasticsearchStore(f"{server.url}?compat=opensearch", make_settings(es_replicas=0, store_retry_budget_s=2.0))
+    store = ElasticsearchStore(
+        f"{server.url}?compat=opensearch", make_settings(es_replicas=0, store_retry_budget_s=2.0)
+    )
     try:
         await store.open()
         await store.upsert_many([with_rank(0, 3)])  # the day's index now maps meta.rank as a number

@@ -8,17 +8,38 @@ from finsentry.records import DeadLetter, ScoredDocument, ValidDocument
 
 
 def valid(i: int, title: str, text: str) -> bytes:
-    return ValidDocument(id=f"doc-{i}", source="wire", title=title, text=text,
-                         published_at=datetime(2026, 1, 5, 13, i, tzinfo=timezone.utc),
-                         ingested_at=1767618000.0 + i).model_dump_json().encode()
+    return (
+        ValidDocument(
+            id=f"doc-{i}",
+            source="wire",
+            title=title,
+            text=text,
+            published_at=datetime(2026, 1, 5, 13, i, tzinfo=timezone.utc),
+            ingested_at=1767618000.0 + i,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 async def test_batch_is_scored_with_version_entities_and_duplicates(harness, engine):
     h = harness(("score",), engine=engine, dedup=NearDuplicateIndex(0.8, 3600))
     inputs = [
-        valid(0, "Crude oil prices collapse as OPEC talks fail", "Crude oil prices collapse as OPEC talks fail; Exxon Mobil warns of lower output."),
-        valid(1, "Apple raises dividend after record quarter", "Apple raises its dividend after a record quarter of iPhone sales."),
-        valid(2, "Crude oil prices collapse as OPEC talks fail (wire-b)", "Crude oil prices collapse as OPEC talks fail; Exxon Mobil warns of lower output."),
+        valid(
+            0,
+            "Crude oil prices collapse as OPEC talks fail",
+            "Crude oil prices collapse as OPEC talks fail; Exxon Mobil warns of lower output.",
+        ),
+        valid(
+            1,
+            "Apple raises dividend after record quarter",
+            "Apple raises its dividend after a record quarter of iPhone sales.",
+        ),
+        valid(
+            2,
+            "Crude oil prices collapse as OPEC talks fail (wire-b)",
+            "Crude oil prices collapse as OPEC talks fail; Exxon Mobil warns of lower output.",
+        ),
     ]
     async with h.agent("score").test_context() as agent:
         for payload in inputs:
@@ -105,7 +126,7 @@ async def test_scoring_never_blocks_the_event_loop(harness, engine):
             await h.read("scored", 1)
     finally:
         running.cancel()
-    (entry, exit_), = slow.during
+    ((entry, exit_),) = slow.during
     assert exit_ - entry >= 10, f"the loop ticked {exit_ - entry} times in a 0.5 s model call"
 
 

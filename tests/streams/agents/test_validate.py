@@ -5,8 +5,9 @@ from finsentry.records import DeadLetter, ValidDocument
 
 async def test_good_document_goes_on_with_stable_id_and_ingest_time(harness):
     h = harness(("validate",))
-    payload = json.dumps({"source": "wire", "title": "Oil falls", "text": "Oil falls 3%",
-                          "published_at": "2026-01-05T13:00:00+01:00"}).encode()
+    payload = json.dumps(
+        {"source": "wire", "title": "Oil falls", "text": "Oil falls 3%", "published_at": "2026-01-05T13:00:00+01:00"}
+    ).encode()
     async with h.agent("validate").test_context() as agent:
         await agent.put(payload, key=b"k", timestamp=1767614400.5)
         await agent.put(payload, key=b"k", timestamp=1767614401.0)
@@ -19,9 +20,13 @@ async def test_good_document_goes_on_with_stable_id_and_ingest_time(harness):
 
 async def test_bad_payloads_are_dead_lettered_with_reason_and_raw_bytes(harness):
     h = harness(("validate",))
-    bad = [b"{not json", b"\xff\xfe\x00", json.dumps({"source": "s"}).encode(),
-           json.dumps({"source": "s", "text": "x", "published_at": "2026-01-05T13:00:00"}).encode(),
-           json.dumps({"source": "s", "text": "x", "published_at": "2099-01-05T13:00:00Z"}).encode()]
+    bad = [
+        b"{not json",
+        b"\xff\xfe\x00",
+        json.dumps({"source": "s"}).encode(),
+        json.dumps({"source": "s", "text": "x", "published_at": "2026-01-05T13:00:00"}).encode(),
+        json.dumps({"source": "s", "text": "x", "published_at": "2099-01-05T13:00:00Z"}).encode(),
+    ]
     async with h.agent("validate").test_context() as agent:
         for payload in bad:
             await agent.put(payload, key=b"k")
