@@ -29,7 +29,10 @@ INGEST_TO_STORED = Histogram(
 CONSUMER_LAG = Gauge("finsentry_consumer_lag_messages", "Messages behind the high-water mark, per topic.", ["topic"])
 STALLED_SECONDS = Gauge(
     "finsentry_worker_stalled_seconds",
-    "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing waits or offsets move.",
+    (
+        "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing "
+        "waits or offsets move."
+    ),
 )
 WORKER_READY = Gauge(
     "finsentry_worker_ready",
@@ -46,12 +49,18 @@ ENTITY_NEGATIVE_SHARE = Gauge(
 )
 LATE_RECORDS = Counter(
     "finsentry_detector_late_records_total",
-    "Records that came after the detector closed their bucket (the scope's clock was past them by more than the lateness bound): not counted, logged, and reported per scope in the alert's late_records.",
+    (
+        "Records that came after the detector closed their bucket (the scope's clock was past them by more than the "
+        "lateness bound): not counted, logged, and reported per scope in the alert's late_records."
+    ),
     ["scope"],
 )
 WATERMARK_SKEW = Gauge(
     "finsentry_detector_watermark_skew_seconds",
-    "Event-time spread between the active source partitions, as the detector's clock of one observations partition sees it.",
+    (
+        "Event-time spread between the active source partitions, as the detector's clock of one observations "
+        "partition sees it."
+    ),
     ["partition"],
 )
 PARTITION_EVENT_TIME = Gauge(

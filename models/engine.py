@@ -200,7 +200,8 @@ def _cache_key(card: ModelCard) -> str:
     import onnxruntime
     import transformers
 
-    raw = f"{card.version}|{torch.__version__}|{transformers.__version__}|{onnxruntime.__version__}|{cpu_has_native_bf16()}"
+    versions = (card.version, torch.__version__, transformers.__version__, onnxruntime.__version__)
+    raw = "|".join([*versions, str(cpu_has_native_bf16())])
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 

@@ -134,7 +134,10 @@ class Demo:
         say(f"dashboard http://127.0.0.1:{self.opts.web_port}/   metrics http://127.0.0.1:{self.opts.web_port}/metrics")
         say(f"store    {self.store_url}")
         say(
-            f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry ingest docs.jsonl"
+            (
+                f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry "
+                "ingest docs.jsonl"
+            )
         )
 
     def stop(self) -> None:
@@ -212,7 +215,6 @@ class Demo:
             if self.worker.proc.poll() is not None:
                 raise RuntimeError(f"the worker exited:\n{self.worker.tail()}")
             await asyncio.sleep(0.2)
-        finished = time.time()
         latencies, last_stored = [], started
         async for doc in store.export():
             latencies.append(ingest_to_stored_s(doc) * 1000)

