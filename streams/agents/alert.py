@@ -29,7 +29,7 @@ from finsentry import metrics
 from finsentry.alerting.detector import Detector, DetectorConfig
 from finsentry.alerting.observations import Tick, Watermark, fan_out, group_by_scope, parse_message
 from finsentry.alerting.watermarks import SourceTracker, clock_key, is_clock_key, source_name
-from finsentry.models.explain import explain
+from finsentry.models import explain as explanations
 from finsentry.records import Alert, DeadLetter, ScoredDocument
 from finsentry.store.retry import put_alert_with_retry
 from finsentry.streams.consumer_lag import partitions_with_backlog
@@ -248,6 +248,6 @@ async def attach_explanations(rt: Runtime, alert: Alert, cache: ExplanationCache
         key = (ev.id, version)
         explanation = cache.get(key)
         if explanation is None:
-            explanation = await loop.run_in_executor(rt.executor, explain, rt.engine, ev.title, 6)
+            explanation = await loop.run_in_executor(rt.executor, explanations.explain, rt.engine, ev.title, 6)
             cache.put(key, explanation)
         ev.explanation = explanation
