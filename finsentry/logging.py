@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from typing import Any, TextIO
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +34,7 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-class StderrHandler(logging.StreamHandler):
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # its stream is a property
     """Writes to the sys.stderr of the moment, not the one at set-up: a CLI runner (or a
     daemon) may swap it, and a handler left holding a closed stream loses every line."""
 
@@ -41,11 +42,11 @@ class StderrHandler(logging.StreamHandler):
         super().__init__()
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+    def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns it; the property decides
         pass
 
 
@@ -62,7 +63,7 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def dict_config(level: str = "INFO", as_json: bool = False) -> dict:
+def dict_config(level: str = "INFO", as_json: bool = False) -> dict[str, Any]:
     """The same set-up as `setup_logging`, for frameworks that install their own logging
     from a dictConfig (the Faust worker does, with its own line format, at start)."""
     level = level.upper()

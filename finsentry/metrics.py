@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from finsentry.records import ScoredDocument
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 DOCS_INGESTED = Counter("finsentry_documents_ingested_total", "Raw documents read from the raw topic.")
@@ -138,7 +140,7 @@ TOPIC_DOCUMENTS = Counter(
 )
 
 
-def count_scored(record) -> None:
+def count_scored(record: ScoredDocument) -> None:
     """Count one scored record (a ScoredDocument): by source, and by topic and sentiment."""
     DOCS_SCORED.labels(source=source_label(record.source)).inc()
     TOPIC_DOCUMENTS.labels(topic=record.topic.label, sentiment=record.sentiment.label).inc()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finsentry.errors import FinsentryError
@@ -583,7 +584,7 @@ class Settings(BaseSettings):
         return [e.strip().upper() for e in self.watched_entities.split(",") if e.strip()]
 
 
-def _optional(field) -> bool:
+def _optional(field: FieldInfo | None) -> bool:
     if field is None:
         return False
     origin = typing.get_origin(field.annotation)

@@ -156,7 +156,8 @@ class Demo:
         # The recorded stream is moved to end now, so the dashboards show it as the last hours.
         shift = Rebaser.ending_at(datetime.now(timezone.utc), [line.doc for line in lines if line.doc])
         pacer = Pacer(self.opts.speed)
-        published, storable, seen_alerts, last_report = 0, Storable(self.settings), set(), 0.0
+        published, storable, last_report = 0, Storable(self.settings), 0.0
+        seen_alerts: set[str] = set()
         pace = f"{self.opts.speed:g}× event time" if self.opts.speed else "full speed"
         say(f"replaying {len(lines)} documents at {pace}")
         try:

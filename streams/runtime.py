@@ -11,8 +11,9 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
+from faust.types import ChannelT
 from pydantic import BaseModel
 
 from finsentry import metrics
@@ -30,7 +31,7 @@ from finsentry.streams.topics import Topics
 log = logging.getLogger("finsentry.worker")
 
 
-async def deliver(channel, key: str | bytes | None, value: BaseModel | bytes) -> None:
+async def deliver(channel: ChannelT[Any], key: str | bytes | None, value: BaseModel | bytes) -> None:
     """Send and wait until the broker acknowledged it (or the channel accepted it).
 
     Agents finish a batch only after its outputs are delivered, so the input offsets are
@@ -39,7 +40,7 @@ async def deliver(channel, key: str | bytes | None, value: BaseModel | bytes) ->
     await deliver_all(channel, [(key, value)])
 
 
-async def deliver_all(channel, items: list[tuple[str | bytes | None, BaseModel | bytes]]) -> None:
+async def deliver_all(channel: ChannelT[Any], items: Sequence[tuple[str | bytes | None, BaseModel | bytes]]) -> None:
     """Send every item, then wait for all acknowledgements (sends are pipelined)."""
     futures = []
     for key, value in items:
@@ -63,6 +64,12 @@ class Runtime:
     executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see finsentry/threads.py)
     loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
     liveness: Any = None  # finsentry.streams.liveness.Liveness
+
+    def require_topics(self) -> Topics:
+        """The topics create_app declared; the agents register only after that."""
+        if self.topics is None:
+            raise RuntimeError("the topics are not declared yet (create_app declares them)")
+        return self.topics
 
     def __post_init__(self) -> None:
         if self.liveness is None:
@@ -128,5 +135,6 @@ class Runtime:
             await self.outbox.stop()
         if self.store is not None:
             await self.store.close()
-        self.executor.shutdown(wait=False)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
         self.loader.shutdown(wait=False)

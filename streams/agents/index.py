@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import faust
 from pydantic import ValidationError
@@ -22,9 +23,11 @@ from finsentry.streams.runtime import Runtime, deliver
 log = logging.getLogger("finsentry.index")
 
 
-def register(app: faust.App, rt: Runtime):
-    @app.agent(rt.topics.scored, name="finsentry.index")
-    async def index(stream):
+def register(app: faust.App, rt: Runtime) -> Any:
+    topics = rt.require_topics()
+
+    @app.agent(topics.scored, name="finsentry.index")
+    async def index(stream: Any) -> None:  # a faust Stream (take_events is not on StreamT)
         await rt.ready.wait()
         async for batch in stream.take(rt.settings.store_batch_size, within=0.1):
             records: dict[str, ScoredDocument] = {}
@@ -34,7 +37,7 @@ def register(app: faust.App, rt: Runtime):
                 except ValidationError as exc:
                     metrics.DOCS_DEAD.labels(stage="index", reason="invalid_record").inc()
                     await deliver(
-                        rt.topics.dlq,
+                        topics.dlq,
                         None,
                         DeadLetter.of(payload, f"invalid scored record: {exc.errors()[0]['msg']}", "index"),
                     )
@@ -51,7 +54,7 @@ def register(app: faust.App, rt: Runtime):
                 if record.id in rejected:
                     metrics.DOCS_DEAD.labels(stage="index", reason="store_rejected").inc()
                     await deliver(
-                        rt.topics.dlq,
+                        topics.dlq,
                         record.key,
                         DeadLetter.of(
                             record.model_dump_json(), f"store rejected the document: {rejected[record.id]}", "index"

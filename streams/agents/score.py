@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import faust
 from pydantic import ValidationError
 
 from finsentry import metrics
+from finsentry.alerting.dedup import NearDuplicateIndex
+from finsentry.models.engine import Engine
 from finsentry.models.entities import extractor
 from finsentry.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
 from finsentry.streams.consumer_lag import partitions_with_backlog
@@ -33,7 +36,12 @@ from finsentry.textnorm import model_input
 log = logging.getLogger("finsentry.score")
 
 
-def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, dedup=None) -> list[ScoredDocument]:
+def score_documents(
+    engine: Engine,
+    docs: Sequence[ValidDocument],
+    entities_csv: str | Path | None = None,
+    dedup: NearDuplicateIndex | None = None,
+) -> list[ScoredDocument]:
     """Blocking: one model call for the whole batch; every record names the version used.
     The near-duplicate index is consulted here too, in the same single inference thread, so
     its MinHash work stays off the event loop and needs no lock."""
@@ -57,7 +65,7 @@ def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, de
     return out
 
 
-def timed_score(*args) -> tuple[list[ScoredDocument], float]:
+def timed_score(*args: Any) -> tuple[list[ScoredDocument], float]:
     """score_documents and its duration, timed in the inference thread: with several
     batches in flight, time spent queued for that thread is not the model's."""
     started = time.perf_counter()
@@ -90,14 +98,15 @@ async def score_batch(
     return scored, failed
 
 
-def register(app: faust.App, rt: Runtime):
+def register(app: faust.App, rt: Runtime) -> Any:
+    topics = rt.require_topics()
     # Actors share one queue; Faust commits only the offsets below the oldest unacknowledged
     # event, so a batch still being delivered holds the commit back (at-least-once holds).
     flow = FlowControl(rt.settings.flow_max_skew_s, rt.settings.flow_max_pause_s)
-    valid_topic = rt.topics.valid.get_topic_name()
+    valid_topic = topics.valid.get_topic_name()
 
-    @app.agent(rt.topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
-    async def score(stream):
+    @app.agent(topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
+    async def score(stream: Any) -> None:  # a faust Stream (take_events is not on StreamT)
         await rt.ready.wait()
         async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s):
             docs, dead = [], []
@@ -118,8 +127,8 @@ def register(app: faust.App, rt: Runtime):
                 metrics.count_scored(record)
             for letter in dead:
                 metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
-                await deliver(rt.topics.dlq, None, letter)
-            await deliver_all(rt.topics.scored, [(r.key, r) for r in scored])
+                await deliver(topics.dlq, None, letter)
+            await deliver_all(topics.scored, [(r.key, r) for r in scored])
 
     @app.timer(interval=1.0)
     async def pace_partitions() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 import faust
 from pydantic_core import PydanticSerializationError
@@ -39,10 +40,12 @@ def validate_payload(
         raise ValueError("empty message (no value)")
     received = datetime.fromtimestamp(ingested_at, timezone.utc)
     doc = parse_document(payload, max_text_bytes).with_defaults(received)
-    ahead = (doc.published_at - received).total_seconds()
+    published_at = doc.published_at
+    assert published_at is not None  # with_defaults fills it
+    ahead = (published_at - received).total_seconds()
     if ahead > future_tolerance_s:
         raise ValueError(
-            f"published_at {doc.published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
+            f"published_at {published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
             f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock"
         )
     valid = ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
@@ -55,9 +58,11 @@ def validate_payload(
     return valid
 
 
-def register(app: faust.App, rt: Runtime):
-    @app.agent(rt.topics.raw, name="finsentry.validate")
-    async def validate(stream):
+def register(app: faust.App, rt: Runtime) -> Any:
+    topics = rt.require_topics()
+
+    @app.agent(topics.raw, name="finsentry.validate")
+    async def validate(stream: Any) -> None:  # a faust Stream (take_events is not on StreamT)
         # Events in batches so deliveries are pipelined instead of one round trip each;
         # the batch is acknowledged after every output was delivered.
         async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s / 2):
@@ -95,7 +100,7 @@ def register(app: faust.App, rt: Runtime):
                     continue
                 metrics.DOCS_VALID.labels(source=metrics.source_label(doc.source)).inc()
                 valid.append((doc.key, doc))
-            await deliver_all(rt.topics.dlq, dead)
-            await deliver_all(rt.topics.valid, valid)
+            await deliver_all(topics.dlq, dead)
+            await deliver_all(topics.valid, valid)
 
     return validate
