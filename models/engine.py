@@ -52,6 +52,7 @@ from finsentry.models.backends import (
 )
 from finsentry.models.classifier import ModelCard, load_artifact, load_tokenizer
 from finsentry.models.memory import release_free_memory
+from finsentry.models.registry import SHIPPED_MODEL
 from finsentry.textnorm import normalize
 from finsentry.threads import thread_plan
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("finsentry.models")
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
 GOLDEN_FILE = "golden.jsonl"
 AGREEMENT_FLOOR = 0.99
 WARM_UP_TEXTS = 8

@@ -41,6 +41,7 @@ from finsentry.settings import Settings
 log = logging.getLogger("finsentry.registry")
 
 Status = Literal["candidate", "promoted", "rejected", "retired", "shipped"]
+# The model that ships inside the package: served until a version is promoted.
 SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
 MODEL_DIR = "model"
 MANIFEST = "manifest.json"

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from finsentry import metrics
 from finsentry.records import DeadLetter, Label
+from finsentry.store.base import UnknownDocument
 from finsentry.streams.runtime import Runtime, deliver
-from finsentry.textnorm import model_input
 
 log = logging.getLogger("finsentry.labels")
 
@@ -29,15 +29,15 @@ def register(app: faust.App, rt: Runtime) -> Any:
                 metrics.DOCS_DEAD.labels(stage="labels", reason="invalid_label").inc()
                 await deliver(topics.dlq, None, DeadLetter.of(payload, f"invalid label: {exc}", "labels"))
                 continue
-            doc = await rt.store.get(label.doc_id)
-            if doc is None:
+            try:
+                # Without text, the store fills it from the document as the model saw it.
+                await rt.store.put_label(label.model_copy(update={"text": None}))
+            except UnknownDocument:
                 metrics.DOCS_DEAD.labels(stage="labels", reason="unknown_document").inc()
                 await deliver(
                     topics.dlq, None, DeadLetter.of(payload, f"label for unknown document {label.doc_id}", "labels")
                 )
                 continue
-            label.text = model_input(doc.get("title"), doc.get("text"))
-            await rt.store.put_label(label)
             log.info("label stored doc=%s sentiment=%s topic=%s", label.doc_id, label.sentiment, label.topic)
 
     return labels
