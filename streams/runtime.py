@@ -23,6 +23,7 @@ from finsentry.alerting.outbox import Outbox
 from finsentry.metrics import initialise_notifier_series
 from finsentry.models.engine import Engine
 from finsentry.models.registry import Registry
+from finsentry.records import DeadLetter, DeadReason
 from finsentry.settings import Settings
 from finsentry.store import open_store
 from finsentry.streams.liveness import Liveness
@@ -64,6 +65,13 @@ class Runtime:
     executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see finsentry/threads.py)
     loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
     liveness: Any = None  # finsentry.streams.liveness.Liveness
+
+    async def dead_letter(
+        self, payload: bytes | str, reason: str, stage: str, kind: DeadReason, key: str | bytes | None = None
+    ) -> None:
+        """Count a record that cannot go on, and deliver it to the dlq topic with its reason."""
+        metrics.DOCS_DEAD.labels(stage=stage, reason=kind.value).inc()
+        await deliver(self.require_topics().dlq, key, DeadLetter.of(payload, reason, stage))
 
     def require_topics(self) -> Topics:
         """The topics create_app declared; the agents register only after that."""

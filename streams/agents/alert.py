@@ -27,12 +27,11 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from pydantic import ValidationError
 
-from finsentry import metrics
 from finsentry.alerting.detector import Detector, DetectorConfig
 from finsentry.alerting.observations import Observation, Tick, Watermark, fan_out, group_by_scope, parse_message
 from finsentry.alerting.watermarks import SourceTracker, clock_key, is_clock_key, source_name
 from finsentry.models import explain as explanations
-from finsentry.records import Alert, DeadLetter, ScoredDocument
+from finsentry.records import Alert, DeadReason, ScoredDocument
 from finsentry.store.retry import put_alert_with_retry
 from finsentry.streams.consumer_lag import partitions_with_backlog
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
@@ -165,12 +164,8 @@ def register(app: faust.App, rt: Runtime) -> Any:
                 try:
                     message = parse_message(event.value)
                 except ValidationError as exc:  # only a foreign producer writes bad data here
-                    metrics.DOCS_DEAD.labels(stage="detect", reason="invalid_record").inc()
-                    await deliver(
-                        topics.dlq,
-                        None,
-                        DeadLetter.of(event.value, f"invalid observation: {exc.errors()[0]['msg']}", "detect"),
-                    )
+                    reason = f"invalid observation: {exc.errors()[0]['msg']}"
+                    await rt.dead_letter(event.value, reason, "detect", DeadReason.INVALID_RECORD)
                     continue
                 messages.append(message)
                 if isinstance(message, Watermark):
@@ -194,10 +189,8 @@ def register(app: faust.App, rt: Runtime) -> Any:
             try:
                 alert = Alert.model_validate_json(payload)
             except ValidationError as exc:  # only a foreign producer writes bad data here
-                metrics.DOCS_DEAD.labels(stage="notify", reason="invalid_record").inc()
-                await deliver(
-                    topics.dlq, None, DeadLetter.of(payload, f"invalid alert: {exc.errors()[0]['msg']}", "notify")
-                )
+                reason = f"invalid alert: {exc.errors()[0]['msg']}"
+                await rt.dead_letter(payload, reason, "notify", DeadReason.INVALID_RECORD)
                 continue
             if rt.settings.explain_evidence and rt.engine is not None:
                 await attach_explanations(rt, alert, explanations)

@@ -16,9 +16,9 @@ import faust
 from pydantic import ValidationError
 
 from finsentry import metrics
-from finsentry.records import DeadLetter, ScoredDocument
+from finsentry.records import DeadReason, ScoredDocument
 from finsentry.store.retry import write_with_retry
-from finsentry.streams.runtime import Runtime, deliver
+from finsentry.streams.runtime import Runtime
 
 log = logging.getLogger("finsentry.index")
 
@@ -35,12 +35,8 @@ def register(app: faust.App, rt: Runtime) -> Any:
                 try:
                     record = ScoredDocument.model_validate_json(payload)
                 except ValidationError as exc:
-                    metrics.DOCS_DEAD.labels(stage="index", reason="invalid_record").inc()
-                    await deliver(
-                        topics.dlq,
-                        None,
-                        DeadLetter.of(payload, f"invalid scored record: {exc.errors()[0]['msg']}", "index"),
-                    )
+                    reason = f"invalid scored record: {exc.errors()[0]['msg']}"
+                    await rt.dead_letter(payload, reason, "index", DeadReason.INVALID_RECORD)
                     continue
                 records[record.id] = record  # a re-delivered copy in the same batch collapses here
             if not records:
@@ -52,13 +48,9 @@ def register(app: faust.App, rt: Runtime) -> Any:
             rejected = {r.id: r.reason for r in result.rejected}
             for record in records.values():
                 if record.id in rejected:
-                    metrics.DOCS_DEAD.labels(stage="index", reason="store_rejected").inc()
-                    await deliver(
-                        topics.dlq,
-                        record.key,
-                        DeadLetter.of(
-                            record.model_dump_json(), f"store rejected the document: {rejected[record.id]}", "index"
-                        ),
+                    reason = f"store rejected the document: {rejected[record.id]}"
+                    await rt.dead_letter(
+                        record.model_dump_json(), reason, "index", DeadReason.STORE_REJECTED, key=record.key
                     )
                 else:
                     metrics.INGEST_TO_STORED.observe(max(0.0, now - record.ingested_at))

@@ -8,10 +8,9 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
-from finsentry import metrics
-from finsentry.records import DeadLetter, Label
+from finsentry.records import DeadReason, Label
 from finsentry.store.base import UnknownDocument
-from finsentry.streams.runtime import Runtime, deliver
+from finsentry.streams.runtime import Runtime
 
 log = logging.getLogger("finsentry.labels")
 
@@ -26,17 +25,14 @@ def register(app: faust.App, rt: Runtime) -> Any:
             try:
                 label = Label.model_validate_json(payload)
             except (ValidationError, ValueError) as exc:
-                metrics.DOCS_DEAD.labels(stage="labels", reason="invalid_label").inc()
-                await deliver(topics.dlq, None, DeadLetter.of(payload, f"invalid label: {exc}", "labels"))
+                await rt.dead_letter(payload, f"invalid label: {exc}", "labels", DeadReason.INVALID_LABEL)
                 continue
             try:
                 # Without text, the store fills it from the document as the model saw it.
                 await rt.store.put_label(label.model_copy(update={"text": None}))
             except UnknownDocument:
-                metrics.DOCS_DEAD.labels(stage="labels", reason="unknown_document").inc()
-                await deliver(
-                    topics.dlq, None, DeadLetter.of(payload, f"label for unknown document {label.doc_id}", "labels")
-                )
+                reason = f"label for unknown document {label.doc_id}"
+                await rt.dead_letter(payload, reason, "labels", DeadReason.UNKNOWN_DOCUMENT)
                 continue
             log.info("label stored doc=%s sentiment=%s topic=%s", label.doc_id, label.sentiment, label.topic)
 

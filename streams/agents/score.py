@@ -27,7 +27,7 @@ from finsentry import metrics
 from finsentry.alerting.dedup import NearDuplicateIndex
 from finsentry.models.engine import Engine
 from finsentry.models.entities import extractor
-from finsentry.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
+from finsentry.records import DeadLetter, DeadReason, ScoredDocument, Sentiment, Topic, ValidDocument
 from finsentry.streams.consumer_lag import partitions_with_backlog
 from finsentry.streams.flow_control import FlowControl
 from finsentry.streams.runtime import Runtime, deliver, deliver_all
@@ -126,7 +126,7 @@ def register(app: faust.App, rt: Runtime) -> Any:
                     metrics.DOCS_DUPLICATE.inc()
                 metrics.count_scored(record)
             for letter in dead:
-                metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
+                metrics.DOCS_DEAD.labels(stage="score", reason=DeadReason.SCORING_FAILED.value).inc()
                 await deliver(topics.dlq, None, letter)
             await deliver_all(topics.scored, [(r.key, r) for r in scored])
 

@@ -11,25 +11,15 @@ import faust
 from pydantic_core import PydanticSerializationError
 
 from finsentry import metrics
-from finsentry.records import DeadLetter, ValidDocument, parse_document
+from finsentry.records import DeadLetter, DeadReason, InvalidPayload, ValidDocument, parse_document
 from finsentry.streams.runtime import Runtime, deliver_all
 
 log = logging.getLogger("finsentry.validate")
 
 
-def reason_kind(reason: str) -> str:
-    """A bounded label for metrics from a free-text reason."""
-    for prefix, kind in (
-        ("payload is not valid UTF-8", "invalid_utf8"),
-        ("malformed JSON", "malformed_json"),
-        ("a document must be", "not_an_object"),
-        ("text is ", "text_size"),
-        ("text contains NUL", "control_chars"),
-        ("published_at ", "future_time"),
-    ):
-        if reason.startswith(prefix):
-            return kind
-    return "schema"
+def reason_kind(exc: BaseException) -> DeadReason:
+    """The metric label of a validation failure: its own kind, or schema for anything else."""
+    return exc.kind if isinstance(exc, InvalidPayload) else DeadReason.SCHEMA
 
 
 def validate_payload(
@@ -37,16 +27,17 @@ def validate_payload(
 ) -> ValidDocument:
     """Raw bytes → ValidDocument (stable id, UTC time, ingest time), or ValueError(reason)."""
     if payload is None:
-        raise ValueError("empty message (no value)")
+        raise InvalidPayload(DeadReason.SCHEMA, "empty message (no value)")
     received = datetime.fromtimestamp(ingested_at, timezone.utc)
     doc = parse_document(payload, max_text_bytes).with_defaults(received)
     published_at = doc.published_at
     assert published_at is not None  # with_defaults fills it
     ahead = (published_at - received).total_seconds()
     if ahead > future_tolerance_s:
-        raise ValueError(
+        raise InvalidPayload(
+            DeadReason.FUTURE_TIME,
             f"published_at {published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
-            f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock"
+            f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock",
         )
     valid = ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
     try:
@@ -80,7 +71,7 @@ def register(app: faust.App, rt: Runtime) -> Any:
                     if not isinstance(exc, ValueError):  # not a reason we wrote: a bug to fix, loudly
                         log.exception("validation failed unexpectedly offset=%s/%s", message.partition, message.offset)
                         reason = f"validation failed unexpectedly: {type(exc).__name__}: {exc}"
-                    metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(reason)).inc()
+                    metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(exc).value).inc()
                     log.info(
                         "dead-lettered stage=validate reason=%r offset=%s/%s", reason, message.partition, message.offset
                     )
