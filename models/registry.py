@@ -404,6 +404,16 @@ class Registry:
             self._write_manifest(manifest)
         return self.get(version)
 
+    def parent_of(self, directory: Path) -> Version | None:
+        """The registered version a model directory names as its parent, if it is registered."""
+        parent = read_card(directory).get("parent")
+        if not parent:
+            return None
+        try:
+            return self.get(parent)
+        except RegistryError:
+            return None
+
     def reject(self, version: str, reasons: Sequence[str]) -> Version:
         if not reasons:
             raise RegistryError("a rejection needs at least one reason")

@@ -21,7 +21,6 @@ OVER_500 = {
     "alerting/detector.py",  # being changed on another branch; split after that lands
     "finsentry/settings.py",  # the settings table (one Field per setting, documented)
     "store/elasticsearch.py",
-    "finsentry/cli/training.py",
     "training/finetune.py",
     "models/registry.py",
 }
@@ -51,7 +50,7 @@ def test_percentile_is_the_usual_linear_one():
     assert percentile([10, 20], 0.9) == pytest.approx(19)
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet: median 114, 90th percentile 305, largest 710 lines (issue 18)")
+@pytest.mark.xfail(strict=True, reason="not met yet: median 114, 90th percentile 312, largest 710 lines (issue 18)")
 def test_module_sizes_meet_the_targets():
     values = list(sizes().values())
     figures = (statistics.median(values), percentile(values, 0.9), max(values))

@@ -485,9 +485,7 @@ def train(args: TrainArguments) -> dict:
     model.to("cpu").float().eval()
     dev_eval, calibrated, temps = calibrate(model, tokenizer, dev_set, args.max_length)
 
-    card = build_card(
-        args, encoder, parent_card, temps, calibrated, dev_eval, hashes, (len(train_set), len(dev_set))
-    )
+    card = build_card(args, encoder, parent_card, temps, calibrated, dev_eval, hashes, (len(train_set), len(dev_set)))
     artifact = save_artifact(model, card, out_dir / "model")
     write_golden(dev_set, artifact / "golden.jsonl", args.seed)
     report = {
