@@ -162,7 +162,8 @@ class Outbox:
                         (name, alert.id, alert.update),
                     ).fetchone()
                     cur = conn.execute(
-                        "INSERT OR IGNORE INTO outbox (notifier, alert_id, status, update_no, payload, state, next_attempt, created_at)"
+                        "INSERT OR IGNORE INTO outbox (notifier, alert_id, status, update_no, payload, state, "
+                        "next_attempt, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             name,
@@ -300,7 +301,8 @@ class Outbox:
         now = self.clock()
         return await self._run(
             lambda conn: conn.execute(
-                "SELECT seq, attempts, payload FROM outbox WHERE notifier = ? AND state = 'pending' AND next_attempt <= ?"
+                "SELECT seq, attempts, payload FROM outbox WHERE notifier = ? AND state = 'pending' AND "
+                "next_attempt <= ?"
                 " ORDER BY seq LIMIT 1",
                 (name, now),
             ).fetchone()

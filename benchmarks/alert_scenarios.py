@@ -474,7 +474,10 @@ def table(
     settings = settings if settings is not None else Settings()
     registry = registry if registry is not None else SCENARIOS
     rows = [
-        "| scenario | runs | events | detected | recall | alerts | false or repeated | precision | median delay (buckets) |",
+        (
+            "| scenario | runs | events | detected | recall | alerts | false or repeated | precision | median delay "
+            "(buckets) |"
+        ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     total = Outcome()
@@ -534,4 +537,7 @@ def _row(name: str, runs: int, o: Outcome) -> str:
     recall = f"{o.detected / o.events:.2f}" if o.events else "–"
     precision = f"{o.true_alerts / o.alerts:.2f}" if o.alerts else "–"
     delay = f"{statistics.median(o.delays_buckets):.1f}" if o.delays_buckets else "–"
-    return f"| {name} | {runs} | {o.events} | {o.detected} | {recall} | {o.alerts} | {len(o.false)} | {precision} | {delay} |"
+    return (
+        f"| {name} | {runs} | {o.events} | {o.detected} | {recall} | {o.alerts} | {len(o.false)} | {precision} | "
+        f"{delay} |"
+    )

@@ -5,7 +5,8 @@ Energy / Oil alert.
     python benchmarks/event_time_loop.py [--runs 10] [--max-docs 1200]
 
 A second process keeps one core busy for the whole loop (it is stopped at the end). Each
-run prints a line; the last line says how many runs passed. Exit status 1 if any failed. Outputs and worker logs go to var/event_time_loop/.
+run prints a line; the last line says how many runs passed. Exit status 1 if any failed.
+Outputs and worker logs go to var/event_time_loop/.
 """
 
 from __future__ import annotations

@@ -242,11 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             started = time.monotonic()
             second = start()
-            deadline, last, last_change = started + args.timeout, -1, time.monotonic()
+            deadline, last = started + args.timeout, -1
             while time.monotonic() < deadline:
                 count = stored_count(db)
                 if count != last:
-                    last, last_change = count, time.monotonic()
+                    last = count
                 left = all_committed(broker.address, settings.app_id, settings.topic)
                 if count >= len(ids) and not any(left.values()):
                     break

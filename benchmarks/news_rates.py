@@ -170,7 +170,10 @@ def sector_surge(per_minute: float):
         )
         return _scenario(
             f"sector surge, {per_minute:g}/min",
-            f"9 stories/min over six topics; Energy / Oil gets {per_minute:g} more a minute for 15-30 min, 65 % negative",
+            (
+                f"9 stories/min over six topics; Energy / Oil gets {per_minute:g} more a minute for 15-30 min, 65 % "
+                "negative"
+            ),
             b,
             [event],
             [Event("global", "all", event.start, event.end)],

@@ -48,13 +48,13 @@ class NullEngine:
 
 
 def main() -> None:
-    from finsentry.cli import configure_logging
+    from finsentry.logging import setup_logging
     from finsentry.settings import get_settings
     from finsentry.streams.runtime import Runtime
     from finsentry.worker import run_worker
 
     settings = get_settings()
-    configure_logging(settings)
+    setup_logging(settings.log_level, settings.log_json)
     run_worker(settings, Runtime(settings, engine=NullEngine()))
 
 

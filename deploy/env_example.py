@@ -22,31 +22,47 @@ STACK: list[tuple[str, str | None, str]] = [
     (
         "ELASTIC_PASSWORD",
         None,
-        "Password of Elasticsearch's `elastic` superuser. Used only by Elasticsearch and the one-shot es-user job that creates the finsentry user.",
+        (
+            "Password of Elasticsearch's `elastic` superuser. Used only by Elasticsearch and the one-shot es-user job "
+            "that creates the finsentry user."
+        ),
     ),
     ("GRAFANA_ADMIN_USER", "admin", "Grafana administrator login."),
     ("GRAFANA_ADMIN_PASSWORD", None, "Grafana administrator password."),
     (
         "GRAFANA_ES_USERNAME",
         "finsentry-grafana",
-        "Read-only Elasticsearch user of Grafana's datasources (created by the es-user job; must differ from FINSENTRY_ES_USERNAME).",
+        (
+            "Read-only Elasticsearch user of Grafana's datasources (created by the es-user job; must differ from "
+            "FINSENTRY_ES_USERNAME)."
+        ),
     ),
     ("GRAFANA_ES_PASSWORD", None, "Password of GRAFANA_ES_USERNAME."),
     (
         "FINSENTRY_WORKERS",
         "2",
-        "CPU worker replicas. Useful up to FINSENTRY_TOPIC_PARTITIONS (each partition is read by one worker of the group). With `--profile gpu`, set it to 0: the group shares partitions evenly by member, not by speed (docs/deployment.md).",
+        (
+            "CPU worker replicas. Useful up to FINSENTRY_TOPIC_PARTITIONS (each partition is read by one worker of "
+            "the group). With `--profile gpu`, set it to 0: the group shares partitions evenly by member, not by "
+            "speed (docs/deployment.md)."
+        ),
     ),
     (
         "FINSENTRY_GPU_WORKERS",
         "1",
-        "GPU worker replicas (`--profile gpu`); each reserves one NVIDIA GPU and gets the same partition share as any other worker of the group.",
+        (
+            "GPU worker replicas (`--profile gpu`); each reserves one NVIDIA GPU and gets the same partition share as "
+            "any other worker of the group."
+        ),
     ),
     ("FINSENTRY_GPU_MAX_BATCH", "256", "FINSENTRY_MAX_BATCH of the GPU workers (a GPU wants wider batches)."),
     (
         "FINSENTRY_WORKER_MEMORY",
         "2g",
-        "Memory limit of one worker container: about 0.8 GB for the model and runtime plus ~14 KB per story the near-duplicate index remembers (FINSENTRY_DEDUP_MAX_STORIES).",
+        (
+            "Memory limit of one worker container: about 0.8 GB for the model and runtime plus ~14 KB per story the "
+            "near-duplicate index remembers (FINSENTRY_DEDUP_MAX_STORIES)."
+        ),
     ),
     ("FINSENTRY_TRAINER_MEMORY", "6g", "Memory limit of the trainer container."),
     ("FINSENTRY_IMAGE", "finsentry:cpu", "Image of the finsentry services (built from the Dockerfile's `cpu` target)."),
@@ -67,7 +83,10 @@ STACK: list[tuple[str, str | None, str]] = [
     (
         "KAFKA_CLUSTER_ID",
         None,
-        "KRaft cluster id (22 characters, base64url), your own for each cluster: `docker run --rm apache/kafka:3.9.1 /opt/kafka/bin/kafka-storage.sh random-uuid`.",
+        (
+            "KRaft cluster id (22 characters, base64url), your own for each cluster: `docker run --rm "
+            "apache/kafka:3.9.1 /opt/kafka/bin/kafka-storage.sh random-uuid`."
+        ),
     ),
     (
         "KAFKA_EXPORTER_VERSION",
@@ -79,7 +98,10 @@ STACK: list[tuple[str, str | None, str]] = [
     (
         "TOPIC_RETENTION_DAYS_LONG",
         "30",
-        "Retention of the alerts, dead-letter and model-update topics (labels are kept forever, the detector changelog is compacted).",
+        (
+            "Retention of the alerts, dead-letter and model-update topics (labels are kept forever, the detector "
+            "changelog is compacted)."
+        ),
     ),
     ("ES_VERSION", "9.1.0", "Elasticsearch image tag."),
     ("ES_HEAP", "1g", "Elasticsearch JVM heap (about half the memory you give it)."),

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from typing import Any, TextIO
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,13 +25,16 @@ class JsonFormatter(logging.Formatter):
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = f"ts={ts}Z level={record.levelname.lower()} logger={record.name} msg={json.dumps(record.getMessage(), ensure_ascii=False)}"
+        line = (
+            f"ts={ts}Z level={record.levelname.lower()} logger={record.name} "
+            f"msg={json.dumps(record.getMessage(), ensure_ascii=False)}"
+        )
         if record.exc_info:
             line += " exc=" + json.dumps(self.formatException(record.exc_info))
         return line
 
 
-class StderrHandler(logging.StreamHandler):
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # its stream is a property
     """Writes to the sys.stderr of the moment, not the one at set-up: a CLI runner (or a
     daemon) may swap it, and a handler left holding a closed stream loses every line."""
 
@@ -38,11 +42,11 @@ class StderrHandler(logging.StreamHandler):
         super().__init__()
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+    def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns it; the property decides
         pass
 
 
@@ -59,7 +63,7 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def dict_config(level: str = "INFO", as_json: bool = False) -> dict:
+def dict_config(level: str = "INFO", as_json: bool = False) -> dict[str, Any]:
     """The same set-up as `setup_logging`, for frameworks that install their own logging
     from a dictConfig (the Faust worker does, with its own line format, at start)."""
     level = level.upper()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from finsentry.records import ScoredDocument
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 DOCS_INGESTED = Counter("finsentry_documents_ingested_total", "Raw documents read from the raw topic.")
@@ -29,7 +31,10 @@ INGEST_TO_STORED = Histogram(
 CONSUMER_LAG = Gauge("finsentry_consumer_lag_messages", "Messages behind the high-water mark, per topic.", ["topic"])
 STALLED_SECONDS = Gauge(
     "finsentry_worker_stalled_seconds",
-    "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing waits or offsets move.",
+    (
+        "How long input has waited (lag above zero) with no committed offset of this worker moving; 0 while nothing "
+        "waits or offsets move."
+    ),
 )
 WORKER_READY = Gauge(
     "finsentry_worker_ready",
@@ -46,7 +51,10 @@ ENTITY_NEGATIVE_SHARE = Gauge(
 )
 LATE_RECORDS = Counter(
     "finsentry_detector_late_records_total",
-    "Records that came after the detector closed their bucket (the scope's clock was past them by more than the lateness bound): not counted, logged, and reported per scope in the alert's late_records.",
+    (
+        "Records that came after the detector closed their bucket (the scope's clock was past them by more than the "
+        "lateness bound): not counted, logged, and reported per scope in the alert's late_records."
+    ),
     ["scope"],
 )
 REDELIVERED_OBSERVATIONS = Counter(
@@ -56,7 +64,10 @@ REDELIVERED_OBSERVATIONS = Counter(
 )
 WATERMARK_SKEW = Gauge(
     "finsentry_detector_watermark_skew_seconds",
-    "Event-time spread between the active source partitions, as the detector's clock of one observations partition sees it.",
+    (
+        "Event-time spread between the active source partitions, as the detector's clock of one observations "
+        "partition sees it."
+    ),
     ["partition"],
 )
 PARTITION_EVENT_TIME = Gauge(
@@ -139,7 +150,7 @@ TOPIC_DOCUMENTS = Counter(
 )
 
 
-def count_scored(record) -> None:
+def count_scored(record: ScoredDocument) -> None:
     """Count one scored record (a ScoredDocument): by source, and by topic and sentiment."""
     DOCS_SCORED.labels(source=source_label(record.source)).inc()
     TOPIC_DOCUMENTS.labels(topic=record.topic.label, sentiment=record.sentiment.label).inc()

@@ -49,7 +49,8 @@ def publish_record(
     finally:
         if producer is not None:
             producer.close(timeout=5)
-    return metadata.offset
+    offset: int = metadata.offset
+    return offset
 
 
 def publish_model_update(settings: Settings, update: ModelUpdate) -> int:

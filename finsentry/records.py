@@ -12,10 +12,12 @@ import json
 import re
 import time
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from finsentry.errors import FinsentryError
 from finsentry.labels import TOPIC_LABELS, topic_index
 from finsentry.textnorm import normalize
 
@@ -215,6 +217,34 @@ class Alert(BaseModel):
 DEAD_LETTER_MAX_RAW_BYTES = 128 * 1024
 
 
+class DeadReason(str, Enum):
+    """Why a record was dead-lettered, as the bounded `reason` label of
+    finsentry_documents_dead_lettered_total. The letter itself carries the readable text."""
+
+    # validate: the raw payload
+    INVALID_UTF8 = "invalid_utf8"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    TEXT_SIZE = "text_size"
+    CONTROL_CHARS = "control_chars"
+    FUTURE_TIME = "future_time"
+    SCHEMA = "schema"  # a field missing or of the wrong type, and anything not named above
+    # the later stages
+    INVALID_RECORD = "invalid_record"
+    INVALID_LABEL = "invalid_label"
+    UNKNOWN_DOCUMENT = "unknown_document"
+    STORE_REJECTED = "store_rejected"
+    SCORING_FAILED = "scoring_failed"
+
+
+class InvalidPayload(FinsentryError, ValueError):
+    """A payload that is not a document: the readable reason, and its kind for the metric."""
+
+    def __init__(self, kind: DeadReason, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+
+
 class DeadLetter(BaseModel):
     reason: str
     stage: str  # validate | score | index | detect | notify
@@ -283,26 +313,28 @@ def parse_document(payload: bytes, max_text_bytes: int) -> Document:
     try:
         raw = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"payload is not valid UTF-8 (byte {exc.start})") from None
+        raise InvalidPayload(DeadReason.INVALID_UTF8, f"payload is not valid UTF-8 (byte {exc.start})") from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        message = f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        raise InvalidPayload(DeadReason.MALFORMED_JSON, message) from None
     except RecursionError:  # e.g. ten thousand nested arrays: refuse, never crash the reader
-        raise ValueError("malformed JSON: nested more deeply than the parser allows") from None
+        message = "malformed JSON: nested more deeply than the parser allows"
+        raise InvalidPayload(DeadReason.MALFORMED_JSON, message) from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise ValueError(f"malformed JSON: {exc}") from None
+        raise InvalidPayload(DeadReason.MALFORMED_JSON, f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"a document must be a JSON object, got {type(data).__name__}")
+        message = f"a document must be a JSON object, got {type(data).__name__}"
+        raise InvalidPayload(DeadReason.NOT_AN_OBJECT, message)
     text = data.get("text")
     if isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_text_bytes:
-        raise ValueError(
-            f"text is {len(text.encode('utf-8', 'surrogatepass'))} bytes, over the limit of {max_text_bytes}"
-        )
+        message = f"text is {len(text.encode('utf-8', 'surrogatepass'))} bytes, over the limit of {max_text_bytes}"
+        raise InvalidPayload(DeadReason.TEXT_SIZE, message)
     try:
         doc = Document.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(describe_validation_error(exc)) from None
+        raise InvalidPayload(DeadReason.SCHEMA, describe_validation_error(exc)) from None
     if "\x00" in doc.text:
-        raise ValueError("text contains NUL characters")
+        raise InvalidPayload(DeadReason.CONTROL_CHARS, "text contains NUL characters")
     return doc

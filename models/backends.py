@@ -94,8 +94,9 @@ class _LogitsOnly(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask):
-        return self.model(input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.model(input_ids, attention_mask)
+        return logits
 
 
 def export_onnx_int8(model: torch.nn.Module, directory: Path, block_size: int = 32) -> Path:

@@ -18,13 +18,16 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from finsentry.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from finsentry.models.encoders import DEFAULT_ENCODER, encoder_path
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "card.json"
@@ -151,7 +154,7 @@ def load_artifact(directory: Path) -> tuple[MultiTaskClassifier, ModelCard]:
     return model, card
 
 
-def load_tokenizer(max_length: int = 128, encoder_name: str = DEFAULT_ENCODER):
+def load_tokenizer(max_length: int = 128, encoder_name: str = DEFAULT_ENCODER) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(encoder_path(encoder_name)), use_fast=True)

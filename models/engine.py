@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -52,12 +52,15 @@ from finsentry.models.backends import (
 )
 from finsentry.models.classifier import ModelCard, load_artifact, load_tokenizer
 from finsentry.models.memory import release_free_memory
+from finsentry.models.registry import SHIPPED_MODEL
 from finsentry.textnorm import normalize
 from finsentry.threads import thread_plan
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 log = logging.getLogger("finsentry.models")
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
 GOLDEN_FILE = "golden.jsonl"
 AGREEMENT_FLOOR = 0.99
 WARM_UP_TEXTS = 8
@@ -78,7 +81,7 @@ class Prediction:
     topic_probability: float
     model_version: str
 
-    def as_record(self) -> dict:
+    def as_record(self) -> dict[str, Any]:
         """The shape scored records and `finsentry classify` use."""
         return {
             "sentiment": {"label": self.sentiment, "probabilities": self.probabilities, "score": self.score},
@@ -91,10 +94,11 @@ def _softmax(z: np.ndarray, t: float) -> np.ndarray:
     z = z.astype(np.float64) / t
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return probabilities
 
 
-def read_golden(directory: Path) -> list[dict]:
+def read_golden(directory: Path) -> list[dict[str, Any]]:
     path = Path(directory) / GOLDEN_FILE
     if not path.exists():
         return []
@@ -109,7 +113,7 @@ class LoadedModel:
         directory: Path,
         card: ModelCard,
         backend: Backend,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         max_batch: int,
         streams: int = 1,
         release_memory: bool = False,
@@ -200,15 +204,21 @@ def _cache_key(card: ModelCard) -> str:
     import onnxruntime
     import transformers
 
-    raw = f"{card.version}|{torch.__version__}|{transformers.__version__}|{onnxruntime.__version__}|{cpu_has_native_bf16()}"
+    versions = (card.version, torch.__version__, transformers.__version__, onnxruntime.__version__)
+    raw = "|".join([*versions, str(cpu_has_native_bf16())])
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
 def candidate_backends(
-    model_factory, directory: Path, card: ModelCard, cache_dir: Path, threads: int, release_memory: bool = True
-) -> dict:
+    model_factory: Callable[[], torch.nn.Module],
+    directory: Path,
+    card: ModelCard,
+    cache_dir: Path,
+    threads: int,
+    release_memory: bool = True,
+) -> dict[str, Callable[[], Backend]]:
     """Name → factory for every backend this machine can run."""
-    cands = {"torch": lambda: TorchBackend(model_factory(), "fp32")}
+    cands: dict[str, Callable[[], Backend]] = {"torch": lambda: TorchBackend(model_factory(), "fp32")}
     if cuda_available():
         cands["cuda"] = lambda: cuda_backend(model_factory())
     if cpu_has_native_bf16():
@@ -235,7 +245,7 @@ def below_floors(card: ModelCard) -> dict[str, list[str]]:
     return misses
 
 
-def agreement(s, t, ref_s, ref_t) -> dict[str, float]:
+def agreement(s: np.ndarray, t: np.ndarray, ref_s: np.ndarray, ref_t: np.ndarray) -> dict[str, float]:
     """Share of labels equal to the reference's, per head."""
     return {
         "sentiment": float(np.mean(s.argmax(1) == ref_s.argmax(1))),
@@ -244,8 +254,8 @@ def agreement(s, t, ref_s, ref_t) -> dict[str, float]:
 
 
 def choose_backend(
-    cands: dict,
-    tokenizer,
+    cands: dict[str, Callable[[], Backend]],
+    tokenizer: PreTrainedTokenizerBase,
     card: ModelCard,
     directory: Path,
     sample: Sequence[str],
@@ -253,7 +263,7 @@ def choose_backend(
     cache_file: Path | None,
     streams: int = 1,
     release_memory: bool = False,
-) -> tuple[str, Backend, dict]:
+) -> tuple[str, Backend, dict[str, Any]]:
     """Measure every candidate on `sample`: keep those agreeing with fp32 on each head and
     not recorded below a held-out floor in the card, pick the fastest."""
     below = below_floors(card)
@@ -263,7 +273,7 @@ def choose_backend(
             return cached["backend"], cands[cached["backend"]](), cached
     reference = LoadedModel(directory, card, cands["torch"](), tokenizer, max_batch)
     ref_s, ref_t = reference.logits(sample)
-    measured: dict[str, dict] = {}
+    measured: dict[str, dict[str, Any]] = {}
     built: dict[str, Backend] = {}
     for name, factory in cands.items():
         try:
@@ -314,7 +324,7 @@ def load_model(
     tokenizer = load_tokenizer(card.max_length, card.encoder)
     state = {"model": model}
 
-    def model_factory():
+    def model_factory() -> torch.nn.Module:
         # The CPU backends share one module (autocast and the ONNX export leave its weights
         # alone); the CUDA backend copies it before moving it to the GPU.
         return state["model"]
@@ -346,7 +356,7 @@ class Engine:
         self.golden_max_drop = golden_max_drop
 
     @classmethod
-    def load(cls, directory: Path | None = None, **kwargs) -> "Engine":
+    def load(cls, directory: Path | None = None, **kwargs: Any) -> Engine:
         return cls(load_model(directory, **kwargs))
 
     @property
@@ -365,7 +375,7 @@ class Engine:
         model = self._model  # one version for the whole call
         return model.predict(texts)
 
-    def prepare(self, directory: Path, backend: str | None = None, **kwargs) -> LoadedModel:
+    def prepare(self, directory: Path, backend: str | None = None, **kwargs: Any) -> LoadedModel:
         """Load and check a new version (blocking: call it in an executor)."""
         current = self._model
         kwargs.setdefault("streams", current.streams)

@@ -12,27 +12,28 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
+from finsentry.models.engine import Engine, Prediction
 from finsentry.textnorm import normalize
 
 _TOKEN = re.compile(r"\S+")
 
 
-def evidence_for(label: str):
+def evidence_for(label: str) -> Callable[[Prediction], float]:
     """How strongly a prediction supports `label`, in the unit its weights are measured in."""
     if label == "neutral":
         return lambda pred: pred.score
     sign = 1.0 if label == "positive" else -1.0
 
-    def signed_log_odds(pred) -> float:
+    def signed_log_odds(pred: Prediction) -> float:
         p = min(max(pred.probabilities[label], 1e-9), 1 - 1e-9)
         return sign * (math.log(p) - math.log(1 - p))
 
     return signed_log_odds
 
 
-def explain(engine, text: str, top_k: int = 8) -> list[tuple[str, float]]:
+def explain(engine: Engine, text: str, top_k: int = 8) -> list[tuple[str, float]]:
     """[(word, weight)] for the `top_k` words that moved the score most, strongest first."""
     text = normalize(text)
     words = _TOKEN.findall(text)[:96]  # bounded cost for long texts
@@ -53,5 +54,5 @@ def explain(engine, text: str, top_k: int = 8) -> list[tuple[str, float]]:
     return ranked[:top_k]
 
 
-def explain_many(engine, texts: Sequence[str], top_k: int = 8) -> list[list[tuple[str, float]]]:
+def explain_many(engine: Engine, texts: Sequence[str], top_k: int = 8) -> list[list[tuple[str, float]]]:
     return [explain(engine, t, top_k) for t in texts]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from functools import lru_cache
+from typing import Callable
 
 
 @lru_cache(maxsize=1)
-def _malloc_trim():
+def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     try:
         return getattr(ctypes.CDLL(name), "malloc_trim") if name else None

@@ -31,15 +31,17 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Protocol
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 
 from finsentry.errors import FinsentryError
 from finsentry.publish import ModelUpdatePublisher
 from finsentry.records import ModelUpdate
+from finsentry.settings import Settings
 
 log = logging.getLogger("finsentry.registry")
 
 Status = Literal["candidate", "promoted", "rejected", "retired", "shipped"]
+# The model that ships inside the package: served until a version is promoted.
 SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
 MODEL_DIR = "model"
 MANIFEST = "manifest.json"
@@ -79,7 +81,7 @@ class RegistryStorage(Protocol):
 
     def local_dir(self, key: str) -> Path: ...
 
-    def lock(self) -> contextlib.AbstractContextManager: ...
+    def lock(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 class LocalStorage:
@@ -232,7 +234,8 @@ def artifact_sha256(directory: Path) -> str:
 def read_card(directory: Path) -> dict[str, Any]:
     path = Path(directory) / "card.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        card: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return card
     except FileNotFoundError:
         raise RegistryError(f"{directory} is not a model artifact: no card.json") from None
 
@@ -259,7 +262,7 @@ class Registry:
         self.shipped = Path(shipped) if shipped else None
 
     @classmethod
-    def from_settings(cls, settings, publish: bool = True) -> "Registry":
+    def from_settings(cls, settings: Settings, publish: bool = True) -> Registry:
         publisher = None
         if publish:
             publisher = ModelUpdatePublisher(settings)
@@ -401,7 +404,17 @@ class Registry:
             self._write_manifest(manifest)
         return self.get(version)
 
-    def reject(self, version: str, reasons: list[str]) -> Version:
+    def parent_of(self, directory: Path) -> Version | None:
+        """The registered version a model directory names as its parent, if it is registered."""
+        parent = read_card(directory).get("parent")
+        if not parent:
+            return None
+        try:
+            return self.get(parent)
+        except RegistryError:
+            return None
+
+    def reject(self, version: str, reasons: Sequence[str]) -> Version:
         if not reasons:
             raise RegistryError("a rejection needs at least one reason")
         with self.storage.lock():

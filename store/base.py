@@ -204,5 +204,5 @@ class Store(abc.ABC):
         await self.open()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()

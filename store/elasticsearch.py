@@ -24,12 +24,13 @@ auto-create a daily index with guessed mappings.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
 from elastic_transport import SerializationError, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
@@ -38,7 +39,7 @@ from elasticsearch.helpers import async_streaming_bulk
 from finsentry import metrics
 from finsentry.errors import FinsentryError
 from finsentry.records import Alert, Label, ScoredDocument
-from finsentry.settings import get_settings
+from finsentry.settings import Settings, get_settings
 from finsentry.store import es_retention
 from finsentry.store.base import (
     MAX_SEARCH_LIMIT,
@@ -100,14 +101,14 @@ def _item_reason(error: Any) -> str:
     return reason[:500]
 
 
-def _as_is(action):
+def _as_is(action: Any) -> Any:
     return action  # actions are already (header, body bytes): each document serialised once
 
 
 class ElasticsearchStore(Store):
     """`http(s)://[user:password@]host:9200[?compat=opensearch&prefix=name]`."""
 
-    def __init__(self, url: str, settings=None, read_only: bool = False):
+    def __init__(self, url: str, settings: Settings | None = None, read_only: bool = False):
         self.read_only = read_only
         if settings is None:
             settings = get_settings()
@@ -134,9 +135,9 @@ class ElasticsearchStore(Store):
         self._retention_warned = False
 
     @staticmethod
-    def _redact(parts) -> str:
+    def _redact(parts: SplitResult) -> str:
         netloc = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        return str(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
 
     # --- connection and schema ----------------------------------------------------------
 
@@ -295,7 +296,7 @@ class ElasticsearchStore(Store):
 
     async def upsert_many(self, records: Sequence[ScoredDocument]) -> UpsertResult:
         stored_at = datetime.now(timezone.utc)
-        pending: dict[str, tuple[dict, bytes]] = {}
+        pending: dict[str, tuple[dict[str, Any], bytes]] = {}
         rejected: list[Rejected] = []
         for record in records:
             try:
@@ -318,7 +319,7 @@ class ElasticsearchStore(Store):
             refused_credentials = False
             async for ok, item in async_streaming_bulk(
                 self.client,
-                list(pending.values()),
+                list[Any](pending.values()),
                 chunk_size=self._chunk,
                 max_chunk_bytes=_MAX_BULK_BYTES,
                 expand_action_callback=_as_is,
@@ -421,7 +422,8 @@ class ElasticsearchStore(Store):
             ),
             ensure_schema=False,
         )
-        return resp["hits"]["hits"]
+        hits: list[dict[str, Any]] = resp["hits"]["hits"]
+        return hits
 
     async def export(self, query: SearchQuery | None = None) -> AsyncIterator[dict[str, Any]]:
         # search_after on (published_at, id): no server-side context to expire or leak.
@@ -445,8 +447,12 @@ class ElasticsearchStore(Store):
             body = aggregate_request(query, after)
             resp = await self._retrying(
                 "aggregate",
-                lambda body=body: self.client.search(
-                    index=self.names.docs_alias, ignore_unavailable=True, allow_no_indices=True, **body
+                functools.partial(
+                    self.client.search,
+                    index=self.names.docs_alias,
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                    **body,
                 ),
                 ensure_schema=False,
             )
@@ -471,7 +477,7 @@ class ElasticsearchStore(Store):
 
     async def _indices_before(self, before: datetime) -> list[str]:
         cutoff = day_start(before)
-        rows = await self._retrying(
+        rows: Any = await self._retrying(
             "list indices",
             lambda: self.client.cat.indices(index=self.names.docs_pattern, format="json", h="index"),
             ensure_schema=False,
@@ -483,9 +489,7 @@ class ElasticsearchStore(Store):
     async def prune_plan(self, before: datetime) -> list[tuple[str, int]]:
         plan = []
         for index in await self._indices_before(before):
-            resp = await self._retrying(
-                "count", lambda index=index: self.client.count(index=index), ensure_schema=False
-            )
+            resp = await self._retrying("count", functools.partial(self.client.count, index=index), ensure_schema=False)
             plan.append((f"{self.names.day_of(index):%Y-%m-%d}", int(resp["count"])))
         return plan
 
@@ -509,11 +513,9 @@ class ElasticsearchStore(Store):
         deleted = 0
         for i in range(0, len(old), 50):  # bounded URL length
             names = ",".join(old[i : i + 50])
-            resp = await self._retrying(
-                "count", lambda names=names: self.client.count(index=names), ensure_schema=False
-            )
+            resp = await self._retrying("count", functools.partial(self.client.count, index=names), ensure_schema=False)
             await self._retrying(
-                "delete indices", lambda names=names: self.client.indices.delete(index=names), ensure_schema=False
+                "delete indices", functools.partial(self.client.indices.delete, index=names), ensure_schema=False
             )
             deleted += int(resp["count"])
             log.info("store pruned indices=%s documents=%d", names, resp["count"])
@@ -550,7 +552,7 @@ class ElasticsearchStore(Store):
 
     # --- alerts and labels --------------------------------------------------------------
 
-    async def _put_versioned(self, index: str, doc_id: str, document: dict, version: int) -> None:
+    async def _put_versioned(self, index: str, doc_id: str, document: dict[str, Any], version: int) -> None:
         """Index unless a copy at least as new is there (external_gte: an equal copy overwrites)."""
 
         async def put() -> None:

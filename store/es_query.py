@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from finsentry.store.base import AggregateQuery, SearchQuery
@@ -17,7 +18,7 @@ _SORTS = {
 EXPORT_SORT = [{"published_at": "asc"}, {"id": "asc"}]
 
 
-def _range(since, until) -> dict[str, Any] | None:
+def _range(since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
     bounds = {}
     if since is not None:
         bounds["gte"] = since.isoformat()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from finsentry.settings import get_settings
+from finsentry.settings import Settings, get_settings
 from finsentry.store.base import Store
 
 SQLITE_PREFIX = "sqlite:///"
@@ -19,7 +19,7 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-def open_store(url: str | None = None, settings=None, read_only: bool = False) -> Store:
+def open_store(url: str | None = None, settings: Settings | None = None, read_only: bool = False) -> Store:
     """The store for `url` (default: settings.store), not yet opened: `await store.open()`.
 
     `read_only`: for commands that only read. Opening creates nothing (no database file,

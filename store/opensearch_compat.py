@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from elastic_transport import AiohttpHttpNode, HttpHeaders, HttpxAsyncHttpNode
 from elastic_transport._node import NodeApiResponse  # not re-exported at the top level
@@ -48,22 +49,26 @@ def _as_product(response: NodeApiResponse) -> NodeApiResponse:
 class _PlainMediaTypes:
     """Mixin over an async elastic_transport HTTP node."""
 
-    def __init__(self, config):
-        super().__init__(config)
+    _headers: HttpHeaders
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)  # type: ignore[call-arg]  # the node class it is mixed into takes it
         self._headers = plain_media_types(self._headers) or self._headers
 
-    async def perform_request(self, method, target, body=None, headers=None, **kwargs):
-        response = await super().perform_request(
+    async def perform_request(  # type: ignore[no-untyped-def]  # the node's own signature
+        self, method, target, body=None, headers=None, **kwargs
+    ):
+        response = await super().perform_request(  # type: ignore[misc]
             method, target, body=body, headers=plain_media_types(headers), **kwargs
         )
         return _as_product(response)
 
 
-class OpenSearchAiohttpNode(_PlainMediaTypes, AiohttpHttpNode):
+class OpenSearchAiohttpNode(_PlainMediaTypes, AiohttpHttpNode):  # type: ignore[misc]
     """The client's default async node (aiohttp), speaking plain JSON."""
 
 
-class OpenSearchHttpxNode(_PlainMediaTypes, HttpxAsyncHttpNode):
+class OpenSearchHttpxNode(_PlainMediaTypes, HttpxAsyncHttpNode):  # type: ignore[misc]
     """The httpx async node, speaking plain JSON."""
 
 

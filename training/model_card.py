@@ -122,9 +122,18 @@ def render(card: ModelCard, run_report: dict | None) -> str:
                 else ""
             ),
             f"- base encoder: {card.base}; mean pooling; two linear heads (sentiment 3, topic 20)",
-            f"- input: title + lead (first 1,200 characters of body), normalised (links, `$`/`@`/`#` and HTML entities removed; uncased), max {card.max_length} tokens",
-            f"- calibration: temperature scaling fitted on the dev split — sentiment T={card.sentiment_temperature:.3f}, topic T={card.topic_temperature:.3f}",
-            "- artifact: the fine-tuned encoder layers in fp16 plus fp32 heads and layer norms; the frozen word embeddings come from the base wheel",
+            (
+                "- input: title + lead (first 1,200 characters of body), normalised (links, `$`/`@`/`#` and HTML "
+                f"entities removed; uncased), max {card.max_length} tokens"
+            ),
+            (
+                "- calibration: temperature scaling fitted on the dev split — sentiment "
+                f"T={card.sentiment_temperature:.3f}, topic T={card.topic_temperature:.3f}"
+            ),
+            (
+                "- artifact: the fine-tuned encoder layers in fp16 plus fp32 heads and layer norms; the frozen word "
+                "embeddings come from the base wheel"
+            ),
             "",
             "## Data",
             "",
@@ -174,7 +183,10 @@ def render(card: ModelCard, run_report: dict | None) -> str:
 def _backend_row(backend: str, name: str, head: str, m: dict) -> str:
     below = [f"{metric} below {v}" for (h, metric), v in FLOORS.items() if h == head and m[metric] < v]
     verdict = "**below the floor: " + ", ".join(below) + "**" if below else "clears the floor"
-    return f"| {backend} | {name} | {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} | {verdict} |"
+    return (
+        f"| {backend} | {name} | {head} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.4f} | "
+        f"{verdict} |"
+    )
 
 
 def _served_section(backend_rows: list[str]) -> list[str]:

@@ -60,7 +60,8 @@ def ingest_command(
 ) -> None:
     """Publish JSONL/CSV documents to the raw topic.
 
-    Malformed lines are published as they are, so that the worker dead-letters them with a reason; --strict stops at the first one instead.
+    Malformed lines are published as they are, so that the worker dead-letters them with a
+    reason; --strict stops at the first one instead.
 
     Prints 'published N, failed M'. Exit status 1: records were not delivered; 2: unreadable input.
     """
@@ -165,7 +166,8 @@ def push_command(
 ) -> None:
     """Serve POST /documents (Authorization: Bearer FINSENTRY_PUSH_TOKEN) and publish what arrives.
 
-    Answers 202 with the document ids once the broker acknowledged them, 400 with reasons, 401 on a missing or wrong token. Refuses to start without a token.
+    Answers 202 with the document ids once the broker acknowledged them, 400 with reasons,
+    401 on a missing or wrong token. Refuses to start without a token.
     """
     import asyncio
 

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import faust
 from pydantic import ValidationError
 
 from finsentry import metrics
-from finsentry.records import DeadLetter, ScoredDocument
+from finsentry.records import DeadReason, ScoredDocument
 from finsentry.store.retry import write_with_retry
-from finsentry.streams.runtime import Runtime, deliver
+from finsentry.streams.runtime import Runtime
 
 log = logging.getLogger("finsentry.index")
 
 
-def register(app: faust.App, rt: Runtime):
-    @app.agent(rt.topics.scored, name="finsentry.index")
-    async def index(stream):
+def register(app: faust.App, rt: Runtime) -> Any:
+    topics = rt.require_topics()
+
+    @app.agent(topics.scored, name="finsentry.index")
+    async def index(stream: Any) -> None:  # a faust Stream (take_events is not on StreamT)
         await rt.ready.wait()
         async for batch in stream.take(rt.settings.store_batch_size, within=0.1):
             records: dict[str, ScoredDocument] = {}
@@ -32,12 +35,8 @@ def register(app: faust.App, rt: Runtime):
                 try:
                     record = ScoredDocument.model_validate_json(payload)
                 except ValidationError as exc:
-                    metrics.DOCS_DEAD.labels(stage="index", reason="invalid_record").inc()
-                    await deliver(
-                        rt.topics.dlq,
-                        None,
-                        DeadLetter.of(payload, f"invalid scored record: {exc.errors()[0]['msg']}", "index"),
-                    )
+                    reason = f"invalid scored record: {exc.errors()[0]['msg']}"
+                    await rt.dead_letter(payload, reason, "index", DeadReason.INVALID_RECORD)
                     continue
                 records[record.id] = record  # a re-delivered copy in the same batch collapses here
             if not records:
@@ -49,13 +48,9 @@ def register(app: faust.App, rt: Runtime):
             rejected = {r.id: r.reason for r in result.rejected}
             for record in records.values():
                 if record.id in rejected:
-                    metrics.DOCS_DEAD.labels(stage="index", reason="store_rejected").inc()
-                    await deliver(
-                        rt.topics.dlq,
-                        record.key,
-                        DeadLetter.of(
-                            record.model_dump_json(), f"store rejected the document: {rejected[record.id]}", "index"
-                        ),
+                    reason = f"store rejected the document: {rejected[record.id]}"
+                    await rt.dead_letter(
+                        record.model_dump_json(), reason, "index", DeadReason.STORE_REJECTED, key=record.key
                     )
                 else:
                     metrics.INGEST_TO_STORED.observe(max(0.0, now - record.ingested_at))

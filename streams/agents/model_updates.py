@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import faust
 
@@ -46,11 +47,12 @@ async def apply_update(rt: Runtime, update: ModelUpdate) -> bool:
 
 
 async def follow_updates(rt: Runtime, app: faust.App) -> None:
+    topics = rt.require_topics()
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     await rt.ready.wait()
-    await rt.topics.model_updates.maybe_declare()
-    name = rt.topics.model_updates.get_topic_name()
+    await topics.model_updates.maybe_declare()
+    name = topics.model_updates.get_topic_name()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=rt.settings.broker_address,
         group_id=None,
@@ -95,7 +97,8 @@ async def catch_up(rt: Runtime) -> None:
         await apply_update(rt, ModelUpdate(action="promote", version=serving.name))
 
 
-def register(app: faust.App, rt: Runtime):
+def register(app: faust.App, rt: Runtime) -> Any:
+
     @app.task
     async def model_updates() -> None:
         await follow_updates(rt, app)

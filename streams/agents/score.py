@@ -19,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import faust
 from pydantic import ValidationError
 
 from finsentry import metrics
+from finsentry.alerting.dedup import NearDuplicateIndex
+from finsentry.models.engine import Engine
 from finsentry.models.entities import extractor
-from finsentry.records import DeadLetter, ScoredDocument, Sentiment, Topic, ValidDocument
+from finsentry.records import DeadLetter, DeadReason, ScoredDocument, Sentiment, Topic, ValidDocument
 from finsentry.streams.consumer_lag import partitions_with_backlog
 from finsentry.streams.flow_control import FlowControl
 from finsentry.streams.input_order import InputOrder
@@ -36,7 +39,12 @@ from finsentry.textnorm import model_input
 log = logging.getLogger("finsentry.score")
 
 
-def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, dedup=None) -> list[ScoredDocument]:
+def score_documents(
+    engine: Engine,
+    docs: Sequence[ValidDocument],
+    entities_csv: str | Path | None = None,
+    dedup: NearDuplicateIndex | None = None,
+) -> list[ScoredDocument]:
     """Blocking: one model call for the whole batch; every record names the version used.
     The near-duplicate index is consulted here too, in the same single inference thread, so
     its MinHash work stays off the event loop and needs no lock."""
@@ -60,7 +68,7 @@ def score_documents(engine, docs: Sequence[ValidDocument], entities_csv=None, de
     return out
 
 
-def timed_score(*args) -> tuple[list[ScoredDocument], float]:
+def timed_score(*args: Any) -> tuple[list[ScoredDocument], float]:
     """score_documents and its duration, timed in the inference thread: with several
     batches in flight, time spent queued for that thread is not the model's."""
     started = time.perf_counter()
@@ -93,18 +101,19 @@ async def score_batch(
     return scored, failed
 
 
-def register(app: faust.App, rt: Runtime):
+def register(app: faust.App, rt: Runtime) -> Any:
+    topics = rt.require_topics()
     # Actors share one queue; Faust commits only the offsets below the oldest unacknowledged
     # event, so a batch still being delivered holds the commit back (at-least-once holds).
     flow = FlowControl(rt.settings.flow_max_skew_s, rt.settings.flow_max_pause_s)
     order = InputOrder()
-    valid_topic = rt.topics.valid.get_topic_name()
+    valid_topic = topics.valid.get_topic_name()
 
-    @app.agent(rt.topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
-    async def score(stream):
+    @app.agent(topics.valid, name="finsentry.score", concurrency=rt.settings.inference_plan[1])
+    async def score(stream: Any) -> None:  # a faust Stream (take_events is not on StreamT)
         await rt.ready.wait()
 
-        def note_read(value):
+        def note_read(value: Any) -> Any:
             if stream.current_event is not None:
                 order.read(stream.current_event.message)
             return value
@@ -117,8 +126,10 @@ def register(app: faust.App, rt: Runtime):
                 for event in events:  # a failed batch must not hold the records read after it
                     order.handed_over(event.message)
 
-    async def score_events(events) -> None:
-        docs, dead, read_as = [], [], []
+    async def score_events(events: list[Any]) -> None:
+        docs: list[ValidDocument] = []
+        dead: list[DeadLetter] = []
+        read_as: list[Any] = []
         for event in events:
             payload = event.value
             try:
@@ -134,8 +145,8 @@ def register(app: faust.App, rt: Runtime):
                 metrics.DOCS_DUPLICATE.inc()
             metrics.count_scored(record)
         for letter in dead:
-            metrics.DOCS_DEAD.labels(stage="score", reason="scoring_failed").inc()
-            await deliver(rt.topics.dlq, None, letter)
+            metrics.DOCS_DEAD.labels(stage="score", reason=DeadReason.SCORING_FAILED.value).inc()
+            await deliver(topics.dlq, None, letter)
         unscored = {id(doc) for doc, _ in failed}
         outputs = dict(zip((id(m) for doc, m in zip(docs, read_as) if id(doc) not in unscored), scored))
         futures = []
@@ -144,7 +155,7 @@ def register(app: faust.App, rt: Runtime):
             if record is not None:
                 await order.turn(event.message)
                 futures.append(
-                    await rt.topics.scored.send(key=record.key.encode(), value=record.model_dump_json().encode())
+                    await topics.scored.send(key=record.key.encode(), value=record.model_dump_json().encode())
                 )
             order.handed_over(event.message)
         await delivered(futures)

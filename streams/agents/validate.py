@@ -5,30 +5,21 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 import faust
 from pydantic_core import PydanticSerializationError
 
 from finsentry import metrics
-from finsentry.records import DeadLetter, ValidDocument, parse_document
+from finsentry.records import DeadLetter, DeadReason, InvalidPayload, ValidDocument, parse_document
 from finsentry.streams.runtime import Runtime, deliver_all
 
 log = logging.getLogger("finsentry.validate")
 
 
-def reason_kind(reason: str) -> str:
-    """A bounded label for metrics from a free-text reason."""
-    for prefix, kind in (
-        ("payload is not valid UTF-8", "invalid_utf8"),
-        ("malformed JSON", "malformed_json"),
-        ("a document must be", "not_an_object"),
-        ("text is ", "text_size"),
-        ("text contains NUL", "control_chars"),
-        ("published_at ", "future_time"),
-    ):
-        if reason.startswith(prefix):
-            return kind
-    return "schema"
+def reason_kind(exc: BaseException) -> DeadReason:
+    """The metric label of a validation failure: its own kind, or schema for anything else."""
+    return exc.kind if isinstance(exc, InvalidPayload) else DeadReason.SCHEMA
 
 
 def validate_payload(
@@ -36,14 +27,17 @@ def validate_payload(
 ) -> ValidDocument:
     """Raw bytes → ValidDocument (stable id, UTC time, ingest time), or ValueError(reason)."""
     if payload is None:
-        raise ValueError("empty message (no value)")
+        raise InvalidPayload(DeadReason.SCHEMA, "empty message (no value)")
     received = datetime.fromtimestamp(ingested_at, timezone.utc)
     doc = parse_document(payload, max_text_bytes).with_defaults(received)
-    ahead = (doc.published_at - received).total_seconds()
+    published_at = doc.published_at
+    assert published_at is not None  # with_defaults fills it
+    ahead = (published_at - received).total_seconds()
     if ahead > future_tolerance_s:
-        raise ValueError(
-            f"published_at {doc.published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
-            f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock"
+        raise InvalidPayload(
+            DeadReason.FUTURE_TIME,
+            f"published_at {published_at.isoformat()} is {ahead / 3600:.1f} h after the document "
+            f"was received (tolerance {future_tolerance_s / 3600:g} h): check the source's clock",
         )
     valid = ValidDocument(**doc.model_dump(), ingested_at=ingested_at)
     try:
@@ -55,9 +49,11 @@ def validate_payload(
     return valid
 
 
-def register(app: faust.App, rt: Runtime):
-    @app.agent(rt.topics.raw, name="finsentry.validate")
-    async def validate(stream):
+def register(app: faust.App, rt: Runtime) -> Any:
+    topics = rt.require_topics()
+
+    @app.agent(topics.raw, name="finsentry.validate")
+    async def validate(stream: Any) -> None:  # a faust Stream (take_events is not on StreamT)
         # Events in batches so deliveries are pipelined instead of one round trip each;
         # the batch is acknowledged after every output was delivered.
         async for events in stream.take_events(rt.settings.max_batch, within=rt.settings.batch_window_s / 2):
@@ -75,7 +71,7 @@ def register(app: faust.App, rt: Runtime):
                     if not isinstance(exc, ValueError):  # not a reason we wrote: a bug to fix, loudly
                         log.exception("validation failed unexpectedly offset=%s/%s", message.partition, message.offset)
                         reason = f"validation failed unexpectedly: {type(exc).__name__}: {exc}"
-                    metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(reason)).inc()
+                    metrics.DOCS_DEAD.labels(stage="validate", reason=reason_kind(exc).value).inc()
                     log.info(
                         "dead-lettered stage=validate reason=%r offset=%s/%s", reason, message.partition, message.offset
                     )
@@ -95,7 +91,7 @@ def register(app: faust.App, rt: Runtime):
                     continue
                 metrics.DOCS_VALID.labels(source=metrics.source_label(doc.source)).inc()
                 valid.append((doc.key, doc))
-            await deliver_all(rt.topics.dlq, dead)
-            await deliver_all(rt.topics.valid, valid)
+            await deliver_all(topics.dlq, dead)
+            await deliver_all(topics.valid, valid)
 
     return validate

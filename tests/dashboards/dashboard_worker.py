@@ -2,12 +2,12 @@
 configured like `finsentry worker` through FINSENTRY_* variables.
 
 It is the real thing: the worker's composition root (build_worker_app: the agents' app with
-the web dashboard mounted), the validate, score and index agents with the shipped model, and the alert agents (observe,
-detect, notify: the spike detector and the notification outbox) on the embedded broker, the
-SQLite store, the consumer-lag collector and the Faust web server. It differs from
-`finsentry worker` only in leaving out the model-updates follower (these tests promote no
-model) and in collecting the consumer lag every second instead of every few, so that the
-Prometheus tests see it move within their time.
+the web dashboard mounted), the validate, score and index agents with the shipped model, and
+the alert agents (observe, detect, notify: the spike detector and the notification outbox) on
+the embedded broker, the SQLite store, the consumer-lag collector and the Faust web server. It
+differs from `finsentry worker` only in leaving out the model-updates follower (these tests
+promote no model) and in collecting the consumer lag every second instead of every few, so
+that the Prometheus tests see it move within their time.
 """
 
 from __future__ import annotations

@@ -251,7 +251,8 @@ def test_grafana_gets_the_variables_its_provisioning_reads(resolved):
 
 STUB_TOPICS = """#!/bin/sh
 echo "kafka-topics.sh $*" >> "$CALLS"
-case "$*" in *--describe*) printf 'Topic: x\\tTopicId: y\\tPartitionCount: %s\\tReplicationFactor: 1\\n' "$STUB_PARTITIONS";; esac
+case "$*" in *--describe*)
+  printf 'Topic: x\\tTopicId: y\\tPartitionCount: %s\\tReplicationFactor: 1\\n' "$STUB_PARTITIONS";; esac
 """
 STUB_CONFIGS = """#!/bin/sh
 echo "kafka-configs.sh $*" >> "$CALLS"

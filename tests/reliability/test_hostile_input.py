@@ -123,9 +123,9 @@ def wait_accounted(pipeline, payloads: list[bytes | None], letters: NewLetters, 
 
     def accounted():
         got = letters.poll()
-        later = {record_id(l) for l in got if l["stage"] in ("score", "index")}
+        later = {record_id(letter) for letter in got if letter["stage"] in ("score", "index")}
         stored = set(pipeline.export_ids())
-        dead_got = Counter(letter_key(l) for l in got if l["stage"] == "validate")
+        dead_got = Counter(letter_key(letter) for letter in got if letter["stage"] == "validate")
         if want_ids - stored - later or dead_wanted - dead_got:
             return None
         return stored, got
@@ -408,8 +408,8 @@ def settle(pipeline, payloads: list[bytes], ids: list[str], timeout: float) -> l
 
     def fates():
         got = letters.poll()
-        by_payload = {letter_key(l): l for l in got if l["stage"] == "validate"}
-        by_id = {record_id(l): l for l in got if l["stage"] != "validate"}
+        by_payload = {letter_key(letter): letter for letter in got if letter["stage"] == "validate"}
+        by_id = {record_id(letter): letter for letter in got if letter["stage"] != "validate"}
         stored = set(pipeline.export_ids())
         out = []
         for payload, want_id in zip(payloads, ids):

@@ -368,7 +368,7 @@ def test_kafka_security_settings_reach_every_client(tmp_path, protocol):
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     from finsentry.ingest.producer import producer_config
-    from finsentry.streams.agents.model_updates import kafka_security
+    from finsentry.kafka import aiokafka_security as kafka_security
     from finsentry.streams.app import create_app
 
     settings = kafka_tls_settings(tmp_path, protocol)

@@ -94,8 +94,8 @@ def test_the_model_card_says_plainly_when_a_served_backend_misses_a_floor():
     )
     text = render(card, None)
     assert (
-        "| quick | tfns-valid | sentiment | 2388 | 0.8850 | 0.8600 | 0.0100 | **below the floor: accuracy below 0.89** |"
-        in text
-    )
+        "| quick | tfns-valid | sentiment | 2388 | 0.8850 | 0.8600 | 0.0100 | **below the floor: accuracy below "
+        "0.89** |"
+    ) in text
     assert "| slow-but-right | tfns-valid | sentiment | 2388 | 0.8950 | 0.8600 | 0.0100 | clears the floor |" in text
     assert list(below_floors(card)) == ["quick"]  # and `auto` will not serve with it
