@@ -66,7 +66,8 @@ def main() -> None:
         events = [name for name in outcomes if name != "null_week"]
         print(
             "\n| z threshold | null-week false alarms | scope-weeks | per scope-week "
-            f"| target recall ({', '.join(events) or 'none run'}) | alerts on traps |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
+            f"| target recall ({', '.join(events) or 'none run'}) | alerts on traps |\n"
+            "| ---: | ---: | ---: | ---: | ---: | ---: |"
         )
         for z in args.sweep:
             swept = dataclasses.replace(config, defaults=dataclasses.replace(config.defaults, z=z))
@@ -76,7 +77,8 @@ def main() -> None:
             traps = sum(len(runs[n].false) for n in events if n in TRAPS)
             recall = f"{found}/{targets}" if targets else "–"
             print(
-                f"| {z:g} | {len(o.false)} | {o.scope_weeks:.0f} | {len(o.false) / o.scope_weeks:.3f} | {recall} | {traps} |"
+                f"| {z:g} | {len(o.false)} | {o.scope_weeks:.0f} | {len(o.false) / o.scope_weeks:.3f} "
+                f"| {recall} | {traps} |"
             )
     if args.dense:
         dense, _ = table(config, range(args.seeds), None, progress, settings, SCENARIOS)

@@ -59,7 +59,8 @@ LATE_RECORDS = Counter(
 )
 REDELIVERED_OBSERVATIONS = Counter(
     "finsentry_detector_redelivered_observations_total",
-    "Observations of a document the scope had counted already (delivered again after a rebalance or a restart): not counted a second time.",
+    "Observations of a document the scope had counted already (delivered again after a rebalance or a restart): "
+    "not counted a second time.",
     ["scope"],
 )
 WATERMARK_SKEW = Gauge(
@@ -77,7 +78,8 @@ PARTITION_EVENT_TIME = Gauge(
 )
 OUT_OF_ORDER_DELIVERIES = Counter(
     "finsentry_score_out_of_order_total",
-    "Times the score agent stopped waiting for an earlier record of a partition (not handed over within its bound) and delivered later ones first: the detector may then count records of that partition as late.",
+    "Times the score agent stopped waiting for an earlier record of a partition (not handed over within its "
+    "bound) and delivered later ones first: the detector may then count records of that partition as late.",
     ["topic"],
 )
 PAUSED_PARTITIONS = Gauge(

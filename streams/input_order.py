@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Hashable
 
-from finsentry.streams import metrics
+from finsentry import metrics
 
 log = logging.getLogger("finsentry.score")
 

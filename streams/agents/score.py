@@ -151,12 +151,10 @@ def register(app: faust.App, rt: Runtime) -> Any:
         outputs = dict(zip((id(m) for doc, m in zip(docs, read_as) if id(doc) not in unscored), scored))
         futures = []
         for event in events:  # in the order read; each waits for its partition's earlier records
-            record = outputs.get(id(event.message))
-            if record is not None:
+            out = outputs.get(id(event.message))
+            if out is not None:
                 await order.turn(event.message)
-                futures.append(
-                    await topics.scored.send(key=record.key.encode(), value=record.model_dump_json().encode())
-                )
+                futures.append(await topics.scored.send(key=out.key.encode(), value=out.model_dump_json().encode()))
             order.handed_over(event.message)
         await delivered(futures)
 

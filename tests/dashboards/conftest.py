@@ -20,11 +20,11 @@ import pytest
 from dashboard_helpers import CORPUS_END, corpus, episode_alert, require_tool
 
 from finsentry.models.registry import SHIPPED_MODEL, read_card
+from finsentry.records import Document
 from finsentry.settings import Settings
+from finsentry.store.sqlite import SqliteStore
 from finsentry.streams.broker import free_port
 from finsentry.streams.process import WorkerProcess, settings_env
-from finsentry.records import Document
-from finsentry.store.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
 MODEL_CACHE = HERE.parents[1] / "var" / "test-model-cache"

@@ -16,18 +16,18 @@ from pathlib import Path
 import pytest
 from training_helpers import TINY_TRAIN
 
-from finsentry.models.registry import SHIPPED_MODEL, Registry, read_card
 from finsentry.ingest.producer import DocumentProducer
-from finsentry.streams.process import WorkerProcess, settings_env
+from finsentry.models.registry import SHIPPED_MODEL, Registry, read_card
+from finsentry.publish import ModelUpdatePublisher
 from finsentry.records import Document, Label
 from finsentry.store import open_store
 from finsentry.store.shape import stored_epoch
+from finsentry.streams.process import WorkerProcess, settings_env
 from finsentry.training.evaluate import GoldenSet, evaluate, golden_sets
 from finsentry.training.feedback import split_feedback
 from finsentry.training.finetune import train
 from finsentry.training.lineage import heldout_examples, save_lineage
 from finsentry.training.pipeline import decide, plan
-from finsentry.publish import ModelUpdatePublisher
 
 pytestmark = pytest.mark.slow
 
