@@ -29,7 +29,7 @@ from finsentry.streams.broker import free_port
 from finsentry.streams.process import settings_env
 
 REPO = Path(__file__).resolve().parents[2]
-FEED = REPO / "tests" / "streams" / "ingest" / "fixtures" / "markets.rss"
+FEED = REPO / "tests" / "ingest" / "fixtures" / "markets.rss"
 DRIFT_CACHE = REPO / "var" / "test-trainer-data"  # the trainer's data dir: its drift reference is cached there
 
 
