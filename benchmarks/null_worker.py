@@ -48,10 +48,10 @@ class NullEngine:
 
 
 def main() -> None:
+    from finsentry.cli.worker_app import run_worker
     from finsentry.logging import setup_logging
     from finsentry.settings import get_settings
     from finsentry.streams.runtime import Runtime
-    from finsentry.worker import run_worker
 
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_json)

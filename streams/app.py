@@ -1,7 +1,7 @@
 """The Faust application factory: one typed Settings in, the agents' app out.
 
 The web page and /api are mounted on it by the worker's composition root
-(finsentry/worker.py), which is the one place that knows both streams/ and dashboards/.
+(finsentry/cli/worker_app.py), which is the one place that knows both streams/ and dashboards/.
 """
 
 from __future__ import annotations

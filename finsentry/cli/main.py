@@ -79,8 +79,8 @@ def worker(
 
     An unreachable broker is waited for (FINSENTRY_BROKER_CONNECT_TIMEOUT_S) with one log
     line per attempt; exit status 1 if it never answers."""
+    from finsentry.cli.worker_app import run_worker
     from finsentry.streams.broker_wait import BrokerUnreachable, wait_for_broker
-    from finsentry.worker import run_worker
 
     settings = settings_from_flags(
         {"model_path": "--model", "broker_embedded": "--embedded"},

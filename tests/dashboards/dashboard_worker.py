@@ -16,10 +16,10 @@ import logging
 
 import faust
 
+from finsentry.cli.worker_app import build_worker_app
 from finsentry.settings import get_settings
 from finsentry.streams.consumer_lag import register_lag_collector
 from finsentry.streams.runtime import Runtime
-from finsentry.worker import build_worker_app
 
 
 def main() -> None:
