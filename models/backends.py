@@ -118,7 +118,10 @@ def export_onnx_int8(model: torch.nn.Module, directory: Path, block_size: int = 
         return int8_path
     ids = torch.ones((2, 16), dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)
-    wrapper = _LogitsOnly(model.eval())
+    # The wrapper must be in eval mode too: the exporter puts the module it is given back in
+    # the mode it found it, and `train(True)` on a fresh wrapper would reach `model`, leaving
+    # the module the torch backends share with dropout switched on.
+    wrapper = _LogitsOnly(model).eval()
     with torch.inference_mode():
         torch.onnx.export(
             wrapper,

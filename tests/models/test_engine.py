@@ -203,6 +203,14 @@ def test_hot_swap_changes_version_between_calls_and_golden_check_guards(engine, 
     assert eng.version == "test-v2"
 
 
+def test_the_onnx_export_leaves_the_shared_module_in_eval_mode(tmp_path):
+    # The torch backends share the module the export reads; a module left in training mode
+    # runs dropout, and its predictions change from call to call.
+    model, _ = load_artifact(SHIPPED_MODEL)
+    backends_mod.export_onnx_int8(model, tmp_path)
+    assert [name for name, module in model.named_modules() if module.training] == []
+
+
 @pytest.mark.parametrize("gpu_has_bf16, dtype", [(True, torch.bfloat16), (False, torch.float16)])
 def test_cuda_candidate_gets_its_own_model_and_runs_its_host_side_logic(monkeypatch, gpu_has_bf16, dtype):
     # Stand-in for a GPU, which this project's CI does not have: CUDA is reported present, the
