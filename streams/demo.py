@@ -36,8 +36,9 @@ SAMPLE = Path(samples.__file__).resolve().parent / "demo.jsonl.gz"
 # the wait ends as soon as they are stored).
 DRAIN_GRACE_S = 60.0
 DRAIN_S_PER_DOC = 0.2
-# The worker's counters follow the store by a batch, and a busy worker answers a scrape late.
-COUNTERS_WAIT_S = 60.0
+# The worker's counters follow the store by a batch, its alerts follow the documents by a
+# topic hop, and a busy worker answers a scrape late.
+SETTLE_WAIT_S = 60.0
 
 
 @dataclass
@@ -208,13 +209,21 @@ class Demo:
                     f"{alert['negative_share']:.0%} vs baseline {alert['baseline']:.0%} over {alert['volume']} stories"
                 )
 
-    async def counters_after(self, stored: int) -> dict[str, float]:
-        """The worker's counters once they account for `stored` documents (or the last answer
-        after COUNTERS_WAIT_S: the summary then shows what the worker reported)."""
-        deadline = time.monotonic() + COUNTERS_WAIT_S
+    async def settled_after(self, store, stored: int) -> dict[str, float]:
+        """The worker's counters once the pipeline behind the store has caught up: its counters
+        account for `stored` documents, no input of the worker lags, and every alert the
+        detector raised is in the store (alerts follow the documents that raised them by a
+        topic hop). After SETTLE_WAIT_S the last answer is returned, and the summary shows
+        what the worker had reported by then."""
+        deadline = time.monotonic() + SETTLE_WAIT_S
         while True:
             m = scrape_metrics(self.opts.web_port)
-            if m.get("finsentry_documents_stored_total", 0) >= stored or time.monotonic() > deadline:
+            settled = (
+                m.get("finsentry_documents_stored_total", 0) >= stored
+                and m.get("finsentry_consumer_lag_messages", 1) == 0
+                and len(await store.alerts(limit=1000)) >= m.get("finsentry_alerts_total", 0)
+            )
+            if settled or time.monotonic() > deadline:
                 return m
             await asyncio.sleep(0.2)
 
@@ -234,7 +243,7 @@ class Demo:
             latencies.append(ingest_to_stored_s(doc) * 1000)
             last_stored = max(last_stored, stored_epoch(doc))
         stored = await store.count()
-        m = await self.counters_after(stored)
+        m = await self.settled_after(store, stored)
         summary = {
             "docs_in": published,
             "docs_scored": int(m.get("finsentry_documents_scored_total", 0)),

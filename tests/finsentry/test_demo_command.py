@@ -64,7 +64,7 @@ def test_demo_stores_exactly_max_docs_through_the_negative_episode(tmp_path):
     assert summary["docs_dead_lettered"] == 3  # lines 101 (truncated JSON), 401 (no text), 901 (kind "rumour")
     assert summary["docs_in"] == n + 3 + 2  # lines 837 and 930 repeat earlier documents: same id, stored once
     assert summary["docs_scored"] >= summary["docs_stored"]
-    assert summary["alerts"] >= 1  # the episode's alert (at 30× it comes within two minutes)
+    assert summary["alerts"] >= 1  # the episode's alert, which reaches the store a hop after its documents
     assert 0 < summary["p50_ms"] <= summary["p99_ms"] and summary["docs_per_s"] > 0
     assert "dashboard http://127.0.0.1:" in out.stdout and "broker   kafka://127.0.0.1:" in out.stdout
     assert "backend=torch" in (tmp_path / "var" / "demo" / "worker.log").read_text()
