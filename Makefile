@@ -15,7 +15,7 @@ TORCH_VERSION   ?= 2.13.0
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 LOCK_VENV ?= build/lock-venv
 
-.PHONY: demo test lint install constraints system-deps reliability bench model clean help
+.PHONY: demo test drills lint install constraints system-deps reliability bench model clean help
 
 help:
 	@echo "make demo   - install and run the demo (embedded broker + worker + SQLite + dashboard)"
@@ -49,8 +49,12 @@ system-deps:
 demo: install
 	$(VENV)/bin/finsentry demo
 
+# The fault drills (a few minutes each) run apart: `make drills`, which CI runs after this.
 test: install system-deps lint
-	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
+	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q -p no:cacheprovider -m "not drill" --durations=15
+
+drills: install system-deps
+	HF_HUB_OFFLINE=1 FINSENTRY_REQUIRE_SYSTEM_DEPS=1 $(PY) -m pytest -q -p no:cacheprovider -m drill --durations=10 tests
 
 # ruff (lint, import order, formatting) and mypy (strict on finsentry/, models/, store/ and
 # the agents: pyproject.toml) before any test runs.

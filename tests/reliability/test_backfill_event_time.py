@@ -26,7 +26,7 @@ from reliability_harness import read_topic
 from finsentry.records import Document
 from finsentry.streams.demo import SAMPLE
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.drill]
 
 COPIES = 2
 COPY_SHIFT = timedelta(days=1)

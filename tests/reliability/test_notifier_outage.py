@@ -27,7 +27,7 @@ from reliability_harness import (
 
 from finsentry.streams.broker import free_port
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.drill]
 
 NOTE = re.compile(r"alert id (\w+), update (\d+)")
 

@@ -24,7 +24,7 @@ from reliability_harness import Stories, doc_id, event_time_origin, steady_strea
 
 from finsentry.streams.broker import free_port
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.drill]
 
 OUTAGE_S = float(os.environ.get("RELIABILITY_STORE_OUTAGE_S", "60"))
 

@@ -37,7 +37,7 @@ from finsentry.alerting.detector import Detector, DetectorConfig
 from finsentry.alerting.observations import fan_out
 from finsentry.records import ScoredDocument
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.drill]
 
 
 def load_drill():
